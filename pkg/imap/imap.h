@@ -1,0 +1,195 @@
+/*
+ * pkg/imap: a pure IMAP4rev1 client engine. Bytes in, parsed responses
+ * out; no sockets, no nng, no SQLite (pkg/net moves the bytes).
+ *
+ *   parse.c   the incremental response parser (one response at a time,
+ *             every size bounded by struct imap_limits)
+ *   fetch.c   FETCH data items -> struct imap_fetch (ENVELOPE, FLAGS,
+ *             BODYSTRUCTURE -> has_attachments, ...)
+ *   list.c    LIST / STATUS / SELECT data -> small structs
+ *   utf7.c    modified UTF-7 mailbox names (RFC 3501 5.1.3)
+ *   cmd.c     command formatting: tags, quoting, literals
+ */
+#ifndef MAILSYNC_IMAP_H
+#define MAILSYNC_IMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/base.h"
+
+/* Limits fixed when the parser is created. */
+struct imap_limits {
+	size_t max_line;     /* bytes in one line, excluding literals */
+	size_t max_literal;  /* bytes in one literal */
+	size_t max_response; /* bytes in one whole response (with literals) */
+	size_t max_depth;    /* nesting of parenthesised lists */
+	size_t max_tokens;   /* tokens in one response */
+};
+/* Defaults: 64 KiB line, 8 MiB literal, 16 MiB response, depth 64,
+ * 100000 tokens. */
+void imap_limits_default(struct imap_limits *l);
+
+enum imap_tok_type {
+	IMAP_TOK_ATOM,	  /* includes numbers and flags like \Seen */
+	IMAP_TOK_STRING,  /* quoted string, unescaped */
+	IMAP_TOK_LITERAL, /* {n} literal, raw bytes */
+	IMAP_TOK_NIL,
+	IMAP_TOK_LIST /* ( ... ); also [ ... ] inside BODY[...] atoms is
+		       * kept in the atom text */
+};
+
+/* One token. Strings are views into the parser; see imap_parser_feed. */
+struct imap_tok {
+	enum imap_tok_type type;
+	const char *s; /* atom/string/literal bytes (NUL-terminated) */
+	size_t len;
+	struct imap_tok *child; /* first element of a list */
+	size_t nchild;
+	struct imap_tok *next; /* next sibling */
+};
+
+enum imap_resp_kind {
+	IMAP_RESP_UNTAGGED, /* "* ..." */
+	IMAP_RESP_TAGGED,   /* "A001 OK ..." */
+	IMAP_RESP_CONT	    /* "+ ..." */
+};
+
+enum imap_status {
+	IMAP_ST_NONE = 0, /* a data response, not a status response */
+	IMAP_ST_OK,
+	IMAP_ST_NO,
+	IMAP_ST_BAD,
+	IMAP_ST_BYE,
+	IMAP_ST_PREAUTH
+};
+
+/*
+ * One complete response. For status responses (OK/NO/BAD/BYE/PREAUTH,
+ * tagged or not) `status` is set, `code`/`code_args` hold the optional
+ * [RESP-CODE args] and `text` the human text. For data responses `name` is
+ * the keyword upper-cased in place ("FETCH", "LIST", "CAPABILITY",
+ * "EXISTS"...), `number` the leading message number if any ("* 5 FETCH"),
+ * and `args` the tokens after the keyword. For "+" only `text` is set.
+ */
+struct imap_resp {
+	enum imap_resp_kind kind;
+	const char *tag; /* tagged only */
+	size_t tag_len;
+	enum imap_status status;
+	const char *name; /* upper-cased keyword; "OK" etc. for status */
+	size_t name_len;
+	bool has_number;
+	uint32_t number;
+	const char *code; /* upper-cased, e.g. "UIDVALIDITY", or NULL */
+	size_t code_len;
+	struct imap_tok *code_args; /* tokens after the code, or NULL */
+	const char *text;	    /* NUL-terminated, may be "" */
+	size_t text_len;
+	struct imap_tok *args; /* data response tokens */
+};
+
+struct imap_parser;
+
+/* Creates a parser with limits l (copied); *p_r owned by the caller. */
+int imap_parser_new(const struct imap_limits *l, struct imap_parser **p_r);
+/* Frees *p and sets it to NULL. */
+void imap_parser_free(struct imap_parser **p);
+
+/*
+ * Feeds up to len bytes. Consumes what it can and sets *used_r. Returns:
+ *   1  a complete response is in *resp_r; it and every view into it stay
+ *      valid until the next call to imap_parser_feed() or _free(). Call
+ *      again with the remaining bytes (data + *used_r).
+ *   0  all len bytes consumed, response not complete yet.
+ *  <0  ERR_PROTO (malformed), ERR_TOOBIG (a limit), ERR_NOMEM. The parser
+ *      is then unusable; imap_parser_error() says what and where.
+ * Feeding the same bytes in any chunking yields the same responses.
+ */
+int imap_parser_feed(struct imap_parser *p, const char *data, size_t len,
+    size_t *used_r, const struct imap_resp **resp_r);
+
+/* Text of the last error, e.g. "literal of 9999999999 bytes exceeds
+ * limit 8388608". Never NULL. */
+const char *imap_parser_error(const struct imap_parser *p);
+
+/* Case-insensitive compare of a token/atom against a C string. */
+bool imap_tok_is(const struct imap_tok *t, const char *s);
+/* Parses an atom token as a u32 / u64 number; ERR_PROTO if not one. */
+int imap_tok_u32(const struct imap_tok *t, uint32_t *v_r);
+int imap_tok_u64(const struct imap_tok *t, uint64_t *v_r);
+/* True for tokens usable as strings (atom, string, literal). */
+bool imap_tok_is_str(const struct imap_tok *t);
+
+/* FETCH ------------------------------------------------------------------ */
+
+#define IMAP_FLAG_SEEN 0x01u
+#define IMAP_FLAG_ANSWERED 0x02u
+#define IMAP_FLAG_FLAGGED 0x04u
+#define IMAP_FLAG_DELETED 0x08u
+#define IMAP_FLAG_DRAFT 0x10u
+
+/* What one "* n FETCH (...)" carried. Strings are heap-allocated UTF-8,
+ * NULL when absent; imap_fetch_release() frees them. */
+struct imap_fetch {
+	uint32_t seq;
+	uint32_t uid; /* 0 when UID was not in the response */
+	bool has_flags;
+	uint32_t flags;	 /* IMAP_FLAG_* */
+	char *keywords;	 /* other flags, space-separated, \Recent dropped */
+	bool has_modseq;
+	uint64_t modseq;
+	bool has_internal_date;
+	int64_t internal_date; /* unix seconds */
+	bool has_size;
+	uint64_t size;
+	bool has_envelope;
+	int64_t date; /* envelope date, unix seconds; 0 unparseable */
+	char *subject;	  /* RFC 2047 decoded */
+	char *from;	  /* "Name <a@b>, ..." decoded */
+	char *to;
+	char *cc;
+	char *message_id; /* as sent, with <> */
+	bool has_bodystructure;
+	bool has_attachments;
+};
+
+/* Fills f from a FETCH response (resp->name == "FETCH"). Unknown items
+ * are skipped; a malformed known item is ERR_PROTO. On error f holds
+ * nothing to free. */
+int imap_fetch_parse(const struct imap_resp *resp, struct imap_fetch *f);
+void imap_fetch_release(struct imap_fetch *f);
+
+/* LIST / SELECT / STATUS --------------------------------------------------- */
+
+/* One "* LIST (attrs) delim name" line. name is decoded to UTF-8. */
+struct imap_list_item {
+	char *name;	 /* UTF-8, heap */
+	char *raw_name;	 /* as on the wire (mUTF-7), heap; for commands */
+	char delimiter;	 /* 0 when NIL */
+	bool noselect;	 /* \Noselect or \NonExistent */
+	const char *role; /* static: "inbox","sent",... or NULL */
+};
+int imap_list_parse(const struct imap_resp *resp, struct imap_list_item *it);
+void imap_list_item_release(struct imap_list_item *it);
+
+/* Guesses a role from a decoded name when SPECIAL-USE gave none. */
+const char *imap_role_from_name(const char *name);
+
+/* Modified UTF-7 ---------------------------------------------------------- */
+
+/* Decodes a mUTF-7 mailbox name into malloc'd UTF-8 (*out_r; caller
+ * frees). ERR_PROTO for malformed input. */
+int imap_utf7_decode(const char *in, size_t len, char **out_r);
+/* Encodes UTF-8 into malloc'd mUTF-7. ERR_INVAL for invalid UTF-8. */
+int imap_utf7_encode(const char *in, size_t len, char **out_r);
+
+/* Command formatting ------------------------------------------------------ */
+
+/* Appends s to b as an IMAP astring: atom when safe, quoted when
+ * printable, literal ({n}\r\n + bytes; LITERAL+ form when nonsync) else. */
+int imap_append_astring(struct buf *b, const char *s, size_t len,
+    bool nonsync_literal);
+
+#endif

@@ -1,0 +1,79 @@
+/*
+ * pkg/ipc: the nng glue every process shares. Opens the four sockets of
+ * the pipeline from URLs, sends and receives proto messages, and applies
+ * the same options everywhere (timeouts, size limits, TLS for tls+tcp://).
+ *
+ * Endpoints (defaults are ipc:// sockets inside the data directory):
+ *   control  store REP   <- submit, scheduler REQ     DIR/control.sock
+ *   results  store PULL  <- worker PUSH               DIR/results.sock
+ *   events   store PUB   -> scheduler SUB             DIR/events.sock
+ *   jobs     scheduler PUSH -> worker PULL            DIR/jobs.sock
+ */
+#ifndef MAILSYNC_IPC_H
+#define MAILSYNC_IPC_H
+
+#include <stddef.h>
+
+#include <nng/nng.h>
+
+#include "../proto/proto.h"
+
+enum ipc_endpoint {
+	IPC_CONTROL = 0,
+	IPC_RESULTS = 1,
+	IPC_EVENTS = 2,
+	IPC_JOBS = 3,
+	IPC_ENDPOINT_COUNT
+};
+
+enum ipc_role { IPC_LISTEN, IPC_DIAL };
+
+/* "control", "results", ... */
+const char *ipc_endpoint_name(enum ipc_endpoint e);
+
+/* Writes the default URL of endpoint e for data directory dir into url
+ * (size n): "ipc://DIR/control.sock". ERR_TOOBIG if it does not fit. */
+int ipc_default_url(const char *dir, enum ipc_endpoint e, char *url,
+    size_t n);
+
+/*
+ * Opens the socket for endpoint e in the right protocol for the given
+ * side (store/scheduler listen, others dial) and listens on or dials url.
+ * Dialing is non-blocking: the peer may come up later. Sets receive size
+ * limit PROTO_MAX_MSG. For ipc:// listeners the socket file is made 0600.
+ * Returns 0 or an err code, with errbuf detail.
+ *   IPC_CONTROL: LISTEN = rep0, DIAL = req0
+ *   IPC_RESULTS: LISTEN = pull0, DIAL = push0
+ *   IPC_EVENTS:  LISTEN = pub0, DIAL = sub0 (subscribed to everything)
+ *   IPC_JOBS:    LISTEN = push0, DIAL = pull0
+ */
+int ipc_open(enum ipc_endpoint e, enum ipc_role role, const char *url,
+    nng_socket *s_r, char *errbuf, size_t errlen);
+
+/* Encodes and sends m; timeout_ms < 0 blocks. Translates NNG_E* codes:
+ * NNG_ETIMEDOUT -> ERR_TIMEOUT, closed -> ERR_CLOSED, others ERR_IO. */
+int ipc_send(nng_socket s, const struct proto_msg *m, int timeout_ms);
+
+/*
+ * Receives and decodes one message. On success *m borrows from *raw_r,
+ * an nng_msg the caller must nng_msgfree() after proto_msg_release(m).
+ * A message that fails to decode is logged (with its type if readable)
+ * and returned as ERR_PROTO/ERR_VERSION with nothing to free.
+ * timeout_ms < 0 blocks; 0 polls (ERR_TIMEOUT / ERR_AGAIN if none).
+ */
+int ipc_recv(nng_socket s, struct proto_msg *m, nng_msg **raw_r,
+    int timeout_ms);
+
+/*
+ * One request/reply round trip on a REQ socket: sends req, waits up to
+ * timeout_ms for the reply, which must be MSG_STORE_REPLY with the same
+ * id. *rep borrows from *raw_r as with ipc_recv(). ERR_UNREACHABLE when
+ * no store answered in time.
+ */
+int ipc_call(nng_socket s, const struct proto_msg *req,
+    struct proto_msg *rep, nng_msg **raw_r, int timeout_ms);
+
+/* Translates an NNG_E* code into an err code. */
+int ipc_err(int nng_rv);
+
+#endif

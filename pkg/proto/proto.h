@@ -1,0 +1,364 @@
+/*
+ * pkg/proto: every message that crosses a process boundary, and its msgpack
+ * wire form. This header is the contract between mailsync-store,
+ * -scheduler, -worker and -submit; docs/protocol.md describes the bytes.
+ *
+ * Wire form: one msgpack map per nng message,
+ *     { "v": PROTO_VERSION, "t": "<type name>", "id": <u64>, "b": { body } }
+ * Bodies are maps with named keys: unknown keys are ignored (rolling
+ * upgrades), a missing required key or a value of the wrong type or range
+ * is an error (ERR_PROTO with a message naming the key). "v" greater than
+ * PROTO_VERSION is ERR_VERSION.
+ *
+ * Decoding is zero-copy for strings: every `struct proto_str` in a decoded
+ * message points into the input buffer, which must outlive the message.
+ * Arrays are allocated; proto_msg_release() frees them. Strings in a
+ * message to be encoded are borrowed from the caller.
+ */
+#ifndef MAILSYNC_PROTO_H
+#define MAILSYNC_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_VERSION 1
+
+/* Hard limits every decoder enforces before allocating. */
+#define PROTO_MAX_MSG (16u * 1024 * 1024) /* one encoded message */
+#define PROTO_MAX_ROWS 20000u		  /* rows in any array */
+#define PROTO_MAX_STR (1024u * 1024)	  /* any single string */
+
+/* A byte string; not NUL-terminated on decode. len == 0 && p == NULL: nil */
+struct proto_str {
+	const char *p;
+	size_t len;
+};
+
+/*
+ * X(ENUM, "wire name", body struct member): every message type.
+ * Direction in the comment: who sends -> who receives, over which socket.
+ */
+#define PROTO_MSG_TABLE(X)                                                  \
+	/* submit -> store (REQ/REP control) */                             \
+	X(MSG_SUBMIT_ACCOUNT_ADD, "submit.account.add", account_add)        \
+	X(MSG_SUBMIT_ACCOUNT_LIST, "submit.account.list", none)             \
+	X(MSG_SUBMIT_ACCOUNT_REMOVE, "submit.account.remove", name)         \
+	X(MSG_SUBMIT_JOB_SUBMIT, "submit.job.submit", job_submit)           \
+	X(MSG_SUBMIT_JOB_STATUS, "submit.job.status", job_status)           \
+	/* store -> any requester: the one reply type */                    \
+	X(MSG_STORE_REPLY, "store.reply", reply)                            \
+	/* scheduler -> store (REQ/REP control) */                          \
+	X(MSG_SCHED_STATE_GET, "sched.state.get", none)                     \
+	X(MSG_SCHED_JOB_CREATE, "sched.job.create", job_create)             \
+	X(MSG_SCHED_JOB_LEASE, "sched.job.lease", job_lease)                \
+	X(MSG_SCHED_JOB_RETRY, "sched.job.retry", job_retry)                \
+	/* scheduler -> worker (PUSH/PULL jobs) */                          \
+	X(MSG_WORKER_JOB_RUN, "worker.job.run", job_run)                    \
+	/* worker -> store (PUSH/PULL results) */                           \
+	X(MSG_WORKER_RESULT_BATCH, "worker.result.batch", batch)            \
+	X(MSG_WORKER_RESULT_DONE, "worker.result.done", done)               \
+	/* store -> scheduler (PUB/SUB events) */                           \
+	X(MSG_STORE_EVENT, "store.event", event)
+
+enum proto_msg_type {
+	MSG_NONE = 0,
+#define PROTO_ENUM_(e, name, body) e,
+	PROTO_MSG_TABLE(PROTO_ENUM_)
+#undef PROTO_ENUM_
+	    MSG_TYPE_COUNT
+};
+
+/* Job kinds and states, as strings on the wire and in SQLite. */
+enum proto_job_kind { JOB_KIND_SYNC = 0, JOB_KIND_DRAIN = 1 };
+enum proto_job_state {
+	JOB_QUEUED = 0, /* waiting to be leased (maybe with a due time) */
+	JOB_LEASED = 1, /* handed to a worker until lease_until */
+	JOB_DONE = 2,	/* finished, checkpoint advanced */
+	JOB_FAILED = 3, /* finished with a permanent error (RETRY_NEVER) */
+	JOB_DEAD = 4	/* gave up after max attempts; last_error says why */
+};
+enum proto_priority { PRIO_PERIODIC = 0, PRIO_USER = 1 };
+
+/* Message flag bits, as in messages.seen/answered/... */
+#define PROTO_FLAG_SEEN 0x01u
+#define PROTO_FLAG_ANSWERED 0x02u
+#define PROTO_FLAG_FLAGGED 0x04u
+#define PROTO_FLAG_DELETED 0x08u
+#define PROTO_FLAG_DRAFT 0x10u
+
+/* Account as stored (no secret). */
+struct proto_account_info {
+	uint64_t id;
+	struct proto_str name;
+	struct proto_str protocol; /* "imap" | "jmap" */
+	struct proto_str server;   /* URL: imap://, imaps:// */
+	struct proto_str username;
+	uint32_t interval_s;
+	int64_t last_sync_at; /* unix seconds, 0 = never */
+	struct proto_str last_error;
+	uint64_t mailboxes; /* counts, for `account list` */
+	uint64_t messages;
+};
+
+/* submit.account.add: the password travels once, to the store only. */
+struct proto_account_add {
+	struct proto_str name;
+	struct proto_str protocol;
+	struct proto_str server;
+	struct proto_str username;
+	struct proto_str password; /* secret: never logged */
+	struct proto_str tls_ca_pem; /* PEM text, or nil for system CAs */
+	bool starttls;
+	bool plaintext; /* explicit consent to send the password in clear */
+	uint32_t interval_s; /* 0: store default */
+};
+
+struct proto_name {
+	struct proto_str name;
+};
+
+/* submit.job.submit: a user asks for a job on an account. */
+struct proto_job_submit {
+	struct proto_str account; /* account name */
+	uint8_t kind;		  /* enum proto_job_kind */
+};
+
+/* submit.job.status: job_id 0 asks for the most recent jobs. */
+struct proto_job_status {
+	uint64_t job_id;
+	uint32_t limit;
+};
+
+/* One job as the store reports it. */
+struct proto_job_info {
+	uint64_t id;
+	uint64_t account_id;
+	struct proto_str account; /* name */
+	uint8_t kind;
+	uint8_t state;	  /* enum proto_job_state */
+	uint8_t priority; /* enum proto_priority */
+	uint32_t attempts;
+	int64_t created_at; /* unix ms for all *_at here */
+	int64_t due_at;
+	int64_t lease_until;
+	int64_t finished_at;
+	struct proto_str last_error;
+	uint64_t messages; /* rows applied by the last attempt */
+};
+
+/* Per-mailbox checkpoint: what a worker needs to do a delta sync. */
+struct proto_checkpoint {
+	struct proto_str mailbox; /* full name, UTF-8 */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+};
+
+/* worker.job.run: everything a stateless worker needs for one job. */
+struct proto_job_run {
+	uint64_t job_id;
+	uint32_t attempt;	/* fencing token: results carry it back */
+	uint8_t kind;
+	int64_t lease_until; /* unix ms; a worker drops an expired job */
+	uint64_t account_id;
+	struct proto_str account; /* name, for logs */
+	struct proto_str protocol;
+	struct proto_str server;
+	struct proto_str username;
+	struct proto_str password; /* secret: never logged */
+	struct proto_str tls_ca_pem;
+	bool starttls;
+	bool plaintext;
+	struct proto_checkpoint *checkpoints;
+	size_t ncheckpoints;
+};
+
+/* One mailbox as seen on the server, in a batch. */
+struct proto_mailbox_row {
+	struct proto_str name;	    /* decoded full name, UTF-8 */
+	struct proto_str delimiter; /* one char, or nil */
+	struct proto_str role; /* inbox|sent|drafts|trash|junk|archive|nil */
+	struct proto_str remote_id; /* JMAP id; nil for IMAP */
+	uint32_t uidvalidity;
+	bool reset; /* UIDVALIDITY changed: drop this mailbox's rows first */
+};
+
+/*
+ * One message. `full` rows carry every column and are upserted; flag-only
+ * rows (full == false) update flags/keywords of an existing row and are
+ * ignored when the row does not exist.
+ */
+struct proto_message_row {
+	struct proto_str mailbox;
+	uint32_t uid;
+	bool full;
+	uint32_t flags;		   /* PROTO_FLAG_* */
+	struct proto_str keywords; /* space-separated, other than \System */
+	uint64_t modseq;
+	/* full rows only: */
+	struct proto_str remote_id;
+	struct proto_str message_id;
+	struct proto_str subject; /* RFC 2047 decoded */
+	struct proto_str from_addr;
+	struct proto_str to_addrs;
+	struct proto_str cc_addrs;
+	int64_t date;	       /* unix seconds, 0 unknown */
+	int64_t internal_date; /* unix seconds */
+	uint64_t size;
+	bool has_attachments;
+};
+
+/* worker.result.batch: one bounded slice of a job's results. */
+struct proto_batch {
+	uint64_t job_id;
+	uint32_t attempt;
+	uint32_t seq; /* 1, 2, ... within (job_id, attempt) */
+	struct proto_mailbox_row *mailboxes;
+	size_t nmailboxes;
+	struct proto_message_row *messages;
+	size_t nmessages;
+};
+
+/* worker.result.done: end of an attempt, success or failure. */
+struct proto_done {
+	uint64_t job_id;
+	uint32_t attempt;
+	uint32_t nbatches; /* batches sent before this; store checks all */
+	int32_t status;	   /* enum err; 0 = success */
+	uint8_t retry;	   /* enum retry, when status != 0 */
+	struct proto_str error; /* human text when status != 0 */
+	struct proto_checkpoint *checkpoints; /* advanced only on success */
+	size_t ncheckpoints;
+	/*
+	 * When true, `mailboxes` lists every mailbox that exists on the
+	 * server; the store removes the account's others.
+	 */
+	bool mailbox_list_complete;
+	struct proto_str *mailboxes;
+	size_t nmailboxes;
+	uint64_t messages; /* rows sent, for the log */
+};
+
+/* sched.job.create: a periodic job the scheduler decided on. */
+struct proto_job_create {
+	uint64_t account_id;
+	uint8_t kind;
+	uint8_t priority;
+	int64_t due_at; /* unix ms */
+};
+
+/* sched.job.lease: hand job_id to a worker until lease_until (unix ms). */
+struct proto_job_lease {
+	uint64_t job_id;
+	int64_t lease_until;
+};
+
+/* sched.job.retry: a lease expired; requeue at due_at or give up. */
+struct proto_job_retry {
+	uint64_t job_id;
+	uint32_t attempt;
+	uint8_t state; /* JOB_QUEUED or JOB_DEAD */
+	int64_t due_at;
+	struct proto_str error;
+};
+
+/* Scheduler's view of an account. */
+struct proto_sched_account {
+	uint64_t id;
+	uint32_t interval_s;
+	int64_t last_sync_at; /* unix ms of the last finished job, 0 never */
+	uint32_t fail_streak; /* consecutive jobs that did not end DONE */
+};
+
+/* store.reply: the one reply to every control request. */
+struct proto_reply {
+	int32_t status;		/* enum err; 0 = success */
+	struct proto_str error; /* detail when status != 0 */
+	uint64_t id;		/* account_id or job_id created/leased */
+	struct proto_account_info *accounts;
+	size_t naccounts;
+	struct proto_job_info *jobs;
+	size_t njobs;
+	struct proto_sched_account *sched_accounts;
+	size_t nsched_accounts;
+	struct proto_job_run *job_run; /* sched.job.lease: what to emit */
+};
+
+/* store.event kinds */
+enum proto_event_kind {
+	EV_JOB_QUEUED = 0,   /* a job was created or re-queued */
+	EV_JOB_PROGRESS = 1, /* a batch of the job was applied */
+	EV_JOB_FINISHED = 2, /* done/failed/dead or back to queued */
+	EV_ACCOUNT_CHANGED = 3 /* added, removed or reconfigured */
+};
+
+/* store.event: small deltas; the scheduler also reconciles periodically. */
+struct proto_event {
+	uint8_t kind;
+	uint64_t job_id;
+	uint64_t account_id;
+	uint8_t state;	  /* job state after the event */
+	uint8_t priority; /* EV_JOB_QUEUED */
+	uint32_t attempt;
+	int64_t due_at;	  /* EV_JOB_QUEUED: unix ms */
+	int64_t at;	  /* when it happened, unix ms */
+	int32_t status;	  /* EV_JOB_FINISHED: enum err of the attempt */
+	bool removed;	  /* EV_ACCOUNT_CHANGED: the account is gone */
+	uint32_t interval_s;
+};
+
+/* A decoded or to-be-encoded message. */
+struct proto_msg {
+	enum proto_msg_type type;
+	uint64_t id; /* request id; replies echo it */
+	union {
+		struct proto_account_add account_add;
+		struct proto_name name;
+		struct proto_job_submit job_submit;
+		struct proto_job_status job_status;
+		struct proto_reply reply;
+		struct proto_job_create job_create;
+		struct proto_job_lease job_lease;
+		struct proto_job_retry job_retry;
+		struct proto_job_run job_run;
+		struct proto_batch batch;
+		struct proto_done done;
+		struct proto_event event;
+	} u;
+};
+
+/* Wire name of a type ("worker.result.batch"), or "unknown". */
+const char *proto_msg_name(enum proto_msg_type t);
+
+/*
+ * Encodes m into a malloc'd buffer (*out_r, *len_r; caller frees).
+ * Returns 0, ERR_NOMEM, ERR_TOOBIG (> PROTO_MAX_MSG) or ERR_INVAL.
+ */
+int proto_encode(const struct proto_msg *m, char **out_r, size_t *len_r);
+
+/*
+ * Decodes buf into *m. Strings in *m point into buf (borrowed: buf must
+ * outlive *m). On error *m holds nothing to release and errbuf (may be
+ * NULL) receives a precise message such as
+ * "body.messages[3].uid: expected unsigned integer".
+ * Returns 0, ERR_PROTO, ERR_VERSION, ERR_TOOBIG or ERR_NOMEM.
+ */
+int proto_decode(const char *buf, size_t len, struct proto_msg *m,
+    char *errbuf, size_t errlen);
+
+/* Frees what proto_decode allocated (arrays); m becomes MSG_NONE. */
+void proto_msg_release(struct proto_msg *m);
+
+/* Helpers */
+struct proto_str proto_str_c(const char *s); /* borrow a C string */
+bool proto_str_eq(struct proto_str s, const char *c);
+/* Copies into a malloc'd NUL-terminated string (NULL for nil); caller
+ * frees. Returns NULL on OOM too: check s.p before trusting NULL. */
+char *proto_str_dup(struct proto_str s);
+const char *proto_job_kind_name(uint8_t kind);	   /* "sync" */
+const char *proto_job_state_name(uint8_t state);   /* "queued" */
+int proto_job_kind_parse(const char *s, uint8_t *kind_r);
+int proto_job_state_parse(const char *s, uint8_t *state_r);
+
+#endif
