@@ -8,13 +8,13 @@
 # fuzz (clang libFuzzer). Each builds under build/<flavour>/.
 
 FLAVOUR ?= release
-B := build/$(FLAVOUR)
+B ?= build/$(FLAVOUR)
 
 ifeq ($(FLAVOUR),release)
 CC ?= cc
 OPT := -O2 -g
 SAN :=
-BIN := bin
+BIN ?= bin
 else ifeq ($(FLAVOUR),asan)
 CC := clang
 OPT := -O1 -g -fno-omit-frame-pointer
