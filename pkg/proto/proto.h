@@ -26,7 +26,7 @@
 
 /* Hard limits every decoder enforces before allocating. */
 #define PROTO_MAX_MSG (16u * 1024 * 1024) /* one encoded message */
-#define PROTO_MAX_ROWS 20000u		  /* rows in any array */
+#define PROTO_MAX_ROWS 200000u		  /* rows in any array */
 #define PROTO_MAX_STR (1024u * 1024)	  /* any single string */
 
 /* A byte string; not NUL-terminated on decode. len == 0 && p == NULL: nil */
