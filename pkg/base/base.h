@@ -41,7 +41,7 @@
 	X(ERR_SERVER, -16, "server refused the command")                    \
 	X(ERR_STALE, -17, "stale job attempt")                              \
 	X(ERR_UNREACHABLE, -18, "peer unreachable")                         \
-	X(ERR_STATE, -19, "invalid state for this operation")               \
+	X(ERR_BADSTATE, -19, "invalid state for this operation")               \
 	X(ERR_CONFIG, -20, "configuration error")
 
 enum err {

@@ -56,7 +56,7 @@ int ipc_send(nng_socket s, const struct proto_msg *m, int timeout_ms);
 
 /*
  * Receives and decodes one message. On success *m borrows from *raw_r,
- * an nng_msg the caller must nng_msgfree() after proto_msg_release(m).
+ * an nng_msg the caller must nng_msg_free() after proto_msg_release(m).
  * A message that fails to decode is logged (with its type if readable)
  * and returned as ERR_PROTO/ERR_VERSION with nothing to free.
  * timeout_ms < 0 blocks; 0 polls (ERR_TIMEOUT / ERR_AGAIN if none).

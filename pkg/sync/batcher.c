@@ -1,0 +1,257 @@
+/*
+ * batcher.c: collects the rows of one job attempt and hands them to the
+ * sink as numbered batches, so the worker's memory is bounded by one batch
+ * whatever the size of the mailbox. A batch is flushed when it reaches
+ * batch_rows rows or batch_bytes bytes of strings. Every string is copied
+ * into a per-batch arena (a struct buf), so callers keep no obligations.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sync.h"
+
+struct sync_batcher {
+	uint64_t job_id;
+	uint32_t attempt;
+	uint32_t seq;	   /* last batch sent */
+	uint64_t nmessages; /* message rows sent or pending */
+	struct sync_limits lim;
+	struct sync_sink sink;
+	struct proto_mailbox_row *mbx;
+	size_t nmbx, capmbx;
+	struct proto_message_row *msg;
+	size_t nmsg;
+	/*
+	 * Strings of pending rows. Rows hold offsets into it (cast into the
+	 * pointer field) until flush, because the arena may move as it
+	 * grows; flush turns them into pointers.
+	 */
+	struct buf arena;
+};
+
+/* Offsets are stored biased by one so that 0 keeps meaning "nil". */
+static int
+arena_put(struct sync_batcher *b, struct proto_str in, struct proto_str *out)
+{
+	size_t off;
+	int rv;
+
+	if (in.p == NULL) {
+		out->p = NULL;
+		out->len = 0;
+		return (ERR_OK);
+	}
+	off = b->arena.len;
+	rv = buf_add(&b->arena, in.p, in.len);
+	if (rv != 0) {
+		return (rv);
+	}
+	/* Keep a terminator so rows are C strings too. */
+	rv = buf_add(&b->arena, "", 1);
+	if (rv != 0) {
+		return (rv);
+	}
+	out->p = (const char *)(uintptr_t)(off + 1);
+	out->len = in.len;
+	return (ERR_OK);
+}
+
+static void
+arena_fix(const struct sync_batcher *b, struct proto_str *s)
+{
+	if (s->p != NULL) {
+		s->p = b->arena.data + ((uintptr_t)s->p - 1);
+	}
+}
+
+int
+sync_batcher_new(uint64_t job_id, uint32_t attempt,
+    const struct sync_limits *l, const struct sync_sink *sink,
+    struct sync_batcher **b_r)
+{
+	struct sync_batcher *b;
+
+	*b_r = NULL;
+	if (l->batch_rows == 0 || l->batch_rows > PROTO_MAX_ROWS) {
+		return (ERR_INVAL);
+	}
+	b = calloc(1, sizeof(*b));
+	if (b == NULL) {
+		return (ERR_NOMEM);
+	}
+	b->msg = calloc(l->batch_rows, sizeof(*b->msg));
+	if (b->msg == NULL) {
+		free(b);
+		return (ERR_NOMEM);
+	}
+	b->job_id = job_id;
+	b->attempt = attempt;
+	b->lim = *l;
+	b->sink = *sink;
+	/* Room for one more row's strings past the flush threshold. */
+	buf_init(&b->arena, l->batch_bytes + 16 * (SYNC_MAX_FIELD + 1));
+	*b_r = b;
+	return (ERR_OK);
+}
+
+void
+sync_batcher_free(struct sync_batcher **bp)
+{
+	struct sync_batcher *b = *bp;
+
+	if (b == NULL) {
+		return;
+	}
+	buf_release(&b->arena);
+	free(b->mbx);
+	free(b->msg);
+	free(b);
+	*bp = NULL;
+}
+
+static bool
+batcher_full(const struct sync_batcher *b)
+{
+	return (b->nmsg >= b->lim.batch_rows ||
+	    b->nmbx >= b->lim.batch_rows || b->arena.len >= b->lim.batch_bytes);
+}
+
+int
+sync_batcher_flush(struct sync_batcher *b)
+{
+	struct proto_batch pb;
+	size_t i;
+	int rv;
+
+	if (b->nmsg == 0 && b->nmbx == 0) {
+		return (ERR_OK);
+	}
+	for (i = 0; i < b->nmbx; i++) {
+		arena_fix(b, &b->mbx[i].name);
+		arena_fix(b, &b->mbx[i].delimiter);
+		arena_fix(b, &b->mbx[i].role);
+		arena_fix(b, &b->mbx[i].remote_id);
+	}
+	for (i = 0; i < b->nmsg; i++) {
+		struct proto_message_row *m = &b->msg[i];
+
+		arena_fix(b, &m->mailbox);
+		arena_fix(b, &m->keywords);
+		arena_fix(b, &m->remote_id);
+		arena_fix(b, &m->message_id);
+		arena_fix(b, &m->subject);
+		arena_fix(b, &m->from_addr);
+		arena_fix(b, &m->to_addrs);
+		arena_fix(b, &m->cc_addrs);
+	}
+	memset(&pb, 0, sizeof(pb));
+	pb.job_id = b->job_id;
+	pb.attempt = b->attempt;
+	pb.seq = b->seq + 1;
+	pb.mailboxes = b->mbx;
+	pb.nmailboxes = b->nmbx;
+	pb.messages = b->msg;
+	pb.nmessages = b->nmsg;
+	rv = b->sink.batch(&pb, b->sink.arg);
+	/* Sent or not, the rows' pointers are now invalid: start afresh. */
+	b->nmbx = 0;
+	b->nmsg = 0;
+	buf_reset(&b->arena);
+	if (rv != 0) {
+		return (rv);
+	}
+	b->seq++;
+	return (ERR_OK);
+}
+
+int
+sync_batcher_add_mailbox(struct sync_batcher *b,
+    const struct proto_mailbox_row *row)
+{
+	struct proto_mailbox_row r = *row;
+	int rv;
+
+	if (b->nmbx == b->capmbx) {
+		size_t ncap = b->capmbx != 0 ? b->capmbx * 2 : 16;
+		struct proto_mailbox_row *p;
+
+		if (ncap > b->lim.batch_rows) {
+			ncap = b->lim.batch_rows;
+		}
+		p = realloc(b->mbx, ncap * sizeof(*p));
+		if (p == NULL) {
+			return (ERR_NOMEM);
+		}
+		b->mbx = p;
+		b->capmbx = ncap;
+	}
+	rv = arena_put(b, row->name, &r.name);
+	if (rv == 0) {
+		rv = arena_put(b, row->delimiter, &r.delimiter);
+	}
+	if (rv == 0) {
+		rv = arena_put(b, row->role, &r.role);
+	}
+	if (rv == 0) {
+		rv = arena_put(b, row->remote_id, &r.remote_id);
+	}
+	if (rv != 0) {
+		return (rv);
+	}
+	b->mbx[b->nmbx++] = r;
+	if (batcher_full(b)) {
+		return (sync_batcher_flush(b));
+	}
+	return (ERR_OK);
+}
+
+int
+sync_batcher_add_message(struct sync_batcher *b,
+    const struct proto_message_row *row)
+{
+	struct proto_message_row r = *row;
+	const struct proto_str *src[] = { &row->mailbox, &row->keywords,
+		&row->remote_id, &row->message_id, &row->subject,
+		&row->from_addr, &row->to_addrs, &row->cc_addrs };
+	struct proto_str *dst[] = { &r.mailbox, &r.keywords, &r.remote_id,
+		&r.message_id, &r.subject, &r.from_addr, &r.to_addrs,
+		&r.cc_addrs };
+	size_t i;
+	int rv;
+
+	for (i = 0; i < ARRAY_LEN(src); i++) {
+		/* A server may send anything: clip long fields at a UTF-8
+		 * character boundary so one row stays small. */
+		struct proto_str s = *src[i];
+
+		if (s.len > SYNC_MAX_FIELD) {
+			s.len = SYNC_MAX_FIELD;
+			while (s.len > 0 &&
+			    ((unsigned char)s.p[s.len] & 0xC0) == 0x80) {
+				s.len--;
+			}
+		}
+		rv = arena_put(b, s, dst[i]);
+		if (rv != 0) {
+			return (rv);
+		}
+	}
+	b->msg[b->nmsg++] = r;
+	b->nmessages++;
+	if (batcher_full(b)) {
+		return (sync_batcher_flush(b));
+	}
+	return (ERR_OK);
+}
+
+uint32_t
+sync_batcher_nbatches(const struct sync_batcher *b)
+{
+	return (b->seq);
+}
+
+uint64_t
+sync_batcher_nmessages(const struct sync_batcher *b)
+{
+	return (b->nmessages);
+}

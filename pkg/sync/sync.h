@@ -1,0 +1,165 @@
+/*
+ * pkg/sync: what a worker does with one job. It talks to the mail server
+ * (through pkg/net and the pure engine in pkg/imap) and turns what it
+ * learns into bounded proto batches handed to a sink; it never holds a
+ * whole mailbox in memory and never touches the database.
+ *
+ *   batcher.c      accumulates rows, flushes by row count or bytes
+ *   imap_session.c one IMAP connection: TLS/STARTTLS, capabilities,
+ *                  login, pipelined commands with tagged completion
+ *   imap_sync.c    the IMAP sync job: LIST, per mailbox EXAMINE and
+ *                  UID FETCH (full for new UIDs, flags for known ones)
+ *   sync.c         entry point: dispatch on the account's protocol
+ */
+#ifndef MAILSYNC_SYNC_H
+#define MAILSYNC_SYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "imap/imap.h"
+#include "proto/proto.h"
+
+/* Longest string column a row carries; longer ones are clipped. */
+#define SYNC_MAX_FIELD 65536u
+
+struct sync_limits {
+	uint32_t batch_rows;  /* rows per batch (default 500) */
+	size_t batch_bytes;   /* string bytes per batch (default 1 MiB) */
+	int io_timeout_ms;    /* any single read/write (default 60 s) */
+	int connect_timeout_ms;
+	uint32_t max_mailboxes; /* refuse accounts with more (10000) */
+	struct imap_limits imap;
+};
+void sync_limits_default(struct sync_limits *l);
+
+/* Where batches go. batch() must not keep pointers into b after it
+ * returns; a non-zero return aborts the job with that error. */
+struct sync_sink {
+	int (*batch)(const struct proto_batch *b, void *arg);
+	void *arg;
+};
+
+/* Outcome of one job attempt; fields mirror struct proto_done. */
+struct sync_result {
+	int status;	/* enum err, 0 on success */
+	enum retry retry;
+	char error[512]; /* human text when status != 0 */
+	uint32_t nbatches;
+	uint64_t messages;
+	/* On success: new checkpoints and the complete mailbox list. Heap;
+	 * sync_result_release() frees. */
+	struct proto_checkpoint *checkpoints;
+	size_t ncheckpoints;
+	struct proto_str *mailboxes;
+	size_t nmailboxes;
+};
+
+/*
+ * Runs one job (kind sync) to completion or failure, streaming batches to
+ * sink. job is borrowed. res is always filled (release it afterwards).
+ * Returns res->status.
+ */
+int sync_run(const struct proto_job_run *job, const struct sync_limits *l,
+    const struct sync_sink *sink, struct sync_result *res);
+void sync_result_release(struct sync_result *res);
+
+/* Fills res with a failure (printf-style text). Returns status. */
+int sync_fail(struct sync_result *res, int status, enum retry retry,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Batcher --------------------------------------------------------------- */
+
+/*
+ * Accumulates mailbox and message rows for one job attempt and flushes
+ * them as numbered batches. Rows are deep-copied, so callers may free
+ * their strings right after adding.
+ */
+struct sync_batcher;
+
+int sync_batcher_new(uint64_t job_id, uint32_t attempt,
+    const struct sync_limits *l, const struct sync_sink *sink,
+    struct sync_batcher **b_r);
+void sync_batcher_free(struct sync_batcher **b);
+int sync_batcher_add_mailbox(struct sync_batcher *b,
+    const struct proto_mailbox_row *row);
+int sync_batcher_add_message(struct sync_batcher *b,
+    const struct proto_message_row *row);
+/* Sends what is pending (no-op when empty). */
+int sync_batcher_flush(struct sync_batcher *b);
+uint32_t sync_batcher_nbatches(const struct sync_batcher *b);
+uint64_t sync_batcher_nmessages(const struct sync_batcher *b);
+
+/* IMAP session ----------------------------------------------------------- */
+
+/* Capability bits the sync logic cares about (table in imap_session.c). */
+#define SYNC_CAP_IMAP4REV1 (1u << 0)
+#define SYNC_CAP_STARTTLS (1u << 1)
+#define SYNC_CAP_LOGINDISABLED (1u << 2)
+#define SYNC_CAP_AUTH_PLAIN (1u << 3)
+#define SYNC_CAP_SASL_IR (1u << 4)
+#define SYNC_CAP_LITERALPLUS (1u << 5)
+#define SYNC_CAP_SPECIAL_USE (1u << 6)
+#define SYNC_CAP_LIST_EXTENDED (1u << 7)
+#define SYNC_CAP_CONDSTORE (1u << 8)
+#define SYNC_CAP_QRESYNC (1u << 9)
+#define SYNC_CAP_UIDPLUS (1u << 10)
+#define SYNC_CAP_MOVE (1u << 11)
+#define SYNC_CAP_IDLE (1u << 12)
+#define SYNC_CAP_ENABLE (1u << 13)
+#define SYNC_CAP_LIST_STATUS (1u << 14)
+#define SYNC_CAP_NOTIFY (1u << 15)
+
+struct imap_session;
+
+/* How to reach and log in to a server; strings borrowed. */
+struct imap_session_conf {
+	const char *host;
+	uint16_t port;
+	bool tls;      /* imaps: TLS from the first byte */
+	bool starttls; /* upgrade with STARTTLS */
+	bool plaintext; /* allow a password over an unencrypted link */
+	const char *ca_pem; /* NULL: system CAs */
+	const char *username;
+	const char *password;
+};
+
+/* Called for every untagged response while a command runs. */
+typedef int (*imap_untagged_fn)(const struct imap_resp *r, void *arg);
+
+/*
+ * Connects, reads the greeting, upgrades with STARTTLS if asked, learns
+ * capabilities and logs in. On failure *s_r is NULL and res says why
+ * (with RETRY_NEVER for authentication and certificate failures).
+ */
+int imap_session_open(const struct imap_session_conf *c,
+    const struct sync_limits *l, struct imap_session **s_r,
+    struct sync_result *res);
+/* Sends LOGOUT (best effort), closes and frees. */
+void imap_session_close(struct imap_session **s);
+uint32_t imap_session_caps(const struct imap_session *s);
+
+/* One command of a pipeline; text is without tag and CRLF. */
+struct imap_cmd {
+	const char *text;
+	enum imap_status status; /* filled: OK/NO/BAD */
+	char resp_text[256];	 /* filled: the tagged response's text */
+};
+
+/*
+ * Sends the n commands back to back (pipelined), then reads until every
+ * one has completed, passing each untagged response to fn. Returns 0 when
+ * the exchange completed (look at each cmds[i].status), or an error
+ * (I/O, protocol, BYE, fn's non-zero return) with res filled.
+ */
+int imap_session_run(struct imap_session *s, struct imap_cmd *cmds,
+    size_t n, imap_untagged_fn fn, void *arg, struct sync_result *res);
+
+/* The IMAP job; called by sync_run for protocol "imap". */
+int sync_imap_run(const struct proto_job_run *job,
+    const struct sync_limits *l, const struct sync_sink *sink,
+    struct sync_result *res);
+
+#endif
