@@ -361,4 +361,68 @@ const char *proto_job_state_name(uint8_t state);   /* "queued" */
 int proto_job_kind_parse(const char *s, uint8_t *kind_r);
 int proto_job_state_parse(const char *s, uint8_t *state_r);
 
+/*
+ * Additions (pkg/proto owner) ---------------------------------------------
+ */
+
+/* Deepest msgpack nesting a decoder accepts (the envelope counts as 1). */
+#define PROTO_MAX_DEPTH 16
+
+/*
+ * Codec internals, shared by the files of pkg/proto only (schema.c holds
+ * the tables, codec.c the generic encoder/decoder, scan.c the byte-level
+ * bounds check). Other modules must not use them.
+ *
+ * Each body struct is described by a static const table of fields. The
+ * wire key of a field is its C member name; an array member X has its
+ * element count in member nX (size_t).
+ */
+enum proto_ftype {
+	PROTO_F_U8,
+	PROTO_F_U32,
+	PROTO_F_U64,
+	PROTO_F_I32,
+	PROTO_F_I64,
+	PROTO_F_BOOL,
+	PROTO_F_STR,
+	PROTO_F_STR_ARRAY,    /* struct proto_str *X; size_t nX */
+	PROTO_F_STRUCT_ARRAY, /* struct T *X; size_t nX; sub describes T */
+	PROTO_F_STRUCT_PTR    /* struct T *X (NULL = absent) */
+};
+
+struct proto_table;
+
+struct proto_field {
+	const char *key;
+	enum proto_ftype type;
+	size_t off;	  /* offsetof the member */
+	size_t count_off; /* arrays: offsetof the size_t count */
+	const struct proto_table *sub; /* STRUCT_ARRAY / STRUCT_PTR */
+	bool required;
+	/* unsigned: largest value; STR: longest length; arrays: most
+	 * elements; 0 = the type's default (PROTO_MAX_STR/ROWS). */
+	uint64_t max;
+};
+
+struct proto_table {
+	const char *name; /* struct name, for messages */
+	size_t size;	  /* sizeof the struct */
+	const struct proto_field *fields;
+	size_t nfields;
+};
+
+/* Body table of a message type (empty table for bodiless types), or NULL
+ * for an invalid type. */
+const struct proto_table *proto_body_table(enum proto_msg_type t);
+/* Type whose wire name is (p, len), or MSG_NONE. */
+enum proto_msg_type proto_msg_lookup(const char *p, size_t len);
+/*
+ * Checks that buf holds exactly one well-formed msgpack object whose
+ * container headers fit in the remaining bytes, nested at most
+ * PROTO_MAX_DEPTH deep. Run before msgpack_unpack_next() so that a
+ * hostile header (0xdd ffffffff) cannot make the unpacker allocate.
+ * Returns 0 or ERR_PROTO with errbuf detail.
+ */
+int proto_scan(const char *buf, size_t len, char *errbuf, size_t errlen);
+
 #endif
