@@ -4,12 +4,18 @@
  *
  *   rfc2047.c  encoded-words ("=?utf-8?B?...?=") to UTF-8, through iconv
  *   date.c     RFC 5322 dates and IMAP INTERNALDATE to unix seconds
+ *   rfc2231.c  RFC 2231 extended parameter values to UTF-8
+ *   charset.c  MIME charset names to iconv, conversion to UTF-8
+ *   utf8.c     UTF-8 validation and the ISO-8859-1 fallback
  */
 #ifndef MAILSYNC_MIME_H
 #define MAILSYNC_MIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct buf;
 
 /* Longest header value we decode; longer input is ERR_TOOBIG. */
 #define MIME_MAX_HEADER (256u * 1024)
@@ -36,5 +42,29 @@ int mime_parse_internaldate(const char *in, size_t len, int64_t *t_r);
 
 /* RFC 2231 parameter value ("utf-8''%E2%82%AC.pdf") to UTF-8; malloc'd. */
 int mime_decode_param2231(const char *in, size_t len, char **out_r);
+
+/* Helpers shared by the decoders, usable by other modules too. -------- */
+
+/*
+ * Converts n bytes of text in the MIME charset named cs[0..cslen) (any
+ * case, aliases such as "utf8"/"latin1"/"gb2312", an RFC 2231 "*lang"
+ * suffix allowed) to UTF-8, appended to out (borrowed). Sequences that
+ * are invalid in that charset become U+FFFD, so out only ever receives
+ * valid UTF-8. Returns 0, ERR_NOTFOUND when the charset is unknown (out
+ * unchanged), ERR_TOOBIG (out's ceiling), ERR_NOMEM.
+ */
+int mime_charset_to_utf8(const char *cs, size_t cslen, const void *in,
+    size_t n, struct buf *out);
+
+/* Appends in to out: valid UTF-8 sequences as they are, every other byte
+ * read as ISO-8859-1. Returns 0, ERR_TOOBIG or ERR_NOMEM. */
+int mime_utf8_append_latin1(struct buf *out, const void *in, size_t n);
+
+/* Appends in to out, replacing each invalid UTF-8 byte with U+FFFD. */
+int mime_utf8_append_fffd(struct buf *out, const void *in, size_t n);
+
+/* True when p[0..n) is valid UTF-8 (no overlong forms, surrogates or
+ * code points above U+10FFFF). */
+bool mime_utf8_valid(const void *p, size_t n);
 
 #endif
