@@ -76,4 +76,43 @@ int ipc_call(nng_socket s, const struct proto_msg *req,
 /* Translates an NNG_E* code into an err code. */
 int ipc_err(int nng_rv);
 
+/*
+ * Additions (pkg/ipc owner) -----------------------------------------------
+ */
+
+/*
+ * TLS settings for tls+tcp:// URLs (file paths, borrowed for the call).
+ *   listener: cert_file + key_file required (the server's identity);
+ *             ca_file optional: when set, clients must present a
+ *             certificate signed by it (mutual TLS).
+ *   dialer:   ca_file required (the server is always verified);
+ *             server_name: name to verify, NULL = the host of the URL;
+ *             cert_file + key_file optional (client identity, mTLS).
+ */
+struct ipc_tls {
+	const char *cert_file;
+	const char *key_file;
+	const char *ca_file;
+	const char *server_name;
+};
+
+/*
+ * ipc_open() for any URL, with TLS settings for tls+tcp:// (tls may be
+ * NULL for ipc:// and tcp://; a tls+tcp:// URL without it is ERR_CONFIG).
+ * ipc_open(...) is ipc_open_tls(..., NULL, ...).
+ */
+int ipc_open_tls(enum ipc_endpoint e, enum ipc_role role, const char *url,
+    const struct ipc_tls *tls, nng_socket *s_r, char *errbuf, size_t errlen);
+
+/*
+ * Wipes the body of *raw (it may hold a password) and frees it; *raw
+ * becomes NULL. Safe on NULL. Use instead of nng_msg_free() for
+ * messages from ipc_recv()/ipc_call().
+ *
+ * Note on ipc_recv()/ipc_call() errors: when decoding fails, m->type and
+ * m->id keep what could be read (MSG_NONE/0 otherwise), so a REP server
+ * can still answer the request with an error reply carrying its id.
+ */
+void ipc_msg_free(nng_msg **raw);
+
 #endif
