@@ -122,6 +122,15 @@ int imap_tok_u64(const struct imap_tok *t, uint64_t *v_r);
 /* True for tokens usable as strings (atom, string, literal). */
 bool imap_tok_is_str(const struct imap_tok *t);
 
+/*
+ * Appends a one-line, unambiguous rendering of r to b, for tests, fuzzers
+ * and debugging (never for logs: it includes literal bytes). Tokens are
+ * written as atoms, "quoted" (\" \\ and \xNN escaped), {n}"bytes" for
+ * literals, NIL and (lists); e.g. `* 3 FETCH (UID 7 BODY[] {2}"hi")` or
+ * `A1 OK [UIDNEXT 5] "done"`. Returns 0 or the buf_add error.
+ */
+int imap_resp_format(const struct imap_resp *r, struct buf *b);
+
 /* FETCH ------------------------------------------------------------------ */
 
 #define IMAP_FLAG_SEEN 0x01u
