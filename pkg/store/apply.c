@@ -1,0 +1,495 @@
+/*
+ * apply.c: worker.result.batch, applied in one transaction per message.
+ *
+ * The worker is untrusted: every row is validated before the transaction
+ * starts, and a batch is fenced by (job_id, attempt). Application is
+ * idempotent twice over:
+ *   - job_batches records (job, attempt, seq); the same batch again is a
+ *     duplicate and is skipped entirely;
+ *   - message rows are upserts keyed by (mailbox_id, uid), so the same
+ *     rows under a NEW attempt (after a worker crash) converge to the same
+ *     table, without duplicates.
+ * Each applied batch renews the lease by the job's lease length.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+#define STORE_MAX_MAILBOX 1024
+#define STORE_MAX_REMOTE_ID 256
+#define STORE_MAX_KEYWORDS (64u * 1024)
+#define STORE_MAX_FIELD (256u * 1024)
+
+static const char *const store_roles[] = {
+    "inbox", "sent", "drafts", "trash", "junk", "archive"};
+
+static bool
+store_role_ok(struct proto_str r)
+{
+	size_t i;
+
+	if (r.p == NULL) {
+		return (true);
+	}
+	for (i = 0; i < ARRAY_LEN(store_roles); i++) {
+		if (store_str_is(r, store_roles[i])) {
+			return (true);
+		}
+	}
+	return (false);
+}
+
+/* Checks an optional text field; nil is fine. */
+static int
+store_opt(struct proto_str s, size_t max, bool no_ctl, const char **why_r)
+{
+	if (s.p == NULL) {
+		return (ERR_OK);
+	}
+	return (store_check_text(s, 0, max, no_ctl, why_r));
+}
+
+static int
+store_batch_check(const struct proto_batch *b, struct store_out *out)
+{
+	const struct proto_mailbox_row *mb;
+	const struct proto_message_row *m;
+	const char *why;
+	size_t i;
+	int rv;
+
+	if (b->seq == 0) {
+		return (store_out_fail(out, ERR_PROTO, "batch seq must be >= 1"));
+	}
+	if (b->nmailboxes > PROTO_MAX_ROWS || b->nmessages > PROTO_MAX_ROWS) {
+		return (store_out_fail(out, ERR_TOOBIG, "batch has too many rows"));
+	}
+	for (i = 0; i < b->nmailboxes; i++) {
+		mb = &b->mailboxes[i];
+		rv = store_check_text(mb->name, 1, STORE_MAX_MAILBOX, true, &why);
+		if (rv != 0) {
+			return (store_out_fail(out, rv, "mailboxes[%zu].name %s",
+			    i, why));
+		}
+		rv = store_opt(mb->delimiter, 4, false, &why);
+		if (rv == 0 && mb->delimiter.p != NULL && mb->delimiter.len == 0) {
+			rv = ERR_INVAL;
+			why = "must not be empty";
+		}
+		if (rv != 0) {
+			return (store_out_fail(out, ERR_PROTO,
+			    "mailboxes[%zu].delimiter %s", i, why));
+		}
+		if (!store_role_ok(mb->role)) {
+			return (store_out_fail(out, ERR_PROTO,
+			    "mailboxes[%zu].role '%.*s' is not a known role", i,
+			    STORE_PS(mb->role)));
+		}
+		rv = store_opt(mb->remote_id, STORE_MAX_REMOTE_ID, true, &why);
+		if (rv != 0) {
+			return (store_out_fail(out, rv,
+			    "mailboxes[%zu].remote_id %s", i, why));
+		}
+	}
+	for (i = 0; i < b->nmessages; i++) {
+		m = &b->messages[i];
+		rv = store_check_text(m->mailbox, 1, STORE_MAX_MAILBOX, true,
+		    &why);
+		if (rv != 0) {
+			return (store_out_fail(out, rv,
+			    "messages[%zu].mailbox %s", i, why));
+		}
+		if (m->uid == 0) {
+			return (store_out_fail(out, ERR_PROTO,
+			    "messages[%zu].uid must be >= 1", i));
+		}
+		if ((m->flags & ~0x1fu) != 0) {
+			return (store_out_fail(out, ERR_PROTO,
+			    "messages[%zu].flags 0x%x has unknown bits", i,
+			    m->flags));
+		}
+		if (m->modseq > INT64_MAX || m->size > INT64_MAX) {
+			return (store_out_fail(out, ERR_PROTO,
+			    "messages[%zu]: modseq or size out of range", i));
+		}
+		rv = store_opt(m->keywords, STORE_MAX_KEYWORDS, true, &why);
+		if (rv != 0) {
+			return (store_out_fail(out, rv,
+			    "messages[%zu].keywords %s", i, why));
+		}
+		if (!m->full) {
+			continue;
+		}
+		rv = store_opt(m->remote_id, STORE_MAX_REMOTE_ID, true, &why);
+		rv = rv != 0 ? rv
+			     : store_opt(m->message_id, STORE_MAX_FIELD, false,
+				   &why);
+		rv = rv != 0 ? rv
+			     : store_opt(m->subject, STORE_MAX_FIELD, false,
+				   &why);
+		rv = rv != 0 ? rv
+			     : store_opt(m->from_addr, STORE_MAX_FIELD, false,
+				   &why);
+		rv = rv != 0 ? rv
+			     : store_opt(m->to_addrs, STORE_MAX_FIELD, false,
+				   &why);
+		rv = rv != 0 ? rv
+			     : store_opt(m->cc_addrs, STORE_MAX_FIELD, false,
+				   &why);
+		if (rv != 0) {
+			return (store_out_fail(out, rv,
+			    "messages[%zu]: a header field %s", i, why));
+		}
+	}
+	return (ERR_OK);
+}
+
+static const char SQL_BATCH_SEEN[] =
+    "SELECT 1 FROM job_batches WHERE job_id = ?1 AND attempt = ?2"
+    " AND seq = ?3";
+static const char SQL_BATCH_INSERT[] =
+    "INSERT INTO job_batches(job_id, attempt, seq, rows, applied_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_MAILBOX_FIND[] =
+    "SELECT id FROM mailboxes WHERE account_id = ?1 AND name = ?2";
+static const char SQL_MAILBOX_INSERT[] =
+    "INSERT INTO mailboxes(account_id, name, delimiter, role, remote_id,"
+    " uidvalidity) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char SQL_MAILBOX_UPDATE[] =
+    "UPDATE mailboxes SET delimiter = ?2, role = ?3, remote_id = ?4,"
+    " uidvalidity = coalesce(?5, uidvalidity) WHERE id = ?1";
+static const char SQL_MAILBOX_RESET_ROWS[] =
+    "DELETE FROM messages WHERE mailbox_id = ?1";
+static const char SQL_MAILBOX_RESET[] =
+    "UPDATE mailboxes SET uidnext = NULL, highestmodseq = NULL, total = 0,"
+    " unread = 0 WHERE id = ?1";
+static const char SQL_MESSAGE_UPSERT[] =
+    "INSERT INTO messages(account_id, mailbox_id, uid, remote_id,"
+    " message_id, subject, from_addr, to_addrs, cc_addrs, date,"
+    " internal_date, size, seen, flagged, answered, draft, deleted,"
+    " keywords, modseq, has_attachments) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+    " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+    " ON CONFLICT (mailbox_id, uid) DO UPDATE SET"
+    " account_id = excluded.account_id, remote_id = excluded.remote_id,"
+    " message_id = excluded.message_id, subject = excluded.subject,"
+    " from_addr = excluded.from_addr, to_addrs = excluded.to_addrs,"
+    " cc_addrs = excluded.cc_addrs, date = excluded.date,"
+    " internal_date = excluded.internal_date, size = excluded.size,"
+    " seen = excluded.seen, flagged = excluded.flagged,"
+    " answered = excluded.answered, draft = excluded.draft,"
+    " deleted = excluded.deleted, keywords = excluded.keywords,"
+    " modseq = excluded.modseq,"
+    " has_attachments = excluded.has_attachments";
+static const char SQL_MESSAGE_FLAGS[] =
+    "UPDATE messages SET seen = ?3, flagged = ?4, answered = ?5,"
+    " draft = ?6, deleted = ?7, keywords = ?8,"
+    " modseq = coalesce(?9, modseq) WHERE mailbox_id = ?1 AND uid = ?2";
+static const char SQL_JOB_PROGRESS[] =
+    "UPDATE jobs SET messages = messages + ?2,"
+    " lease_until = max(lease_until, ?3 + lease_ms) WHERE id = ?1"
+    " RETURNING lease_until";
+
+/* Looks up a mailbox id; 0 when absent. */
+static int
+store_mailbox_find(struct store *st, uint64_t account_id,
+    struct proto_str name, int64_t *id_r)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc, rv;
+
+	rv = store_stmt(st, SQL_MAILBOX_FIND, &stmt);
+	if (rv != 0) {
+		return (rv);
+	}
+	sqlite3_bind_int64(stmt, 1, (int64_t)account_id);
+	store_bind_str(stmt, 2, name);
+	rc = sqlite3_step(stmt);
+	*id_r = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+	store_stmt_done(stmt);
+	return (rc == SQLITE_ROW || rc == SQLITE_DONE ? ERR_OK : store_err(rc));
+}
+
+static int
+store_apply_mailbox(struct store *st, uint64_t account_id, uint64_t job_id,
+    const struct proto_mailbox_row *mb, int64_t now_ms)
+{
+	sqlite3_stmt *stmt = NULL;
+	char *name = NULL;
+	int64_t id;
+	int rv;
+
+	rv = store_mailbox_find(st, account_id, mb->name, &id);
+	if (rv != 0) {
+		return (rv);
+	}
+	name = xstrndup(mb->name.p, mb->name.len);
+	if (name == NULL) {
+		return (ERR_NOMEM);
+	}
+	if (id == 0) {
+		rv = store_stmt(st, SQL_MAILBOX_INSERT, &stmt);
+		if (rv != 0) {
+			goto done;
+		}
+		sqlite3_bind_int64(stmt, 1, (int64_t)account_id);
+		store_bind_str(stmt, 2, mb->name);
+		store_bind_str(stmt, 3, mb->delimiter);
+		store_bind_str(stmt, 4, mb->role);
+		store_bind_str(stmt, 5, mb->remote_id);
+		store_bind_nz(stmt, 6, mb->uidvalidity);
+		rv = store_stmt_exec(stmt);
+		if (rv != 0) {
+			goto done;
+		}
+		id = sqlite3_last_insert_rowid(st->db);
+		rv = store_log_event(st, now_ms, account_id, job_id, NULL,
+		    "mailbox_added", name);
+		if (rv != 0) {
+			goto done;
+		}
+	} else {
+		rv = store_stmt(st, SQL_MAILBOX_UPDATE, &stmt);
+		if (rv != 0) {
+			goto done;
+		}
+		sqlite3_bind_int64(stmt, 1, id);
+		store_bind_str(stmt, 2, mb->delimiter);
+		store_bind_str(stmt, 3, mb->role);
+		store_bind_str(stmt, 4, mb->remote_id);
+		store_bind_nz(stmt, 5, mb->uidvalidity);
+		rv = store_stmt_exec(stmt);
+		if (rv != 0) {
+			goto done;
+		}
+	}
+	if (mb->reset) {
+		rv = store_stmt(st, SQL_MAILBOX_RESET_ROWS, &stmt);
+		if (rv != 0) {
+			goto done;
+		}
+		sqlite3_bind_int64(stmt, 1, id);
+		rv = store_stmt_exec(stmt);
+		if (rv != 0) {
+			goto done;
+		}
+		rv = store_stmt(st, SQL_MAILBOX_RESET, &stmt);
+		if (rv != 0) {
+			goto done;
+		}
+		sqlite3_bind_int64(stmt, 1, id);
+		rv = store_stmt_exec(stmt);
+		if (rv != 0) {
+			goto done;
+		}
+		rv = store_log_event(st, now_ms, account_id, job_id, NULL,
+		    "reset", name);
+		if (rv != 0) {
+			goto done;
+		}
+		log_info("store: mailbox reset job=%llu account=%llu "
+			 "uidvalidity=%u",
+		    (unsigned long long)job_id, (unsigned long long)account_id,
+		    mb->uidvalidity);
+	}
+done:
+	free(name);
+	return (rv);
+}
+
+/* Applies one message row; *applied_r is 1 when a row was written. */
+static int
+store_apply_message(struct store *st, uint64_t account_id, int64_t mbox_id,
+    const struct proto_message_row *m, int *applied_r)
+{
+	struct proto_str empty = {"", 0};
+	sqlite3_stmt *stmt = NULL;
+	int rv;
+
+	if (m->full) {
+		rv = store_stmt(st, SQL_MESSAGE_UPSERT, &stmt);
+		if (rv != 0) {
+			return (rv);
+		}
+		sqlite3_bind_int64(stmt, 1, (int64_t)account_id);
+		sqlite3_bind_int64(stmt, 2, mbox_id);
+		sqlite3_bind_int64(stmt, 3, m->uid);
+		store_bind_str(stmt, 4, m->remote_id);
+		store_bind_str(stmt, 5, m->message_id);
+		store_bind_str(stmt, 6, m->subject);
+		store_bind_str(stmt, 7, m->from_addr);
+		store_bind_str(stmt, 8, m->to_addrs);
+		store_bind_str(stmt, 9, m->cc_addrs);
+		store_bind_nz(stmt, 10, m->date);
+		store_bind_nz(stmt, 11, m->internal_date);
+		sqlite3_bind_int64(stmt, 12, (int64_t)m->size);
+		sqlite3_bind_int(stmt, 13, (m->flags & PROTO_FLAG_SEEN) != 0);
+		sqlite3_bind_int(stmt, 14, (m->flags & PROTO_FLAG_FLAGGED) != 0);
+		sqlite3_bind_int(stmt, 15,
+		    (m->flags & PROTO_FLAG_ANSWERED) != 0);
+		sqlite3_bind_int(stmt, 16, (m->flags & PROTO_FLAG_DRAFT) != 0);
+		sqlite3_bind_int(stmt, 17, (m->flags & PROTO_FLAG_DELETED) != 0);
+		store_bind_str(stmt, 18, m->keywords.p != NULL ? m->keywords
+							       : empty);
+		store_bind_nz(stmt, 19, (int64_t)m->modseq);
+		sqlite3_bind_int(stmt, 20, m->has_attachments ? 1 : 0);
+	} else {
+		rv = store_stmt(st, SQL_MESSAGE_FLAGS, &stmt);
+		if (rv != 0) {
+			return (rv);
+		}
+		sqlite3_bind_int64(stmt, 1, mbox_id);
+		sqlite3_bind_int64(stmt, 2, m->uid);
+		sqlite3_bind_int(stmt, 3, (m->flags & PROTO_FLAG_SEEN) != 0);
+		sqlite3_bind_int(stmt, 4, (m->flags & PROTO_FLAG_FLAGGED) != 0);
+		sqlite3_bind_int(stmt, 5, (m->flags & PROTO_FLAG_ANSWERED) != 0);
+		sqlite3_bind_int(stmt, 6, (m->flags & PROTO_FLAG_DRAFT) != 0);
+		sqlite3_bind_int(stmt, 7, (m->flags & PROTO_FLAG_DELETED) != 0);
+		store_bind_str(stmt, 8, m->keywords.p != NULL ? m->keywords
+							      : empty);
+		store_bind_nz(stmt, 9, (int64_t)m->modseq);
+	}
+	rv = store_stmt_exec(stmt);
+	*applied_r = rv == 0 && sqlite3_changes(st->db) > 0;
+	return (rv);
+}
+
+/* True when this job may emit a progress event now (one per second). */
+static bool
+store_progress_due(struct store *st, uint64_t job_id, int64_t now_ms)
+{
+	struct store_progress_slot *s;
+
+	s = &st->progress[job_id % STORE_PROGRESS_SLOTS];
+	if (s->job_id == job_id && now_ms - s->last_ms < STORE_PROGRESS_MIN_MS &&
+	    now_ms >= s->last_ms) {
+		return (false);
+	}
+	s->job_id = job_id;
+	s->last_ms = now_ms;
+	return (true);
+}
+
+int
+store_apply_batch(struct store *st, const struct proto_batch *b,
+    int64_t now_ms, struct store_out *out)
+{
+	const struct proto_message_row *m;
+	struct proto_str last = {NULL, 0};
+	sqlite3_stmt *stmt = NULL;
+	uint64_t account_id;
+	int64_t mbox_id = 0, lease_until = 0;
+	uint64_t applied = 0;
+	size_t i;
+	int one, rc, rv;
+
+	rv = store_batch_check(b, out);
+	if (rv != 0) {
+		return (rv);
+	}
+	rv = store_begin(st);
+	if (rv != 0) {
+		return (store_out_dbfail(out, st, rv, "begin"));
+	}
+	rv = store_job_fence(st, b->job_id, b->attempt, &account_id, out);
+	if (rv != 0) {
+		goto fail;
+	}
+	rv = store_stmt(st, SQL_BATCH_SEEN, &stmt);
+	if (rv != 0) {
+		goto dbfail;
+	}
+	sqlite3_bind_int64(stmt, 1, (int64_t)b->job_id);
+	sqlite3_bind_int64(stmt, 2, b->attempt);
+	sqlite3_bind_int64(stmt, 3, b->seq);
+	rc = sqlite3_step(stmt);
+	store_stmt_done(stmt);
+	if (rc == SQLITE_ROW) {
+		store_rollback(st);
+		log_info("store: duplicate batch skipped job=%llu account=%llu "
+			 "attempt=%u seq=%u",
+		    (unsigned long long)b->job_id,
+		    (unsigned long long)account_id, b->attempt, b->seq);
+		return (ERR_OK);
+	}
+	rv = store_stmt(st, SQL_BATCH_INSERT, &stmt);
+	if (rv != 0) {
+		goto dbfail;
+	}
+	sqlite3_bind_int64(stmt, 1, (int64_t)b->job_id);
+	sqlite3_bind_int64(stmt, 2, b->attempt);
+	sqlite3_bind_int64(stmt, 3, b->seq);
+	sqlite3_bind_int64(stmt, 4, (int64_t)b->nmessages);
+	sqlite3_bind_int64(stmt, 5, now_ms);
+	rv = store_stmt_exec(stmt);
+	if (rv != 0) {
+		goto dbfail;
+	}
+	for (i = 0; i < b->nmailboxes; i++) {
+		rv = store_apply_mailbox(st, account_id, b->job_id,
+		    &b->mailboxes[i], now_ms);
+		if (rv != 0) {
+			goto dbfail;
+		}
+	}
+	for (i = 0; i < b->nmessages; i++) {
+		m = &b->messages[i];
+		if (last.p == NULL || last.len != m->mailbox.len ||
+		    memcmp(last.p, m->mailbox.p, last.len) != 0) {
+			rv = store_mailbox_find(st, account_id, m->mailbox,
+			    &mbox_id);
+			if (rv != 0) {
+				goto dbfail;
+			}
+			if (mbox_id == 0) {
+				rv = store_out_fail(out, ERR_PROTO,
+				    "messages[%zu].mailbox '%.*s' is neither in "
+				    "the batch nor in the database",
+				    i, STORE_PS(m->mailbox));
+				goto fail;
+			}
+			last = m->mailbox;
+		}
+		rv = store_apply_message(st, account_id, mbox_id, m, &one);
+		if (rv != 0) {
+			goto dbfail;
+		}
+		applied += (uint64_t)one;
+	}
+	rv = store_stmt(st, SQL_JOB_PROGRESS, &stmt);
+	if (rv != 0) {
+		goto dbfail;
+	}
+	sqlite3_bind_int64(stmt, 1, (int64_t)b->job_id);
+	sqlite3_bind_int64(stmt, 2, (int64_t)applied);
+	sqlite3_bind_int64(stmt, 3, now_ms);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		lease_until = sqlite3_column_int64(stmt, 0);
+	}
+	store_stmt_done(stmt);
+	if (rc != SQLITE_ROW) {
+		rv = store_err(rc == SQLITE_DONE ? SQLITE_ERROR : rc);
+		goto dbfail;
+	}
+	rv = store_commit(st);
+	if (rv != 0) {
+		return (store_out_dbfail(out, st, rv, "commit"));
+	}
+	out->reply.id = b->job_id;
+	log_debug("store: batch applied job=%llu account=%llu attempt=%u "
+		  "seq=%u mailboxes=%zu rows=%llu",
+	    (unsigned long long)b->job_id, (unsigned long long)account_id,
+	    b->attempt, b->seq, b->nmailboxes, (unsigned long long)applied);
+	if (store_progress_due(st, b->job_id, now_ms)) {
+		/* due_at carries the renewed lease_until (docs/schema.md) */
+		store_out_job_event(out, EV_JOB_PROGRESS, b->job_id, account_id,
+		    JOB_LEASED, 0, b->attempt, lease_until, 0, now_ms);
+	}
+	return (ERR_OK);
+dbfail:
+	store_out_dbfail(out, st, rv, "applying batch");
+fail:
+	store_rollback(st);
+	return (rv);
+}

@@ -1,0 +1,143 @@
+/*
+ * pkg/store internals, shared by the files of pkg/store only (never
+ * included from outside): the struct store, the prepared-statement cache,
+ * transaction helpers, and the helpers that fill a struct store_out.
+ *
+ * Statement cache: each concept file keeps its SQL in `static const char
+ * SQL_X[]` arrays; store_stmt() maps the address of that text to a
+ * persistent prepared statement, prepared on first use. The statement is
+ * returned reset with its bindings cleared; the caller runs
+ * store_stmt_done() (a reset) when finished with it so no read stays open.
+ */
+#ifndef MAILSYNC_STORE_INT_H
+#define MAILSYNC_STORE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "base/base.h"
+#include "store.h"
+
+#define STORE_STMT_CACHE 96
+#define STORE_PROGRESS_SLOTS 64
+#define STORE_PROGRESS_MIN_MS 1000
+
+struct store_stmt_slot {
+	const char *sql; /* static SQL text: the key */
+	sqlite3_stmt *stmt;
+};
+
+struct store_progress_slot {
+	uint64_t job_id;
+	int64_t last_ms;
+};
+
+struct store {
+	sqlite3 *db;
+	uint8_t key[SECRET_KEY_LEN];
+	uint32_t default_interval_s;
+	uint32_t max_attempts;
+	struct store_stmt_slot stmts[STORE_STMT_CACHE];
+	size_t nstmts;
+	/* EV_JOB_PROGRESS rate limit, by job_id % STORE_PROGRESS_SLOTS */
+	struct store_progress_slot progress[STORE_PROGRESS_SLOTS];
+};
+
+/* db.c ------------------------------------------------------------------ */
+
+/* Translates a SQLite result code into an err code. */
+int store_err(int sqlite_rc);
+/* Returns the cached prepared statement for sql (static text). */
+int store_stmt(struct store *st, const char *sql, sqlite3_stmt **stmt_r);
+/* Resets stmt (NULL is fine). */
+void store_stmt_done(sqlite3_stmt *stmt);
+/* Runs stmt once expecting SQLITE_DONE; resets it. */
+int store_stmt_exec(sqlite3_stmt *stmt);
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK (rollback never fails visibly). */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+/* Binds a proto_str as TEXT (nil -> NULL); borrowed until the next reset */
+int store_bind_str(sqlite3_stmt *stmt, int i, struct proto_str s);
+/* Binds an int64, or NULL when v == 0 */
+int store_bind_nz(sqlite3_stmt *stmt, int i, int64_t v);
+/* Last error text of the connection. */
+const char *store_errmsg(struct store *st);
+/* Appends one sync_log row. */
+int store_log_event(struct store *st, int64_t now_ms, uint64_t account_id,
+    uint64_t job_id, const char *kind, const char *outcome,
+    const char *detail);
+
+/* schema.c -------------------------------------------------------------- */
+
+int store_schema_migrate(struct store *st, char *errbuf, size_t errlen);
+
+/* out.c ----------------------------------------------------------------- */
+
+/* Records a failure: sets reply.status and reply.error, drops the queued
+ * events (the operation's transaction is rolled back); returns code. */
+int store_out_fail(struct store_out *out, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Records a database failure with the connection's message. */
+int store_out_dbfail(struct store_out *out, struct store *st, int code,
+    const char *what);
+/* Copies column col of stmt into out-owned storage (NULL -> nil). */
+int store_out_col(struct store_out *out, sqlite3_stmt *stmt, int col,
+    struct proto_str *s_r);
+/* Copies a C string into out-owned storage. */
+int store_out_str(struct store_out *out, const char *s,
+    struct proto_str *s_r);
+/* Takes a malloc'd secret (wiped and freed on release). */
+void store_out_secret(struct store_out *out, char *secret, size_t len);
+/* Appends an event; NULL past STORE_OUT_MAX_EVENTS (a bug, logged). */
+struct proto_event *store_out_event(struct store_out *out, uint8_t kind,
+    int64_t now_ms);
+/* Appends a job event (EV_JOB_*) with the given fields. */
+void store_out_job_event(struct store_out *out, uint8_t kind,
+    uint64_t job_id, uint64_t account_id, uint8_t state, uint8_t priority,
+    uint32_t attempt, int64_t due_at, int32_t status, int64_t now_ms);
+
+/* check.c --------------------------------------------------------------- */
+
+/* Validation of untrusted strings: length in [min, max] bytes, no NUL,
+ * valid UTF-8; with no_ctl also no control characters (C0 and DEL).
+ * Returns 0, ERR_INVAL or ERR_TOOBIG; why_r gets a static reason. */
+int store_check_text(struct proto_str s, size_t min, size_t max,
+    bool no_ctl, const char **why_r);
+/* True when s equals the C string c (nil equals nothing). */
+bool store_str_is(struct proto_str s, const char *c);
+/* Length to print a peer string in a message: at most 80 bytes. */
+int store_plen(struct proto_str s);
+/* Arguments for "%.*s" printing a peer string safely (nil prints ""). */
+#define STORE_PS(s) store_plen(s), ((s).p != NULL ? (s).p : "")
+
+/* job.c ----------------------------------------------------------------- */
+
+/* Fencing: the job exists, is LEASED, and its attempts == attempt. Fills
+ * account_id_r. ERR_STALE (with out text) otherwise. */
+int store_job_fence(struct store *st, uint64_t job_id, uint32_t attempt,
+    uint64_t *account_id_r, struct store_out *out);
+/*
+ * Ends the current attempt of a LEASED job as a failure, inside the
+ * caller's transaction. target is JOB_QUEUED (due at due_ms), JOB_FAILED
+ * or JOB_DEAD. Updates the account on FAILED/DEAD, writes sync_log,
+ * deletes job_batches, queues the event. *state_r receives the final
+ * state (a requeue may become FAILED when another job of the same kind is
+ * already queued: the retry joins it).
+ */
+int store_job_end_failure(struct store *st, uint64_t job_id,
+    uint64_t account_id, uint32_t attempt, uint8_t target, int64_t due_ms,
+    int status, const char *error, int64_t now_ms, struct store_out *out,
+    uint8_t *state_r);
+/* Inserts or coalesces a QUEUED job inside the caller's transaction. */
+int store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
+    uint8_t priority, int64_t due_at, int64_t now_ms, struct store_out *out,
+    uint64_t *job_id_r);
+
+const char *store_kind_name(uint8_t kind);
+const char *store_state_name(uint8_t state);
+int store_state_parse(const char *s, uint8_t *state_r);
+
+#endif
