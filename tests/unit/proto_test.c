@@ -228,6 +228,30 @@ check_views(const struct proto_table *t, const void *st, const char *buf,
 	}
 }
 
+/*
+ * With PROTO_WRITE_SEEDS=DIR in the environment, every encoding made by
+ * the round-trip test is also written to DIR: that is how the fuzz corpus
+ * tests/fuzz/corpus/proto/ was seeded.
+ */
+static void
+write_seed(const struct proto_msg *m, const char *buf, size_t len)
+{
+	static int serial;
+	const char *dir = getenv("PROTO_WRITE_SEEDS");
+	char path[512];
+	FILE *f;
+
+	if (dir == NULL) {
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/%s-%d", dir, proto_msg_name(m->type),
+	    serial++);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, len, f), len);
+	fclose(f);
+}
+
 static void
 round_trip(struct proto_msg *in)
 {
@@ -244,6 +268,7 @@ round_trip(struct proto_msg *in)
 		fail_msg("%s: encode: %s", proto_msg_name(in->type),
 		    err_str(rv));
 	}
+	write_seed(in, buf, len);
 	rv = proto_decode(buf, len, &out, err, sizeof(err));
 	if (rv != 0) {
 		fail_msg("%s: decode: %s", proto_msg_name(in->type), err);
