@@ -35,6 +35,25 @@ dump_quoted(struct buf *b, const char *s, size_t len)
 	return (rv);
 }
 
+/* Atoms as they are, but with control and 8-bit bytes as \xNN. */
+static int
+dump_atom(struct buf *b, const char *s, size_t len)
+{
+	size_t i;
+	unsigned char c;
+	int rv = 0;
+
+	for (i = 0; rv == 0 && i < len; i++) {
+		c = (unsigned char)s[i];
+		if (c < 0x20 || c >= 0x7f) {
+			rv = buf_printf(b, "\\x%02x", c);
+		} else {
+			rv = buf_add(b, s + i, 1);
+		}
+	}
+	return (rv);
+}
+
 static int
 dump_toks(struct buf *b, const struct imap_tok *t, unsigned depth)
 {
@@ -43,7 +62,7 @@ dump_toks(struct buf *b, const struct imap_tok *t, unsigned depth)
 	for (; rv == 0 && t != NULL; t = t->next) {
 		switch (t->type) {
 		case IMAP_TOK_ATOM:
-			rv = buf_add(b, t->s, t->len);
+			rv = dump_atom(b, t->s, t->len);
 			break;
 		case IMAP_TOK_STRING:
 			rv = dump_quoted(b, t->s, t->len);

@@ -718,7 +718,9 @@ tok_seq(struct imap_parser *p, size_t *ip, size_t lim, enum tok_ctx ctx,
 		t->s = s;
 		t->len = len;
 	sep:
-		if (i < lim && b[i] != ' ' && b[i] != ')' &&
+		/* "(a)(b)" is how servers write address and body lists; a
+		 * '(' never belongs to a token, so the NUL may land on it. */
+		if (i < lim && b[i] != ' ' && b[i] != ')' && b[i] != '(' &&
 		    !(ctx == CTX_CODE && b[i] == ']')) {
 			return (set_err(p, ERR_PROTO,
 			    "expected space before offset %zu", i));
