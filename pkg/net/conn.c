@@ -458,10 +458,12 @@ conn_handshake(struct net_conn *c, int64_t deadline, char *errbuf)
 			return (ERR_TLS);
 		}
 		if (se == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+			/* The peer hung up or reset: transient, unlike a
+			 * verification failure, so not ERR_TLS. */
 			conn_err(errbuf, "TLS handshake with %s: %s", c->host,
 			    saved != 0 ? strerror(saved) :
 					 "connection closed by peer");
-			return (saved != 0 ? ERR_TLS : ERR_CLOSED);
+			return (ERR_UNREACHABLE);
 		}
 		conn_ssl_err(errbuf, "TLS handshake failed", "unknown error");
 		return (ERR_TLS);

@@ -486,6 +486,22 @@ test_tls_refused(void **state)
 	    ERR_TLS);
 	assert_non_null(strstr(err, "no certificate"));
 	srv_stop(&s);
+
+	/* A peer that hangs up during the handshake: transient. */
+	srv_start(&s, k, SRV_CLOSE);
+	assert_int_equal(net_connect("127.0.0.1", s.port, true, k->ca_pem,
+			     2000, &c, err),
+	    ERR_UNREACHABLE);
+	assert_non_null(strstr(err, "TLS handshake with 127.0.0.1"));
+	srv_stop(&s);
+
+	/* A plain-text server on a TLS port (imaps to 143). */
+	srv_start(&s, k, SRV_PLAIN_LINE);
+	assert_int_equal(net_connect("127.0.0.1", s.port, true, k->ca_pem,
+			     2000, &c, err),
+	    ERR_TLS);
+	assert_non_null(strstr(err, "TLS handshake failed"));
+	srv_stop(&s);
 }
 
 static void
