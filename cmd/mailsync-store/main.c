@@ -1,0 +1,447 @@
+/*
+ * mailsync-store: the process that owns mailsync.db and the credential
+ * key. It answers control requests (REP: submit and scheduler), applies
+ * worker results (PULL) and publishes store events (PUB), all from one
+ * thread, so SQLite sees a single thread. Every decision lives in
+ * pkg/store; this file only wires flags, sockets, the poll loop and one
+ * dispatch switch. A reply is sent only after its transaction committed.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "ipc/ipc.h"
+#include "proto/proto.h"
+#include "secret/secret.h"
+#include "store/store.h"
+
+#define REPLY_TIMEOUT_MS 2000
+#define DRAIN_MAX 64 /* messages per socket per loop turn: fairness */
+#define POLL_MS 500
+
+static volatile sig_atomic_t store_stop;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	store_stop = 1;
+}
+
+struct storeproc {
+	struct store *st;
+	nng_socket control;
+	nng_socket results;
+	nng_socket events;
+};
+
+static void
+publish(struct storeproc *sp, const struct store_out *out)
+{
+	struct proto_msg m;
+	size_t i;
+	int rv;
+
+	for (i = 0; i < out->nevents; i++) {
+		memset(&m, 0, sizeof(m));
+		m.type = MSG_STORE_EVENT;
+		m.id = out->events[i].job_id;
+		m.u.event = out->events[i];
+		rv = ipc_send(sp->events, &m, 0);
+		if (rv != 0) {
+			log_warnx("event=publish_failed kind=%u job=%llu "
+				  "account=%llu err=%s",
+			    out->events[i].kind,
+			    (unsigned long long)out->events[i].job_id,
+			    (unsigned long long)out->events[i].account_id,
+			    err_name(rv));
+		}
+	}
+}
+
+static void
+reply(struct storeproc *sp, uint64_t id, const struct proto_reply *r)
+{
+	struct proto_msg m;
+	int rv;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_STORE_REPLY;
+	m.id = id;
+	m.u.reply = *r;
+	rv = ipc_send(sp->control, &m, REPLY_TIMEOUT_MS);
+	if (rv != 0) {
+		log_warnx("event=reply_failed id=%llu err=%s",
+		    (unsigned long long)id, err_name(rv));
+	}
+}
+
+/* Sets an error reply for requests pkg/store never saw. */
+static void
+out_error(struct store_out *out, int code, const char *text)
+{
+	snprintf(out->errtext, sizeof(out->errtext), "%s", text);
+	out->reply.status = code;
+	out->reply.error.p = out->errtext;
+	out->reply.error.len = strlen(out->errtext);
+}
+
+static void
+handle_control(struct storeproc *sp, const struct proto_msg *req)
+{
+	struct store_out out;
+	int64_t now = clock_wall_ms();
+	int rv;
+
+	store_out_init(&out);
+	switch (req->type) {
+	case MSG_SUBMIT_ACCOUNT_ADD:
+		rv = store_account_add(sp->st, &req->u.account_add, now, &out);
+		break;
+	case MSG_SUBMIT_ACCOUNT_LIST:
+		rv = store_account_list(sp->st, &out);
+		break;
+	case MSG_SUBMIT_ACCOUNT_REMOVE:
+		rv = store_account_remove(sp->st, &req->u.name, now, &out);
+		break;
+	case MSG_SUBMIT_JOB_SUBMIT:
+		rv = store_job_submit(sp->st, &req->u.job_submit, now, &out);
+		break;
+	case MSG_SUBMIT_JOB_STATUS:
+		rv = store_job_status(sp->st, &req->u.job_status, &out);
+		break;
+	case MSG_SCHED_STATE_GET:
+		rv = store_sched_state(sp->st, &out);
+		break;
+	case MSG_SCHED_JOB_CREATE:
+		rv = store_job_create(sp->st, &req->u.job_create, now, &out);
+		break;
+	case MSG_SCHED_JOB_LEASE:
+		rv = store_job_lease(sp->st, &req->u.job_lease, now, &out);
+		break;
+	case MSG_SCHED_JOB_RETRY:
+		rv = store_job_retry(sp->st, &req->u.job_retry, now, &out);
+		break;
+	default:
+		rv = ERR_PROTO;
+		out_error(&out, rv, "not a control request");
+		break;
+	}
+	if (rv != 0) {
+		log_warnx("event=request_failed type=%s id=%llu err=%s "
+			  "detail=\"%.*s\"",
+		    proto_msg_name(req->type), (unsigned long long)req->id,
+		    err_name(rv), (int)out.reply.error.len,
+		    out.reply.error.p != NULL ? out.reply.error.p : "");
+	} else {
+		log_debug("event=request type=%s id=%llu result=%llu",
+		    proto_msg_name(req->type), (unsigned long long)req->id,
+		    (unsigned long long)out.reply.id);
+	}
+	reply(sp, req->id, &out.reply);
+	publish(sp, &out);
+	store_out_release(&out); /* wipes a leased password */
+}
+
+static void
+handle_result(struct storeproc *sp, const struct proto_msg *m)
+{
+	struct store_out out;
+	int64_t now = clock_wall_ms();
+	uint64_t job = 0;
+	uint32_t attempt = 0;
+	int rv;
+
+	store_out_init(&out);
+	switch (m->type) {
+	case MSG_WORKER_RESULT_BATCH:
+		job = m->u.batch.job_id;
+		attempt = m->u.batch.attempt;
+		rv = store_apply_batch(sp->st, &m->u.batch, now, &out);
+		break;
+	case MSG_WORKER_RESULT_DONE:
+		job = m->u.done.job_id;
+		attempt = m->u.done.attempt;
+		rv = store_apply_done(sp->st, &m->u.done, now, arc4random(),
+		    &out);
+		break;
+	default:
+		rv = ERR_PROTO;
+		out_error(&out, rv, "not a worker result");
+		break;
+	}
+	if (rv != 0) {
+		log_warnx("event=result_dropped type=%s job=%llu attempt=%u "
+			  "err=%s detail=\"%.*s\"",
+		    proto_msg_name(m->type), (unsigned long long)job, attempt,
+		    err_name(rv), (int)out.reply.error.len,
+		    out.reply.error.p != NULL ? out.reply.error.p : "");
+	}
+	publish(sp, &out);
+	store_out_release(&out);
+}
+
+/* Receives and handles up to DRAIN_MAX messages from one socket. */
+static void
+drain(struct storeproc *sp, bool control)
+{
+	nng_socket s = control ? sp->control : sp->results;
+	struct store_out out;
+	struct proto_msg m;
+	nng_msg *raw = NULL;
+	int i, rv;
+
+	for (i = 0; i < DRAIN_MAX && !store_stop; i++) {
+		rv = ipc_recv(s, &m, &raw, 0);
+		if (rv == ERR_AGAIN || rv == ERR_TIMEOUT) {
+			return;
+		}
+		if (rv == ERR_CLOSED) {
+			store_stop = 1;
+			return;
+		}
+		if (rv != 0) {
+			/* ipc_recv logged it; a requester still gets an
+			 * answer instead of waiting for its timeout. */
+			if (control) {
+				store_out_init(&out);
+				out_error(&out, rv,
+				    rv == ERR_VERSION
+					? "unsupported protocol version"
+					: "malformed request (see store log)");
+				reply(sp, m.id, &out.reply);
+			}
+			continue;
+		}
+		if (control) {
+			handle_control(sp, &m);
+		} else {
+			handle_result(sp, &m);
+		}
+		proto_msg_release(&m);
+		ipc_msg_free(&raw); /* may hold a password: wiped */
+	}
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: mailsync-store [--dir DIR] [--control-listen URL]\n"
+	    "                      [--results-listen URL] "
+	    "[--events-listen URL]\n"
+	    "                      [--default-interval SECONDS] "
+	    "[--max-attempts N] [--verbose] [-n]\n");
+	exit(2);
+}
+
+/* Creates dir 0700 when missing; refuses a non-directory. */
+static void
+make_dir(const char *dir)
+{
+	struct stat sb;
+
+	if (mkdir(dir, 0700) == 0) {
+		return;
+	}
+	if (errno != EEXIST) {
+		fatal("cannot create data directory %s", dir);
+	}
+	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		fatalx("data directory %s is not a directory", dir);
+	}
+}
+
+static const char *
+url_or_default(const char *url, const char *dir, enum ipc_endpoint e,
+    char *buf, size_t n)
+{
+	if (url != NULL) {
+		return (url);
+	}
+	if (ipc_default_url(dir, e, buf, n) != 0) {
+		fatalx("data directory path too long");
+	}
+	return (buf);
+}
+
+static void
+open_socket(enum ipc_endpoint e, const char *url, nng_socket *s)
+{
+	char errbuf[256];
+	int rv;
+
+	rv = ipc_open(e, IPC_LISTEN, url, s, errbuf, sizeof(errbuf));
+	if (rv != 0) {
+		fatalx("%s socket %s: %s", ipc_endpoint_name(e), url, errbuf);
+	}
+}
+
+static int
+recv_fd(nng_socket s, const char *what)
+{
+	int fd = -1, rv;
+
+	rv = nng_socket_get_int(s, NNG_OPT_RECVFD, &fd);
+	if (rv != 0) {
+		fatalx("%s socket: no receive fd: %s", what, nng_strerror(rv));
+	}
+	return (fd);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "control-listen", required_argument, NULL, 'c' },
+		{ "results-listen", required_argument, NULL, 'r' },
+		{ "events-listen", required_argument, NULL, 'e' },
+		{ "default-interval", required_argument, NULL, 'i' },
+		{ "max-attempts", required_argument, NULL, 'a' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = "./mailsync-data", *curl = NULL, *rurl = NULL;
+	const char *eurl = NULL;
+	char cdef[1100], rdef[1100], edef[1100], dbpath[1100], keypath[1100];
+	char errbuf[512];
+	uint8_t key[SECRET_KEY_LEN];
+	struct store_config cfg = { STORE_DEFAULT_INTERVAL_S,
+		STORE_DEFAULT_MAX_ATTEMPTS, 0 };
+	struct storeproc sp;
+	struct sigaction sa;
+	struct pollfd pfd[2];
+	sigset_t mask, old;
+	bool verbose = false, check = false;
+	uint64_t v;
+	int c, rv, w;
+
+	memset(&sp, 0, sizeof(sp));
+	while ((c = getopt_long(argc, argv, "hnv", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			dir = optarg;
+			break;
+		case 'c':
+			curl = optarg;
+			break;
+		case 'r':
+			rurl = optarg;
+			break;
+		case 'e':
+			eurl = optarg;
+			break;
+		case 'i':
+			if (parse_u64(optarg, 7 * 24 * 3600, &v) != 0 ||
+			    v == 0) {
+				fprintf(stderr, "mailsync-store: "
+						"--default-interval must be "
+						"1..604800 seconds\n");
+				exit(2);
+			}
+			cfg.default_interval_s = (uint32_t)v;
+			break;
+		case 'a':
+			if (parse_u64(optarg, 1000, &v) != 0 || v == 0) {
+				fprintf(stderr, "mailsync-store: "
+						"--max-attempts must be "
+						"1..1000\n");
+				exit(2);
+			}
+			cfg.max_attempts = (uint32_t)v;
+			break;
+		case 'n':
+			check = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc || *dir == '\0') {
+		usage();
+	}
+	log_init("mailsync-store", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	umask(077); /* the database, its WAL and the key: owner only */
+	make_dir(dir);
+	w = snprintf(dbpath, sizeof(dbpath), "%s/mailsync.db", dir);
+	if (w < 0 || (size_t)w >= sizeof(dbpath)) {
+		fatalx("data directory path too long");
+	}
+	w = snprintf(keypath, sizeof(keypath), "%s/secret.key", dir);
+	if (w < 0 || (size_t)w >= sizeof(keypath)) {
+		fatalx("data directory path too long");
+	}
+	curl = url_or_default(curl, dir, IPC_CONTROL, cdef, sizeof(cdef));
+	rurl = url_or_default(rurl, dir, IPC_RESULTS, rdef, sizeof(rdef));
+	eurl = url_or_default(eurl, dir, IPC_EVENTS, edef, sizeof(edef));
+
+	rv = secret_key_load(keypath, key, errbuf, sizeof(errbuf));
+	if (rv != 0) {
+		fatalx("key file %s: %s", keypath, errbuf);
+	}
+	rv = store_open(dbpath, key, &cfg, &sp.st, errbuf, sizeof(errbuf));
+	mem_wipe(key, sizeof(key));
+	if (rv != 0) {
+		fatalx("database %s: %s (%s)", dbpath, errbuf, err_name(rv));
+	}
+	if (check) {
+		store_free(&sp.st);
+		printf("mailsync-store: configuration and database OK\n");
+		return (0);
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = on_signal; /* no SA_RESTART: poll() returns EINTR */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	/* nng's threads inherit a mask without SIGTERM/SIGINT, so the
+	 * signal interrupts this thread's poll(). */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, &old);
+	open_socket(IPC_CONTROL, curl, &sp.control);
+	open_socket(IPC_RESULTS, rurl, &sp.results);
+	open_socket(IPC_EVENTS, eurl, &sp.events);
+	pfd[0].fd = recv_fd(sp.control, "control");
+	pfd[1].fd = recv_fd(sp.results, "results");
+	pfd[0].events = pfd[1].events = POLLIN;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	log_info("event=started db=%s control=%s results=%s events=%s",
+	    dbpath, curl, rurl, eurl);
+
+	while (!store_stop) {
+		rv = poll(pfd, 2, POLL_MS);
+		if (rv < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			log_warn("event=poll_failed");
+			break;
+		}
+		/* Both are cheap to try; control first (users wait on it). */
+		drain(&sp, true);
+		drain(&sp, false);
+	}
+	log_info("event=stopping");
+	nng_close(sp.control);
+	nng_close(sp.results);
+	nng_close(sp.events);
+	store_free(&sp.st);
+	return (0);
+}
