@@ -242,6 +242,7 @@ imap_utf7_encode(const char *in, size_t len, char **out_r)
 	if (rv != 0) {
 		goto fail;
 	}
+	b.data[0] = '\0';
 	while (i < len) {
 		rv = get_utf8(u, len, &i, &cp);
 		if (rv != 0) {
