@@ -4,6 +4,12 @@
  * against the system CAs or a caller-supplied PEM, and the host name (or
  * IP address) against the certificate. There is no switch to turn
  * verification off.
+ *
+ * No call raises SIGPIPE (plain and TLS writes both go through
+ * send(MSG_NOSIGNAL)), so callers need not ignore it. Name resolution
+ * (getaddrinfo) is the one step the timeout cannot bound. There is no
+ * hidden read-ahead buffer: net_read() returns at most cap bytes of what
+ * arrived.
  */
 #ifndef MAILSYNC_NET_H
 #define MAILSYNC_NET_H
@@ -28,7 +34,10 @@ int net_connect(const char *host, uint16_t port, bool tls,
     const char *ca_pem, int timeout_ms, struct net_conn **c_r,
     char *errbuf);
 
-/* Upgrades a plain connection to TLS (STARTTLS); same verification. */
+/* Upgrades a plain connection to TLS (STARTTLS); same verification.
+ * Also ERR_PROTO when the server sent bytes before the handshake (plain
+ * text injected after the STARTTLS reply), ERR_CLOSED, and ERR_BADSTATE
+ * if c already uses TLS. On failure c is only good for net_close(). */
 int net_start_tls(struct net_conn *c, const char *ca_pem, int timeout_ms,
     char *errbuf);
 
