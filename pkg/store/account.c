@@ -193,7 +193,7 @@ store_account_add(struct store *st, const struct proto_account_add *a,
 		goto done;
 	}
 	out->reply.id = id;
-	log_info("store: account added account=%llu name=\"%.*s\" "
+	log_info("event=account_added account=%llu name=\"%.*s\" "
 		 "interval_s=%u job=%llu",
 	    (unsigned long long)id, STORE_PS(a->name), interval,
 	    (unsigned long long)job_id);
@@ -324,7 +324,7 @@ store_account_remove(struct store *st, const struct proto_name *nm,
 		ev->account_id = id;
 		ev->removed = true;
 	}
-	log_info("store: account removed account=%llu name=\"%.*s\"",
+	log_info("event=account_removed account=%llu name=\"%.*s\"",
 	    (unsigned long long)id, STORE_PS(nm->name));
 	return (ERR_OK);
 fail:

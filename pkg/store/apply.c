@@ -287,7 +287,7 @@ store_apply_mailbox(struct store *st, uint64_t account_id, uint64_t job_id,
 		if (rv != 0) {
 			goto done;
 		}
-		log_info("store: mailbox reset job=%llu account=%llu "
+		log_info("event=mailbox_reset job=%llu account=%llu "
 			 "uidvalidity=%u",
 		    (unsigned long long)job_id, (unsigned long long)account_id,
 		    mb->uidvalidity);
@@ -406,7 +406,7 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 	store_stmt_done(stmt);
 	if (rc == SQLITE_ROW) {
 		store_rollback(st);
-		log_info("store: duplicate batch skipped job=%llu account=%llu "
+		log_info("event=batch_duplicate job=%llu account=%llu "
 			 "attempt=%u seq=%u",
 		    (unsigned long long)b->job_id,
 		    (unsigned long long)account_id, b->attempt, b->seq);
@@ -477,7 +477,7 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 		return (store_out_dbfail(out, st, rv, "commit"));
 	}
 	out->reply.id = b->job_id;
-	log_debug("store: batch applied job=%llu account=%llu attempt=%u "
+	log_debug("event=batch_applied job=%llu account=%llu attempt=%u "
 		  "seq=%u mailboxes=%zu rows=%llu",
 	    (unsigned long long)b->job_id, (unsigned long long)account_id,
 	    b->attempt, b->seq, b->nmailboxes, (unsigned long long)applied);

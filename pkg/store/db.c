@@ -67,7 +67,7 @@ store_stmt(struct store *st, const char *sql, sqlite3_stmt **stmt_r)
 	rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
 	    &stmt, NULL);
 	if (rc != SQLITE_OK) {
-		log_warnx("store: prepare failed: %s sql=\"%.60s\"",
+		log_warnx("event=db_error op=prepare err=\"%s\" sql=\"%.60s\"",
 		    sqlite3_errmsg(st->db), sql);
 		sqlite3_finalize(stmt);
 		return (store_err(rc));
@@ -75,7 +75,7 @@ store_stmt(struct store *st, const char *sql, sqlite3_stmt **stmt_r)
 	if (st->nstmts == STORE_STMT_CACHE) {
 		/* A bug (too many distinct statements): run uncached would
 		 * leak, so refuse loudly. */
-		log_warnx("store: statement cache full");
+		log_warnx("event=bug what=statement_cache_full");
 		sqlite3_finalize(stmt);
 		return (ERR_NOMEM);
 	}
@@ -137,7 +137,7 @@ store_commit(struct store *st)
 
 	rv = store_tx(st, SQL_COMMIT);
 	if (rv != 0) {
-		log_warnx("store: commit failed: %s", store_errmsg(st));
+		log_warnx("event=db_error op=commit err=\"%s\"", store_errmsg(st));
 		store_rollback(st);
 	}
 	return (rv);
@@ -150,7 +150,7 @@ store_rollback(struct store *st)
 		return; /* SQLite already rolled back */
 	}
 	if (store_tx(st, SQL_ROLLBACK) != 0) {
-		log_warnx("store: rollback failed: %s", store_errmsg(st));
+		log_warnx("event=db_error op=rollback err=\"%s\"", store_errmsg(st));
 	}
 }
 
@@ -340,7 +340,7 @@ store_free(struct store **stp)
 	}
 	if (st->db != NULL) {
 		if (sqlite3_close(st->db) != SQLITE_OK) {
-			log_warnx("store: close: %s", sqlite3_errmsg(st->db));
+			log_warnx("event=db_error op=close err=\"%s\"", sqlite3_errmsg(st->db));
 		}
 	}
 	mem_wipe(st->key, sizeof(st->key));

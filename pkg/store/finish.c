@@ -169,7 +169,7 @@ store_done_prune(struct store *st, uint64_t account_id, uint64_t job_id,
 		if (rv != 0) {
 			goto done;
 		}
-		log_info("store: mailbox removed job=%llu account=%llu "
+		log_info("event=mailbox_removed job=%llu account=%llu "
 			 "mailbox=%lld",
 		    (unsigned long long)job_id, (unsigned long long)account_id,
 		    (long long)gone[i]);
@@ -210,8 +210,8 @@ store_done_success(struct store *st, uint64_t account_id,
 			return (rv);
 		}
 		if (sqlite3_changes(st->db) == 0) {
-			log_warnx("store: checkpoint for unknown mailbox "
-				  "ignored job=%llu account=%llu index=%zu",
+			log_warnx("event=checkpoint_ignored "
+				  "why=unknown_mailbox job=%llu account=%llu index=%zu",
 			    (unsigned long long)d->job_id,
 			    (unsigned long long)account_id, i);
 		}
@@ -276,7 +276,7 @@ store_done_success(struct store *st, uint64_t account_id,
 	}
 	store_out_job_event(out, EV_JOB_FINISHED, d->job_id, account_id,
 	    JOB_DONE, prio, d->attempt, 0, 0, now_ms);
-	log_info("store: job done job=%llu account=%llu attempt=%u rows=%llu",
+	log_info("event=job_done job=%llu account=%llu attempt=%u rows=%llu",
 	    (unsigned long long)d->job_id, (unsigned long long)account_id,
 	    d->attempt, (unsigned long long)rows);
 	return (ERR_OK);

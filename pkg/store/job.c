@@ -109,7 +109,7 @@ store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
 		priority = (uint8_t)sqlite3_column_int(stmt, 0);
 		due_at = sqlite3_column_int64(stmt, 1);
 		store_stmt_done(stmt);
-		log_info("store: job coalesced job=%llu account=%llu kind=%s "
+		log_info("event=job_coalesced job=%llu account=%llu kind=%s "
 			 "priority=%u",
 		    (unsigned long long)id, (unsigned long long)account_id,
 		    store_kind_name(kind), priority);
@@ -131,7 +131,7 @@ store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
 			return (store_out_dbfail(out, st, rv, "creating job"));
 		}
 		id = (uint64_t)sqlite3_last_insert_rowid(st->db);
-		log_info("store: job queued job=%llu account=%llu kind=%s "
+		log_info("event=job_queued job=%llu account=%llu kind=%s "
 			 "priority=%u due_at=%lld",
 		    (unsigned long long)id, (unsigned long long)account_id,
 		    store_kind_name(kind), priority, (long long)due_at);

@@ -196,14 +196,14 @@ store_job_end_failure(struct store *st, uint64_t job_id,
 	if (target == JOB_QUEUED) {
 		store_out_job_event(out, EV_JOB_QUEUED, job_id, account_id,
 		    JOB_QUEUED, prio, attempt, due_ms, status, now_ms);
-		log_info("store: job requeued job=%llu account=%llu attempt=%u "
+		log_info("event=job_requeued job=%llu account=%llu attempt=%u "
 			 "due_at=%lld error=\"%s\"",
 		    (unsigned long long)job_id, (unsigned long long)account_id,
 		    attempt, (long long)due_ms, text);
 	} else {
 		store_out_job_event(out, EV_JOB_FINISHED, job_id, account_id,
 		    target, prio, attempt, 0, status, now_ms);
-		log_info("store: job %s job=%llu account=%llu attempt=%u "
+		log_info("event=job_%s job=%llu account=%llu attempt=%u "
 			 "error=\"%s\"",
 		    store_state_name(target), (unsigned long long)job_id,
 		    (unsigned long long)account_id, attempt, text);
@@ -459,7 +459,7 @@ store_job_lease(struct store *st, const struct proto_job_lease *jl,
 		goto failed;
 	}
 	out->reply.id = jl->job_id;
-	log_info("store: job leased job=%llu account=%llu attempt=%u "
+	log_info("event=job_leased job=%llu account=%llu attempt=%u "
 		 "lease_until=%lld checkpoints=%zu",
 	    (unsigned long long)jl->job_id, (unsigned long long)account_id,
 	    attempt, (long long)jl->lease_until, run->ncheckpoints);

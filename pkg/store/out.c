@@ -155,7 +155,7 @@ store_out_event(struct store_out *out, uint8_t kind, int64_t now_ms)
 	struct proto_event *ev;
 
 	if (out->nevents == STORE_OUT_MAX_EVENTS) {
-		log_warnx("store: event dropped kind=%u (bug)", kind);
+		log_warnx("event=bug what=event_dropped kind=%u", kind);
 		return (NULL);
 	}
 	ev = &out->events[out->nevents++];

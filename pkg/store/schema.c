@@ -175,7 +175,7 @@ store_schema_step(struct store *st, int from, char *errbuf, size_t errlen)
 		    store_errmsg(st));
 		return (rv);
 	}
-	log_info("store: schema migrated to=%d what=\"%s\"", from + 1,
+	log_info("event=schema_migrated to=%d what=\"%s\"", from + 1,
 	    m->what);
 	return (ERR_OK);
 fail:
