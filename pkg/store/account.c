@@ -128,7 +128,7 @@ store_account_add(struct store *st, const struct proto_account_add *a,
 	uint8_t *blob = NULL;
 	size_t bloblen = 0;
 	uint64_t id, job_id;
-	uint32_t interval;
+	uint32_t interval = 0;
 	int rv;
 
 	rv = store_account_check(a, &interval, out);
