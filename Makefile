@@ -34,7 +34,7 @@ WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
 CPPFLAGS += -D_GNU_SOURCE -DNNG_ELIDE_DEPRECATED -Ipkg
 CFLAGS := -std=c11 $(OPT) $(SAN) $(WARN) -MMD -MP
 LDFLAGS := $(SAN)
-LDLIBS := -lnng -lmbedtls -lmbedx509 -lmbedcrypto -lmsgpackc -lsqlite3 \
+LDLIBS := -lnng -lmsgpackc -lsqlite3 \
 	-lcurl -ljansson -lssl -lcrypto -lpthread -lm
 
 PKG_SRCS := $(sort $(wildcard pkg/*/*.c))

@@ -21,6 +21,9 @@ log_init(const char *proc, enum log_level level)
 	log_lvl = level;
 }
 
+static void log_emit(const char *lvl, int errnum, const char *fmt,
+    va_list ap) __attribute__((format(printf, 3, 0)));
+
 static void
 log_emit(const char *lvl, int errnum, const char *fmt, va_list ap)
 {
