@@ -81,7 +81,7 @@ struct sched {
 	uint64_t rng;
 	bool need_reload;
 	int64_t next_reconcile; /* monotonic ms */
-	int64_t next_states;	/* monotonic ms: accounts gauge refresh */
+	int64_t next_states; /* monotonic ms: accounts gauge refresh */
 };
 
 static uint32_t
@@ -120,11 +120,11 @@ metrics_setup(struct sched *s)
 	if (metrics_new(&s->reg) != 0) {
 		fatalx("out of memory");
 	}
-#define REG(call)                                                           \
-	do {                                                                \
-		if (rv == 0) {                                              \
-			rv = (call);                                        \
-		}                                                           \
+#define REG(call)                                                             \
+	do {                                                                  \
+		if (rv == 0) {                                                \
+			rv = (call);                                          \
+		}                                                             \
 	} while (0)
 	REG(metrics_counter(s->reg, "mailsync_jobs_emitted_total",
 	    "Jobs pushed to a worker.", "kind", NULL, &m->emitted));
@@ -132,8 +132,7 @@ metrics_setup(struct sched *s)
 	    "Jobs that ended, by outcome (done, failed, dead).", "kind",
 	    "outcome", &m->completed));
 	REG(metrics_counter(s->reg, "mailsync_jobs_failed_total",
-	    "Failed job attempts, retried or not.", "kind", NULL,
-	    &m->failed));
+	    "Failed job attempts, retried or not.", "kind", NULL, &m->failed));
 	REG(metrics_gauge(s->reg, "mailsync_jobs_in_flight",
 	    "Jobs leased or being leased.", NULL, NULL, &m->inflight));
 	REG(metrics_counter(s->reg, "mailsync_leases_expired_total",
@@ -144,12 +143,12 @@ metrics_setup(struct sched *s)
 	REG(metrics_histogram(s->reg, "mailsync_job_duration_seconds",
 	    "Time from lease to finish.", "kind", NULL, NULL, 0,
 	    &m->job_duration));
-	REG(metrics_histogram(s->reg, "mailsync_store_request_duration_seconds",
-	    "Round trip of a control request to the store.", NULL, NULL,
-	    NULL, 0, &m->store_duration));
+	REG(metrics_histogram(s->reg,
+	    "mailsync_store_request_duration_seconds",
+	    "Round trip of a control request to the store.", NULL, NULL, NULL,
+	    0, &m->store_duration));
 	REG(metrics_counter(s->reg, "mailsync_scheduler_reconciles_total",
-	    "Full state reloads from the store.", NULL, NULL,
-	    &m->reconciles));
+	    "Full state reloads from the store.", NULL, NULL, &m->reconciles));
 #undef REG
 	if (rv != 0) {
 		fatalx("metrics setup: %s", err_str(rv));
@@ -203,8 +202,8 @@ store_call(struct sched *s, struct proto_msg *req, struct proto_msg *rep,
 	req->id = ++s->req_id;
 	rv = ipc_call(s->ctl, req, rep, raw, STORE_TIMEOUT_MS);
 	if (rv != ERR_UNREACHABLE) {
-		(void)metrics_observe(s->m.store_duration, NULL, NULL,
-		    mono_s() - t0);
+		(void)metrics_observe(
+		    s->m.store_duration, NULL, NULL, mono_s() - t0);
 	}
 	if (rv != 0) {
 		s->need_reload = true;
@@ -214,8 +213,9 @@ store_call(struct sched *s, struct proto_msg *req, struct proto_msg *rep,
 		rv = rep->u.reply.status < 0 ? rep->u.reply.status : ERR_PROTO;
 		log_warnx("store refused request=%s err=%s error=\"%.*s\"",
 		    proto_msg_name(req->type), err_name(rv),
-		    (int)(rep->u.reply.error.len > 300 ?
-			    300 : rep->u.reply.error.len),
+		    (int)(rep->u.reply.error.len > 300
+		            ? 300
+		            : rep->u.reply.error.len),
 		    rep->u.reply.error.p != NULL ? rep->u.reply.error.p : "");
 		proto_msg_release(rep);
 		ipc_msg_free(raw);
@@ -255,7 +255,8 @@ load_state(struct sched *s)
 static void
 sleep_ms(int64_t ms)
 {
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+	struct timespec ts
+	    = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
 
 	(void)nanosleep(&ts, NULL); /* a signal cuts it short: fine */
 }
@@ -362,10 +363,11 @@ do_lease(struct sched *s, const struct queue_action *a)
 	req.u.job_lease.lease_until = a->lease_until;
 	rv = store_call(s, &req, &rep, &raw);
 	now = clock_wall_ms();
-	if (rv == 0 && (rep.u.reply.job_run == NULL ||
-			   rep.u.reply.job_run->job_id != a->job_id)) {
+	if (rv == 0
+	    && (rep.u.reply.job_run == NULL
+	        || rep.u.reply.job_run->job_id != a->job_id)) {
 		log_warnx("job=%llu action=lease err=ERR_PROTO "
-			  "detail=\"reply without a matching job_run\"",
+		          "detail=\"reply without a matching job_run\"",
 		    (unsigned long long)a->job_id);
 		proto_msg_release(&rep);
 		ipc_msg_free(&raw);
@@ -381,8 +383,8 @@ do_lease(struct sched *s, const struct queue_action *a)
 		return;
 	}
 	jr = rep.u.reply.job_run;
-	(void)queue_lease_done(s->q, a->job_id, 0, jr->attempt,
-	    jr->lease_until, now);
+	(void)queue_lease_done(
+	    s->q, a->job_id, 0, jr->attempt, jr->lease_until, now);
 
 	/* The job_run holds the password: it goes to the worker only and
 	 * is wiped with raw by ipc_msg_free(). Never logged. */
@@ -393,7 +395,8 @@ do_lease(struct sched *s, const struct queue_action *a)
 	rv = ipc_send(s->push, &run, PUSH_TIMEOUT_MS);
 	if (rv == 0) {
 		count(s->m.emitted, kind_name(jr->kind), NULL);
-		log_info("job=%llu account=%llu kind=%s action=emit attempt=%u",
+		log_info(
+		    "job=%llu account=%llu kind=%s action=emit attempt=%u",
 		    (unsigned long long)jr->job_id,
 		    (unsigned long long)jr->account_id, kind_name(jr->kind),
 		    jr->attempt);
@@ -402,16 +405,16 @@ do_lease(struct sched *s, const struct queue_action *a)
 		 * lease to run out. */
 		due = now + queue_backoff_ms(jr->attempt, sched_rand(s));
 		log_warnx("job=%llu account=%llu kind=%s action=requeue "
-			  "attempt=%u err=%s error=\"no worker accepted the "
-			  "job\" due_in_ms=%lld",
+		          "attempt=%u err=%s error=\"no worker accepted the "
+		          "job\" due_in_ms=%lld",
 		    (unsigned long long)jr->job_id,
 		    (unsigned long long)jr->account_id, kind_name(jr->kind),
 		    jr->attempt, err_name(rv), (long long)(due - now));
 		count(s->m.failed, kind_name(jr->kind), NULL);
 		rv = send_retry(s, jr->job_id, jr->attempt, JOB_QUEUED, due,
 		    "no worker accepted the job");
-		(void)queue_retry_done(s->q, jr->job_id, rv, JOB_QUEUED, due,
-		    now);
+		(void)queue_retry_done(
+		    s->q, jr->job_id, rv, JOB_QUEUED, due, now);
 	}
 	proto_msg_release(&rep);
 	ipc_msg_free(&raw);
@@ -423,8 +426,8 @@ do_retry(struct sched *s, const struct queue_action *a)
 	int64_t now;
 	int rv;
 
-	rv = send_retry(s, a->job_id, a->attempt, a->state, a->due_at,
-	    a->error);
+	rv = send_retry(
+	    s, a->job_id, a->attempt, a->state, a->due_at, a->error);
 	now = clock_wall_ms();
 	(void)queue_retry_done(s->q, a->job_id, rv, a->state, a->due_at, now);
 	if (rv != 0) {
@@ -439,13 +442,13 @@ do_retry(struct sched *s, const struct queue_action *a)
 	if (a->state == JOB_DEAD) {
 		count(s->m.completed, kind_name(a->job_kind), "dead");
 		log_warnx("job=%llu account=%llu kind=%s action=dead "
-			  "attempt=%u error=\"%s\"",
+		          "attempt=%u error=\"%s\"",
 		    (unsigned long long)a->job_id,
 		    (unsigned long long)a->account_id, kind_name(a->job_kind),
 		    a->attempt, a->error);
 	} else {
 		log_info("job=%llu account=%llu kind=%s action=retry "
-			 "attempt=%u due_in_ms=%lld error=\"%s\"",
+		         "attempt=%u due_in_ms=%lld error=\"%s\"",
 		    (unsigned long long)a->job_id,
 		    (unsigned long long)a->account_id, kind_name(a->job_kind),
 		    a->attempt, (long long)(a->due_at - now), a->error);
@@ -536,15 +539,16 @@ on_event(struct sched *s, const struct proto_event *ev)
 		if (known && before.state == JOB_LEASED) {
 			/* A failed attempt the store re-queued. */
 			count(s->m.failed, kind, NULL);
-			log_info("job=%llu account=%llu kind=%s action=requeued "
-				 "attempt=%u status=%s due_in_ms=%lld",
+			log_info(
+			    "job=%llu account=%llu kind=%s action=requeued "
+			    "attempt=%u status=%s due_in_ms=%lld",
 			    (unsigned long long)ev->job_id,
 			    (unsigned long long)ev->account_id, kind,
 			    ev->attempt, err_name(ev->status),
 			    (long long)(ev->due_at - ev->at));
 		} else {
 			log_info("job=%llu account=%llu kind=%s action=queued "
-				 "priority=%s",
+			         "priority=%s",
 			    (unsigned long long)ev->job_id,
 			    (unsigned long long)ev->account_id, kind,
 			    ev->priority == PRIO_USER ? "user" : "periodic");
@@ -552,7 +556,7 @@ on_event(struct sched *s, const struct proto_event *ev)
 		break;
 	case EV_JOB_PROGRESS:
 		log_debug("job=%llu account=%llu kind=%s action=progress "
-			  "attempt=%u",
+		          "attempt=%u",
 		    (unsigned long long)ev->job_id,
 		    (unsigned long long)ev->account_id, kind, ev->attempt);
 		break;
@@ -564,14 +568,16 @@ on_event(struct sched *s, const struct proto_event *ev)
 			if (ev->state != JOB_DONE || ev->status != 0) {
 				count(s->m.failed, kind, NULL);
 			}
-			if (before.leased_at > 0 && ev->at >= before.leased_at) {
+			if (before.leased_at > 0
+			    && ev->at >= before.leased_at) {
 				(void)metrics_observe(s->m.job_duration, kind,
-				    NULL, (double)(ev->at - before.leased_at) /
-					1000.0);
+				    NULL,
+				    (double)(ev->at - before.leased_at)
+				        / 1000.0);
 			}
 		}
 		log_info("job=%llu account=%llu kind=%s action=finished "
-			 "state=%s attempt=%u status=%s",
+		         "state=%s attempt=%u status=%s",
 		    (unsigned long long)ev->job_id,
 		    (unsigned long long)ev->account_id, kind,
 		    proto_job_state_name(ev->state), ev->attempt,
@@ -673,8 +679,9 @@ static void
 flag_url(char *dst, const char *arg, const char *name)
 {
 	if (strlcpy_checked(dst, arg, URL_MAX) != 0 || arg[0] == '\0') {
-		fprintf(stderr, "mailsync-scheduler: %s: empty or longer "
-				"than %d bytes\n",
+		fprintf(stderr,
+		    "mailsync-scheduler: %s: empty or longer "
+		    "than %d bytes\n",
 		    name, URL_MAX - 1);
 		exit(2);
 	}
@@ -720,8 +727,9 @@ parse_flags(int argc, char **argv, struct config *cfg)
 		switch (c) {
 		case 'd':
 			if (optarg[0] == '\0') {
-				fprintf(stderr, "mailsync-scheduler: --dir: "
-						"empty\n");
+				fprintf(stderr,
+				    "mailsync-scheduler: --dir: "
+				    "empty\n");
 				exit(2);
 			}
 			cfg->dir = optarg;
@@ -736,20 +744,21 @@ parse_flags(int argc, char **argv, struct config *cfg)
 			flag_url(cfg->jobs, optarg, "--jobs-listen");
 			break;
 		case 'm':
-			cfg->metrics_listen =
-			    strcmp(optarg, "off") == 0 ? NULL : optarg;
+			cfg->metrics_listen
+			    = strcmp(optarg, "off") == 0 ? NULL : optarg;
 			break;
 		case 'i':
-			cfg->lim.max_inflight =
-			    flag_u32("--max-inflight", optarg, 1, 100000);
+			cfg->lim.max_inflight
+			    = flag_u32("--max-inflight", optarg, 1, 100000);
 			break;
 		case 'l':
-			cfg->lim.lease_ms = (int64_t)flag_u32("--lease",
-						optarg, 1, 86400) * 1000;
+			cfg->lim.lease_ms
+			    = (int64_t)flag_u32("--lease", optarg, 1, 86400)
+			    * 1000;
 			break;
 		case 'a':
-			cfg->lim.max_attempts =
-			    flag_u32("--max-attempts", optarg, 1, 1000);
+			cfg->lim.max_attempts
+			    = flag_u32("--max-attempts", optarg, 1, 1000);
 			break;
 		case 'v':
 			cfg->verbose = true;
@@ -779,8 +788,8 @@ main(int argc, char **argv)
 	int rv;
 
 	parse_flags(argc, argv, &cfg);
-	log_init("mailsync-scheduler",
-	    cfg.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	log_init(
+	    "mailsync-scheduler", cfg.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	if (cfg.check_only) {
 		printf("control=%s\nevents=%s\njobs_listen=%s\n"
 		       "metrics_listen=%s\nmax_inflight=%u\nlease_s=%lld\n"
@@ -801,8 +810,8 @@ main(int argc, char **argv)
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = &cfg;
-	s.rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32) ^
-	    0x9e3779b97f4a7c15ULL;
+	s.rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32)
+	    ^ 0x9e3779b97f4a7c15ULL;
 	if (mkdir(cfg.dir, 0700) != 0 && errno != EEXIST) {
 		fatal("mkdir %s", cfg.dir);
 	}
@@ -813,29 +822,29 @@ main(int argc, char **argv)
 	metrics_setup(&s);
 	update_gauges(&s, true);
 	if (cfg.metrics_listen != NULL) {
-		rv = metrics_http_start(s.reg, cfg.metrics_listen, &s.http, err,
-		    sizeof(err));
+		rv = metrics_http_start(
+		    s.reg, cfg.metrics_listen, &s.http, err, sizeof(err));
 		if (rv != 0) {
 			fatalx("metrics: %s", err);
 		}
 	}
-	rv = ipc_open(IPC_CONTROL, IPC_DIAL, cfg.control, &s.ctl, err,
-	    sizeof(err));
+	rv = ipc_open(
+	    IPC_CONTROL, IPC_DIAL, cfg.control, &s.ctl, err, sizeof(err));
 	if (rv != 0) {
 		fatalx("control %s: %s", cfg.control, err);
 	}
-	rv = ipc_open(IPC_EVENTS, IPC_DIAL, cfg.events, &s.sub, err,
-	    sizeof(err));
+	rv = ipc_open(
+	    IPC_EVENTS, IPC_DIAL, cfg.events, &s.sub, err, sizeof(err));
 	if (rv != 0) {
 		fatalx("events %s: %s", cfg.events, err);
 	}
-	rv = ipc_open(IPC_JOBS, IPC_LISTEN, cfg.jobs, &s.push, err,
-	    sizeof(err));
+	rv = ipc_open(
+	    IPC_JOBS, IPC_LISTEN, cfg.jobs, &s.push, err, sizeof(err));
 	if (rv != 0) {
 		fatalx("jobs %s: %s", cfg.jobs, err);
 	}
 	log_info("started control=%s events=%s jobs=%s metrics=%s "
-		 "max_inflight=%u lease_s=%lld max_attempts=%u",
+	         "max_inflight=%u lease_s=%lld max_attempts=%u",
 	    cfg.control, cfg.events, cfg.jobs,
 	    cfg.metrics_listen != NULL ? cfg.metrics_listen : "off",
 	    cfg.lim.max_inflight, (long long)(cfg.lim.lease_ms / 1000),

@@ -38,10 +38,11 @@ metrics_http_cb(nng_aio *aio)
 		}
 		goto done;
 	}
-	if (nng_http_res_alloc(&res) != 0 ||
-	    nng_http_res_set_header(res, "Content-Type",
-		METRICS_CONTENT_TYPE) != 0 ||
-	    nng_http_res_copy_data(res, b.data, b.len) != 0) {
+	if (nng_http_res_alloc(&res) != 0
+	    || nng_http_res_set_header(
+	           res, "Content-Type", METRICS_CONTENT_TYPE)
+	        != 0
+	    || nng_http_res_copy_data(res, b.data, b.len) != 0) {
 		goto fail;
 	}
 done:
@@ -68,8 +69,8 @@ make_url(const char *hostport, char *url, size_t n)
 		return (ERR_INVAL);
 	}
 	colon = strrchr(hostport, ':');
-	if (colon == NULL || colon == hostport ||
-	    parse_u64(colon + 1, 65535, &port) != 0) {
+	if (colon == NULL || colon == hostport
+	    || parse_u64(colon + 1, 65535, &port) != 0) {
 		return (ERR_INVAL);
 	}
 	if (hostport[0] == '[' && colon[-1] != ']') {
@@ -120,9 +121,9 @@ metrics_http_start(struct metrics *m, const char *hostport,
 		goto fail;
 	}
 	what = "handler";
-	if ((nrv = nng_http_handler_alloc(&h, "/metrics",
-		 metrics_http_cb)) != 0 ||
-	    (nrv = nng_http_handler_set_data(h, m, NULL)) != 0) {
+	if ((nrv = nng_http_handler_alloc(&h, "/metrics", metrics_http_cb))
+	        != 0
+	    || (nrv = nng_http_handler_set_data(h, m, NULL)) != 0) {
 		goto fail;
 	}
 	if ((nrv = nng_http_server_add_handler(mh->srv, h)) != 0) {

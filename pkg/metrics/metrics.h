@@ -21,10 +21,10 @@
 #include "base/base.h"
 
 #define METRICS_MAX_LABELS 2
-#define METRICS_MAX_SERIES 1000	     /* label combinations per family */
-#define METRICS_MAX_BUCKETS 40	     /* per histogram, +Inf not counted */
-#define METRICS_MAX_VALUE_LEN 256    /* bytes of one label value */
-#define METRICS_MAX_TEXT (8u << 20)  /* one rendering */
+#define METRICS_MAX_SERIES 1000 /* label combinations per family */
+#define METRICS_MAX_BUCKETS 40 /* per histogram, +Inf not counted */
+#define METRICS_MAX_VALUE_LEN 256 /* bytes of one label value */
+#define METRICS_MAX_TEXT (8u << 20) /* one rendering */
 
 enum metrics_type {
 	METRICS_COUNTER = 0,
@@ -74,12 +74,12 @@ int metrics_histogram(struct metrics *m, const char *name, const char *help,
  *   metrics_set:     gauge, = v.
  *   metrics_observe: histogram, one observation of v.
  */
-int metrics_add(struct metrics_family *f, const char *v1, const char *v2,
-    double by);
-int metrics_set(struct metrics_family *f, const char *v1, const char *v2,
-    double v);
-int metrics_observe(struct metrics_family *f, const char *v1,
-    const char *v2, double v);
+int metrics_add(
+    struct metrics_family *f, const char *v1, const char *v2, double by);
+int metrics_set(
+    struct metrics_family *f, const char *v1, const char *v2, double v);
+int metrics_observe(
+    struct metrics_family *f, const char *v1, const char *v2, double v);
 
 /*
  * Appends the whole registry to out in the Prometheus text format 0.0.4

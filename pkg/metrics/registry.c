@@ -16,9 +16,9 @@
 
 struct metrics_series {
 	char *values[METRICS_MAX_LABELS]; /* NULL past the family's labels */
-	double value;			  /* counter, gauge; histogram: sum */
-	uint64_t count;			  /* histogram */
-	uint64_t *buckets;		  /* histogram: per bucket, +Inf last */
+	double value; /* counter, gauge; histogram: sum */
+	uint64_t count; /* histogram */
+	uint64_t *buckets; /* histogram: per bucket, +Inf last */
 };
 
 struct metrics_family {
@@ -42,8 +42,8 @@ struct metrics {
 	size_t cap;
 };
 
-static const double default_buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1,
-	0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 };
+static const double default_buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+	0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 };
 
 const double *
 metrics_default_buckets(size_t *n_r)
@@ -129,9 +129,9 @@ valid_name(const char *s, bool colon)
 		return (false);
 	}
 	for (p = s; *p != '\0'; p++) {
-		bool alpha = (*p >= 'a' && *p <= 'z') ||
-		    (*p >= 'A' && *p <= 'Z') || *p == '_' ||
-		    (colon && *p == ':');
+		bool alpha = (*p >= 'a' && *p <= 'z')
+		    || (*p >= 'A' && *p <= 'Z') || *p == '_'
+		    || (colon && *p == ':');
 
 		if (!alpha && !(p != s && *p >= '0' && *p <= '9')) {
 			return (false);
@@ -149,8 +149,8 @@ valid_label(const char *s, enum metrics_type type)
 	return (type != METRICS_HISTOGRAM || strcmp(s, "le") != 0);
 }
 
-static int series_new(struct metrics_family *f, const char *v1,
-    const char *v2, struct metrics_series **s_r);
+static int series_new(struct metrics_family *f, const char *v1, const char *v2,
+    struct metrics_series **s_r);
 
 static int
 family_add(struct metrics *m, enum metrics_type type, const char *name,
@@ -163,9 +163,10 @@ family_add(struct metrics *m, enum metrics_type type, const char *name,
 	size_t i;
 	int rv;
 
-	if (!valid_name(name, true) || (l1 == NULL && l2 != NULL) ||
-	    (l1 != NULL && !valid_label(l1, type)) ||
-	    (l2 != NULL && (!valid_label(l2, type) || strcmp(l1, l2) == 0))) {
+	if (!valid_name(name, true) || (l1 == NULL && l2 != NULL)
+	    || (l1 != NULL && !valid_label(l1, type))
+	    || (l2 != NULL
+	        && (!valid_label(l2, type) || strcmp(l1, l2) == 0))) {
 		return (ERR_INVAL);
 	}
 	if (type == METRICS_HISTOGRAM) {
@@ -176,8 +177,8 @@ family_add(struct metrics *m, enum metrics_type type, const char *name,
 			return (ERR_INVAL);
 		}
 		for (i = 0; i < nbounds; i++) {
-			if (!isfinite(bounds[i]) ||
-			    (i > 0 && bounds[i] <= bounds[i - 1])) {
+			if (!isfinite(bounds[i])
+			    || (i > 0 && bounds[i] <= bounds[i - 1])) {
 				return (ERR_INVAL);
 			}
 		}
@@ -246,16 +247,16 @@ int
 metrics_counter(struct metrics *m, const char *name, const char *help,
     const char *label1, const char *label2, struct metrics_family **f_r)
 {
-	return (family_add(m, METRICS_COUNTER, name, help, label1, label2,
-	    NULL, 0, f_r));
+	return (family_add(
+	    m, METRICS_COUNTER, name, help, label1, label2, NULL, 0, f_r));
 }
 
 int
 metrics_gauge(struct metrics *m, const char *name, const char *help,
     const char *label1, const char *label2, struct metrics_family **f_r)
 {
-	return (family_add(m, METRICS_GAUGE, name, help, label1, label2, NULL,
-	    0, f_r));
+	return (family_add(
+	    m, METRICS_GAUGE, name, help, label1, label2, NULL, 0, f_r));
 }
 
 int
@@ -326,9 +327,9 @@ series_get(struct metrics_family *f, const char *v1, const char *v2,
 		if ((k < f->nlabels) != (vals[k] != NULL)) {
 			return (ERR_INVAL);
 		}
-		if (vals[k] != NULL &&
-		    strnlen(vals[k], METRICS_MAX_VALUE_LEN + 1) >
-			METRICS_MAX_VALUE_LEN) {
+		if (vals[k] != NULL
+		    && strnlen(vals[k], METRICS_MAX_VALUE_LEN + 1)
+		        > METRICS_MAX_VALUE_LEN) {
 			return (ERR_TOOBIG);
 		}
 	}
@@ -388,8 +389,8 @@ out:
 }
 
 int
-metrics_add(struct metrics_family *f, const char *v1, const char *v2,
-    double by)
+metrics_add(
+    struct metrics_family *f, const char *v1, const char *v2, double by)
 {
 	/* A gauge may go down; a counter may not (checked in update). */
 	return (update(f, v1, v2,
@@ -398,15 +399,14 @@ metrics_add(struct metrics_family *f, const char *v1, const char *v2,
 }
 
 int
-metrics_set(struct metrics_family *f, const char *v1, const char *v2,
-    double v)
+metrics_set(struct metrics_family *f, const char *v1, const char *v2, double v)
 {
 	return (update(f, v1, v2, METRICS_GAUGE, 1, v));
 }
 
 int
-metrics_observe(struct metrics_family *f, const char *v1, const char *v2,
-    double v)
+metrics_observe(
+    struct metrics_family *f, const char *v1, const char *v2, double v)
 {
 	return (update(f, v1, v2, METRICS_HISTOGRAM, 2, v));
 }
@@ -494,8 +494,8 @@ put_series_name(struct buf *b, const struct metrics_family *f,
 		}
 	}
 	if (rv == 0 && le != NULL) {
-		rv = buf_printf(b, "%sle=\"%s\"", f->nlabels > 0 ? "," : "",
-		    le);
+		rv = buf_printf(
+		    b, "%sle=\"%s\"", f->nlabels > 0 ? "," : "", le);
 	}
 	if (rv == 0) {
 		rv = buf_addstr(b, "}");
@@ -542,8 +542,8 @@ render_histogram(struct buf *b, const struct metrics_family *f,
 			rv = buf_addstr(&le, "+Inf");
 		}
 		if (rv == 0) {
-			rv = put_sample(b, f, s, "_bucket", le.data,
-			    (double)cum);
+			rv = put_sample(
+			    b, f, s, "_bucket", le.data, (double)cum);
 		}
 	}
 	buf_release(&le);

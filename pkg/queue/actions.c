@@ -51,8 +51,8 @@ queue_action_kind_name(enum queue_action_kind k)
 static uint32_t
 mix_rand(uint32_t rand32, uint64_t id, uint32_t attempt)
 {
-	uint64_t z = ((uint64_t)rand32 << 32 | attempt) ^
-	    (id * 0x9e3779b97f4a7c15ULL);
+	uint64_t z = ((uint64_t)rand32 << 32 | attempt)
+	    ^ (id * 0x9e3779b97f4a7c15ULL);
 
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
@@ -63,7 +63,7 @@ mix_rand(uint32_t rand32, uint64_t id, uint32_t attempt)
 static void
 act_init(struct queue_action *a, enum queue_action_kind k)
 {
-	*a = (struct queue_action){ .kind = k };
+	*a = (struct queue_action) { .kind = k };
 }
 
 /* RETRY for every expired lease (oldest first). */
@@ -76,8 +76,8 @@ next_retries(struct queue *q, int64_t now, uint32_t rand32,
 	struct queue_action *a;
 	uint32_t s;
 
-	while (n < cap && (top = queue_heap_top(&q->lease)) != NULL &&
-	    top->k1 <= now) {
+	while (n < cap && (top = queue_heap_top(&q->lease)) != NULL
+	    && top->k1 <= now) {
 		s = top->slot;
 		j = &q->jobs[s];
 		a = &acts[n++];
@@ -89,9 +89,9 @@ next_retries(struct queue *q, int64_t now, uint32_t rand32,
 		a->attempt = j->attempt;
 		if (j->attempt < q->lim.max_attempts) {
 			a->state = JOB_QUEUED;
-			a->due_at = now +
-			    queue_backoff_ms(j->attempt,
-				mix_rand(rand32, j->id, j->attempt));
+			a->due_at = now
+			    + queue_backoff_ms(j->attempt,
+			        mix_rand(rand32, j->id, j->attempt));
 			(void)snprintf(a->error, sizeof(a->error),
 			    "lease expired (attempt %u)", j->attempt);
 		} else {
@@ -106,16 +106,16 @@ next_retries(struct queue *q, int64_t now, uint32_t rand32,
 
 /* CREATE a periodic sync for every account whose interval elapsed. */
 static size_t
-next_creates(struct queue *q, int64_t now, struct queue_action *acts,
-    size_t n, size_t cap)
+next_creates(struct queue *q, int64_t now, struct queue_action *acts, size_t n,
+    size_t cap)
 {
 	const struct queue_heap_ent *top;
 	struct queue_acctrec *ac;
 	struct queue_action *a;
 	uint32_t s;
 
-	while (n < cap && (top = queue_heap_top(&q->due)) != NULL &&
-	    top->k1 <= now) {
+	while (n < cap && (top = queue_heap_top(&q->due)) != NULL
+	    && top->k1 <= now) {
 		s = top->slot;
 		ac = &q->accts[s];
 		a = &acts[n++];
@@ -133,8 +133,8 @@ next_creates(struct queue *q, int64_t now, struct queue_action *acts,
 
 /* LEASE due queued jobs, user first, one busy job per account. */
 static size_t
-next_leases(struct queue *q, int64_t now, struct queue_action *acts,
-    size_t n, size_t cap)
+next_leases(struct queue *q, int64_t now, struct queue_action *acts, size_t n,
+    size_t cap)
 {
 	const struct queue_heap_ent *top;
 	struct queue_heap_ent e;
@@ -155,8 +155,8 @@ next_leases(struct queue *q, int64_t now, struct queue_action *acts,
 		queue_heap_push(&q->ready, e);
 		j->heap = QH_READY;
 	}
-	while (n < cap && q->nbusy < q->lim.max_inflight &&
-	    (top = queue_heap_top(&q->ready)) != NULL) {
+	while (n < cap && q->nbusy < q->lim.max_inflight
+	    && (top = queue_heap_top(&q->ready)) != NULL) {
 		s = top->slot;
 		j = &q->jobs[s];
 		queue_heap_remove(&q->ready, j->hpos);
@@ -242,8 +242,8 @@ queue_next_deadline(const struct queue *q, int64_t now)
 /* Outcomes ------------------------------------------------------------ */
 
 int
-queue_create_done(struct queue *q, const struct queue_action *a, int rv,
-    uint64_t job_id)
+queue_create_done(
+    struct queue *q, const struct queue_action *a, int rv, uint64_t job_id)
 {
 	struct queue_jobrec *j;
 	uint32_t as, js;
@@ -259,8 +259,8 @@ queue_create_done(struct queue *q, const struct queue_action *a, int rv,
 	}
 	if (queue_job_find(q, job_id, &js)) {
 		/* Joined a job we already knew (or its event came first). */
-		if (q->jobs[js].st == QJ_QUEUED &&
-		    q->jobs[js].priority < a->priority) {
+		if (q->jobs[js].st == QJ_QUEUED
+		    && q->jobs[js].priority < a->priority) {
 			q->jobs[js].priority = a->priority;
 			queue_job_set(q, js, QJ_QUEUED);
 		}

@@ -128,7 +128,8 @@ queue_map_del(struct queue_map *m, uint64_t key)
 			break;
 		}
 		h = map_hash(m->keys[j], mask);
-		if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
+		if ((j > i && (h <= i || h > j))
+		    || (j < i && h <= i && h > j)) {
 			m->keys[i] = m->keys[j];
 			m->vals[i] = m->vals[j];
 			i = j;

@@ -55,14 +55,14 @@ struct queue;
 /* Fixed for the life of a queue (from the scheduler's flags). */
 struct queue_limits {
 	uint32_t max_inflight; /* >= 1: leased + being leased, in total */
-	int64_t lease_ms;      /* > 0: lease length, renewed by progress */
+	int64_t lease_ms; /* > 0: lease length, renewed by progress */
 	uint32_t max_attempts; /* >= 1: an expired lease at this -> DEAD */
 };
 
 /* Account states, for the mailsync_accounts{state} gauge. */
 enum queue_account_state {
-	QUEUE_ACCT_IDLE = 0,	/* no job, last job fine (or never ran) */
-	QUEUE_ACCT_QUEUED = 1,	/* a job is queued or being created */
+	QUEUE_ACCT_IDLE = 0, /* no job, last job fine (or never ran) */
+	QUEUE_ACCT_QUEUED = 1, /* a job is queued or being created */
 	QUEUE_ACCT_RUNNING = 2, /* a job is leased (or being leased) */
 	QUEUE_ACCT_BACKOFF = 3, /* no job, fail_streak > 0 */
 	QUEUE_ACCT_STATE_COUNT
@@ -73,8 +73,8 @@ const char *queue_account_state_name(enum queue_account_state s);
 
 enum queue_action_kind {
 	QUEUE_ACT_CREATE = 0, /* sched.job.create */
-	QUEUE_ACT_LEASE = 1,  /* sched.job.lease, then push job_run */
-	QUEUE_ACT_RETRY = 2   /* sched.job.retry (lease expired) */
+	QUEUE_ACT_LEASE = 1, /* sched.job.lease, then push job_run */
+	QUEUE_ACT_RETRY = 2 /* sched.job.retry (lease expired) */
 };
 
 /* "create", "lease", "retry". */
@@ -94,7 +94,7 @@ struct queue_action {
 	uint64_t account_id;
 	uint8_t job_kind; /* enum proto_job_kind */
 	uint8_t priority; /* enum proto_priority */
-	uint8_t state;	  /* enum proto_job_state */
+	uint8_t state; /* enum proto_job_state */
 	uint32_t attempt;
 	int64_t due_at;
 	int64_t lease_until;
@@ -117,7 +117,7 @@ struct queue_job {
 struct queue_stats {
 	size_t accounts;
 	size_t jobs;
-	size_t queued;	 /* jobs waiting (due or not) */
+	size_t queued; /* jobs waiting (due or not) */
 	size_t inflight; /* jobs leased, being leased or being retried */
 };
 
@@ -185,8 +185,8 @@ int64_t queue_next_deadline(const struct queue *q, int64_t now);
  * the cache as queued. rv != 0: the account is free to be proposed again.
  * ERR_NOTFOUND if the account left the cache meanwhile; ERR_NOMEM.
  */
-int queue_create_done(struct queue *q, const struct queue_action *a,
-    int rv, uint64_t job_id);
+int queue_create_done(
+    struct queue *q, const struct queue_action *a, int rv, uint64_t job_id);
 
 /*
  * Outcome of a LEASE. rv == 0: the job is leased as attempt `attempt`
@@ -205,8 +205,8 @@ int queue_lease_done(struct queue *q, uint64_t job_id, int rv,
  * + 1. rv != 0: a RETRY action's job is leased again (its lease stays
  * expired, so it is proposed again next tick). ERR_NOTFOUND if unknown.
  */
-int queue_retry_done(struct queue *q, uint64_t job_id, int rv,
-    uint8_t state, int64_t due_at, int64_t now);
+int queue_retry_done(struct queue *q, uint64_t job_id, int rv, uint8_t state,
+    int64_t due_at, int64_t now);
 
 /* Copies job id into *job_r: 0, or ERR_NOTFOUND. */
 int queue_job_get(const struct queue *q, uint64_t id, struct queue_job *job_r);

@@ -73,9 +73,9 @@ const struct queue_heap_ent *queue_heap_top(const struct queue_heap *h);
 
 enum queue_jstate {
 	QJ_FREE = 0,
-	QJ_QUEUED,  /* in wait heap (by due) or ready heap (by priority) */
+	QJ_QUEUED, /* in wait heap (by due) or ready heap (by priority) */
 	QJ_LEASING, /* LEASE proposed, outcome pending */
-	QJ_LEASED,  /* in lease heap */
+	QJ_LEASED, /* in lease heap */
 	QJ_RETRYING /* RETRY proposed, outcome pending */
 };
 
@@ -83,11 +83,11 @@ enum queue_jheap { QH_NONE = 0, QH_WAIT, QH_READY, QH_LEASE };
 
 struct queue_jobrec {
 	uint64_t id;
-	uint32_t acct;	    /* account slot */
+	uint32_t acct; /* account slot */
 	uint32_t acct_next; /* next job slot of the same account */
 	uint32_t hpos;
 	uint8_t heap; /* enum queue_jheap */
-	uint8_t st;   /* enum queue_jstate */
+	uint8_t st; /* enum queue_jstate */
 	uint8_t kind;
 	uint8_t priority;
 	uint32_t attempt;
@@ -123,8 +123,8 @@ struct queue {
 	size_t njob_free;
 	struct queue_map amap;
 	struct queue_map jmap;
-	struct queue_heap due;	 /* accounts by next periodic due */
-	struct queue_heap wait;	 /* queued jobs by due_at */
+	struct queue_heap due; /* accounts by next periodic due */
+	struct queue_heap wait; /* queued jobs by due_at */
 	struct queue_heap ready; /* due queued jobs by (-priority, due, id) */
 	struct queue_heap lease; /* leased jobs by lease_until */
 	size_t naccounts;
@@ -141,8 +141,8 @@ int queue_acct_add(struct queue *q, uint64_t id, uint32_t *slot_r);
 bool queue_acct_find(const struct queue *q, uint64_t id, uint32_t *slot_r);
 void queue_acct_resched(struct queue *q, uint32_t a);
 void queue_acct_finished(struct queue *q, uint32_t a, int64_t at, bool ok);
-int queue_job_add(struct queue *q, uint64_t id, uint32_t acct,
-    uint32_t *slot_r);
+int queue_job_add(
+    struct queue *q, uint64_t id, uint32_t acct, uint32_t *slot_r);
 bool queue_job_find(const struct queue *q, uint64_t id, uint32_t *slot_r);
 void queue_job_del(struct queue *q, uint32_t j);
 void queue_job_set(struct queue *q, uint32_t j, enum queue_jstate st);

@@ -72,8 +72,8 @@ queue_new(const struct queue_limits *lim, struct queue **q_r)
 {
 	struct queue *q;
 
-	if (lim == NULL || lim->max_inflight == 0 || lim->lease_ms <= 0 ||
-	    lim->max_attempts == 0) {
+	if (lim == NULL || lim->max_inflight == 0 || lim->lease_ms <= 0
+	    || lim->max_attempts == 0) {
 		return (ERR_INVAL);
 	}
 	q = malloc(sizeof(*q));
@@ -127,8 +127,8 @@ acct_grow(struct queue *q)
 		return (ERR_NOMEM);
 	}
 	q->acct_free = fr;
-	if (queue_heap_reserve(&q->due, cap) != 0 ||
-	    queue_map_reserve(&q->amap, cap) != 0) {
+	if (queue_heap_reserve(&q->due, cap) != 0
+	    || queue_map_reserve(&q->amap, cap) != 0) {
 		return (ERR_NOMEM);
 	}
 	q->naccts_cap = cap;
@@ -178,8 +178,8 @@ queue_acct_resched(struct queue *q, uint32_t s)
 		a->in_heap = false;
 	}
 	q->dirty = true;
-	if (a->id == 0 || a->interval_s == 0 || a->nqueued > 0 ||
-	    a->nbusy > 0 || a->create_pending) {
+	if (a->id == 0 || a->interval_s == 0 || a->nqueued > 0 || a->nbusy > 0
+	    || a->create_pending) {
 		return;
 	}
 	e.k1 = a->last_sync_at + (int64_t)a->interval_s * 1000;
@@ -255,10 +255,10 @@ job_grow(struct queue *q)
 		return (ERR_NOMEM);
 	}
 	q->job_free = fr;
-	if (queue_heap_reserve(&q->wait, cap) != 0 ||
-	    queue_heap_reserve(&q->ready, cap) != 0 ||
-	    queue_heap_reserve(&q->lease, cap) != 0 ||
-	    queue_map_reserve(&q->jmap, cap) != 0) {
+	if (queue_heap_reserve(&q->wait, cap) != 0
+	    || queue_heap_reserve(&q->ready, cap) != 0
+	    || queue_heap_reserve(&q->lease, cap) != 0
+	    || queue_map_reserve(&q->jmap, cap) != 0) {
 		return (ERR_NOMEM);
 	}
 	q->njobs_cap = cap;
@@ -473,8 +473,8 @@ load_into(struct queue *t, const struct proto_reply *r)
 		j->attempt = ji->attempts;
 		j->due_at = ji->due_at;
 		j->lease_until = ji->lease_until;
-		queue_job_set(t, js,
-		    ji->state == JOB_QUEUED ? QJ_QUEUED : QJ_LEASED);
+		queue_job_set(
+		    t, js, ji->state == JOB_QUEUED ? QJ_QUEUED : QJ_LEASED);
 	}
 	return (0);
 }
@@ -506,8 +506,8 @@ fail:
 /* Events ------------------------------------------------------------- */
 
 static int
-ev_job_queued(struct queue *q, const struct proto_event *ev, uint32_t js,
-    bool known)
+ev_job_queued(
+    struct queue *q, const struct proto_event *ev, uint32_t js, bool known)
 {
 	struct queue_jobrec *j;
 	uint32_t as;
@@ -543,8 +543,8 @@ ev_job_progress(struct queue *q, const struct proto_event *ev, uint32_t js)
 	struct queue_jobrec *j = &q->jobs[js];
 	int64_t until = ev->at + q->lim.lease_ms;
 
-	if (j->st == QJ_LEASED ||
-	    (j->st == QJ_QUEUED && ev->attempt > j->attempt)) {
+	if (j->st == QJ_LEASED
+	    || (j->st == QJ_QUEUED && ev->attempt > j->attempt)) {
 		/* A queued job with a newer attempt: our cache is behind. */
 		if (j->st == QJ_QUEUED) {
 			j->leased_at = 0;
@@ -682,8 +682,9 @@ queue_check(const struct queue *q)
 			}
 		}
 		assert(cq == a->nqueued && cb == a->nbusy);
-		assert(a->in_heap ==
-		    (a->interval_s > 0 && cq + cb == 0 && !a->create_pending));
+		assert(a->in_heap
+		    == (a->interval_s > 0 && cq + cb == 0
+		        && !a->create_pending));
 		if (a->in_heap) {
 			assert(q->due.v[a->hpos].slot == i);
 		}
@@ -700,7 +701,8 @@ queue_check(const struct queue *q)
 			assert(j->heap == QH_WAIT || j->heap == QH_READY);
 		} else {
 			nb++;
-			assert(j->heap == (j->st == QJ_LEASED ? QH_LEASE : QH_NONE));
+			assert(j->heap
+			    == (j->st == QJ_LEASED ? QH_LEASE : QH_NONE));
 		}
 		if (j->heap == QH_WAIT) {
 			assert(q->wait.v[j->hpos].slot == i);
