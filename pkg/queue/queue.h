@@ -132,8 +132,12 @@ void queue_free(struct queue **q);
  * is kept pointing into it): reply->sched_accounts and the QUEUED/LEASED
  * entries of reply->jobs (other states are ignored). Jobs of an account
  * missing from the list get a placeholder account with no periodic
- * schedule. Pending actions are forgotten. On error (ERR_INVAL for an id
- * of 0 or a bad kind, ERR_TOOBIG, ERR_NOMEM) q is unchanged.
+ * schedule. Pending actions are forgotten. Two things the reply cannot
+ * tell are kept from the old cache: an account's last_sync_at when the
+ * cached one is later (a finish seen in an event), and, for a job leased
+ * in the same attempt before and after, its leased_at and the later
+ * lease_until. On error (ERR_INVAL for an id of 0 or a bad kind,
+ * ERR_TOOBIG, ERR_NOMEM) q is unchanged.
  */
 int queue_load(struct queue *q, const struct proto_reply *reply);
 

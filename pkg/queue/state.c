@@ -479,6 +479,50 @@ load_into(struct queue *t, const struct proto_reply *r)
 	return (0);
 }
 
+/*
+ * Keeps what the cache knew and the store's reply cannot say: an account's
+ * later last_sync_at (the store may record only successes, and only to
+ * the second), and for a job leased in the same attempt, when we leased
+ * it and the later of the two lease deadlines (progress events renew it).
+ */
+static void
+merge_cache(struct queue *t, const struct queue *old)
+{
+	const struct queue_jobrec *oj;
+	struct queue_jobrec *j;
+	uint32_t s, os;
+	size_t i;
+
+	for (i = 0; i < t->naccts_used; i++) {
+		if (t->accts[i].id == 0
+		    || !queue_acct_find(old, t->accts[i].id, &os)) {
+			continue;
+		}
+		if (old->accts[os].last_sync_at > t->accts[i].last_sync_at) {
+			t->accts[i].last_sync_at = old->accts[os].last_sync_at;
+			queue_acct_resched(t, (uint32_t)i);
+		}
+	}
+	for (i = 0; i < t->njobs_used; i++) {
+		j = &t->jobs[i];
+		if (j->id == 0 || j->st != QJ_LEASED
+		    || !queue_job_find(old, j->id, &os)) {
+			continue;
+		}
+		oj = &old->jobs[os];
+		if (oj->attempt != j->attempt
+		    || (oj->st != QJ_LEASED && oj->st != QJ_RETRYING)) {
+			continue;
+		}
+		s = (uint32_t)i;
+		j->leased_at = oj->leased_at;
+		if (oj->lease_until > j->lease_until) {
+			j->lease_until = oj->lease_until;
+			queue_job_set(t, s, QJ_LEASED);
+		}
+	}
+}
+
 int
 queue_load(struct queue *q, const struct proto_reply *reply)
 {
@@ -493,6 +537,7 @@ queue_load(struct queue *q, const struct proto_reply *reply)
 	if (rv != 0) {
 		goto fail;
 	}
+	merge_cache(&t, q);
 	queue_release_(q);
 	*q = t;
 	queue_rebind(q);

@@ -636,6 +636,54 @@ test_load_replaces(void **state)
 	queue_free(&q);
 }
 
+static void
+test_load_keeps_cache(void **state)
+{
+	struct queue *q = mkq(8, 5);
+	struct queue_action acts[4];
+	struct proto_sched_account sa[] = { { 1, 0, 0, 0 },
+		{ 2, 60, T0 - 100000, 0 } };
+	struct proto_job_info ji[] = {
+		{ .id = 5, .account_id = 1, .state = JOB_LEASED, .attempts = 1,
+		    .lease_until = T0 + LEASE_MS },
+		{ .id = 6, .account_id = 1, .state = JOB_LEASED, .attempts = 3,
+		    .lease_until = T0 + 1000 },
+	};
+	struct proto_reply r = { .sched_accounts = sa, .nsched_accounts = 2 };
+	struct queue_job j;
+
+	(void)state;
+	assert_int_equal(queue_load(q, &r), 0);
+	add_job(q, 5, 1, PRIO_USER, T0);
+	add_job(q, 7, 2, PRIO_USER, T0);
+	assert_int_equal(tick_lease_all(q, T0, acts, 4), 2);
+	add_job(q, 6, 1, PRIO_USER, T0); /* will be attempt 3 in the store */
+	assert_int_equal(ev(q, (struct proto_event){ .kind = EV_JOB_PROGRESS,
+	    .job_id = 5, .attempt = 1, .at = T0 + 50000 }), 0);
+	assert_int_equal(ev(q, (struct proto_event){ .kind = EV_JOB_FINISHED,
+	    .job_id = 7, .attempt = 1, .state = JOB_FAILED,
+	    .status = ERR_AUTH, .at = T0 + 10000 }), 0);
+	/* The store's reply: job 5 with its old lease, account 2 with its
+	 * last success long ago, job 6 leased in an attempt we never saw. */
+	r.jobs = ji;
+	r.njobs = 2;
+	assert_int_equal(queue_load(q, &r), 0);
+	queue_check(q);
+	assert_int_equal(queue_job_get(q, 5, &j), 0);
+	assert_int_equal(j.leased_at, T0);
+	assert_int_equal(j.lease_until, T0 + 50000 + LEASE_MS);
+	assert_int_equal(queue_job_get(q, 6, &j), 0);
+	assert_int_equal(j.leased_at, 0);
+	assert_int_equal(j.lease_until, T0 + 1000);
+	/* Account 2 is not due again until 60 s after the failure. */
+	assert_int_equal(tick(q, T0 + 69999, acts, 4), 1);
+	assert_int_equal(acts[0].kind, QUEUE_ACT_RETRY); /* job 6 expired */
+	assert_int_equal(tick(q, T0 + 70000, acts, 4), 1);
+	assert_int_equal(acts[0].kind, QUEUE_ACT_CREATE);
+	assert_int_equal(acts[0].account_id, 2);
+	queue_free(&q);
+}
+
 /* Random walk: every operation keeps the invariants. ------------------ */
 
 static uint32_t
@@ -833,6 +881,7 @@ main(void)
 		cmocka_unit_test(test_bad_events),
 		cmocka_unit_test(test_account_removed),
 		cmocka_unit_test(test_load_replaces),
+		cmocka_unit_test(test_load_keeps_cache),
 		cmocka_unit_test(test_random_walk),
 		cmocka_unit_test(test_scale_50k),
 	};
