@@ -36,7 +36,8 @@ struct fx {
 static inline void
 fx_open(struct fx *f)
 {
-	struct store_config cfg = { 0, f->max_attempts, 0 };
+	/* a short busy timeout: lock tests fail fast */
+	struct store_config cfg = { 0, f->max_attempts, 100 };
 	char err[256] = "";
 	int rv;
 
