@@ -16,7 +16,6 @@
 
 #include "store_int.h"
 
-#define STORE_MAX_MAILBOX 1024
 #define STORE_MAX_REMOTE_ID 256
 #define STORE_MAX_KEYWORDS (64u * 1024)
 #define STORE_MAX_FIELD (256u * 1024)

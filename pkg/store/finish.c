@@ -15,8 +15,6 @@
 #include "queue/queue.h"
 #include "store_int.h"
 
-#define STORE_MAX_ERROR 4096
-#define STORE_MAX_MAILBOX 1024
 
 static const char SQL_DONE_BATCHES[] =
     "SELECT count(*), coalesce(max(seq), 0) FROM job_batches"

@@ -17,7 +17,6 @@
 #include "store_int.h"
 
 #define STORE_MAX_LEASE_MS (24LL * 3600 * 1000)
-#define STORE_MAX_ERROR 4096
 
 static const char SQL_JOB_FENCE[] =
     "SELECT state, attempts, account_id FROM jobs WHERE id = ?1";

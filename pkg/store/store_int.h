@@ -23,6 +23,9 @@
 #define STORE_STMT_CACHE 96
 #define STORE_PROGRESS_SLOTS 64
 #define STORE_PROGRESS_MIN_MS 1000
+/* Caps on peer strings (bytes) shared by several files */
+#define STORE_MAX_ERROR 4096   /* a job's error text */
+#define STORE_MAX_MAILBOX 1024 /* a mailbox's full name */
 
 struct store_stmt_slot {
 	const char *sql; /* static SQL text: the key */
