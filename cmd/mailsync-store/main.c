@@ -58,7 +58,7 @@ publish(struct storeproc *sp, const struct store_out *out)
 		rv = ipc_send(sp->events, &m, 0);
 		if (rv != 0) {
 			log_warnx("event=publish_failed kind=%u job=%llu "
-				  "account=%llu err=%s",
+			          "account=%llu err=%s",
 			    out->events[i].kind,
 			    (unsigned long long)out->events[i].job_id,
 			    (unsigned long long)out->events[i].account_id,
@@ -137,7 +137,7 @@ handle_control(struct storeproc *sp, const struct proto_msg *req)
 	}
 	if (rv != 0) {
 		log_warnx("event=request_failed type=%s id=%llu err=%s "
-			  "detail=\"%.*s\"",
+		          "detail=\"%.*s\"",
 		    proto_msg_name(req->type), (unsigned long long)req->id,
 		    err_name(rv), (int)out.reply.error.len,
 		    out.reply.error.p != NULL ? out.reply.error.p : "");
@@ -170,8 +170,8 @@ handle_result(struct storeproc *sp, const struct proto_msg *m)
 	case MSG_WORKER_RESULT_DONE:
 		job = m->u.done.job_id;
 		attempt = m->u.done.attempt;
-		rv = store_apply_done(sp->st, &m->u.done, now, arc4random(),
-		    &out);
+		rv = store_apply_done(
+		    sp->st, &m->u.done, now, arc4random(), &out);
 		break;
 	default:
 		rv = ERR_PROTO;
@@ -180,7 +180,7 @@ handle_result(struct storeproc *sp, const struct proto_msg *m)
 	}
 	if (rv != 0) {
 		log_warnx("event=result_dropped type=%s job=%llu attempt=%u "
-			  "err=%s detail=\"%.*s\"",
+		          "err=%s detail=\"%.*s\"",
 		    proto_msg_name(m->type), (unsigned long long)job, attempt,
 		    err_name(rv), (int)out.reply.error.len,
 		    out.reply.error.p != NULL ? out.reply.error.p : "");
@@ -215,8 +215,8 @@ drain(struct storeproc *sp, bool control)
 				store_out_init(&out);
 				out_error(&out, rv,
 				    rv == ERR_VERSION
-					? "unsupported protocol version"
-					: "malformed request (see store log)");
+				        ? "unsupported protocol version"
+				        : "malformed request (see store log)");
 				reply(sp, m.id, &out.reply);
 			}
 			continue;
@@ -261,8 +261,8 @@ make_dir(const char *dir)
 }
 
 static const char *
-url_or_default(const char *url, const char *dir, enum ipc_endpoint e,
-    char *buf, size_t n)
+url_or_default(
+    const char *url, const char *dir, enum ipc_endpoint e, char *buf, size_t n)
 {
 	if (url != NULL) {
 		return (url);
@@ -316,8 +316,8 @@ main(int argc, char **argv)
 	char cdef[1100], rdef[1100], edef[1100], dbpath[1100], keypath[1100];
 	char errbuf[512];
 	uint8_t key[SECRET_KEY_LEN];
-	struct store_config cfg = { STORE_DEFAULT_INTERVAL_S,
-		STORE_DEFAULT_MAX_ATTEMPTS, 0 };
+	struct store_config cfg
+	    = { STORE_DEFAULT_INTERVAL_S, STORE_DEFAULT_MAX_ATTEMPTS, 0 };
 	struct storeproc sp;
 	struct sigaction sa;
 	struct pollfd pfd[2];
@@ -342,20 +342,22 @@ main(int argc, char **argv)
 			eurl = optarg;
 			break;
 		case 'i':
-			if (parse_u64(optarg, 7 * 24 * 3600, &v) != 0 ||
-			    v == 0) {
-				fprintf(stderr, "mailsync-store: "
-						"--default-interval must be "
-						"1..604800 seconds\n");
+			if (parse_u64(optarg, 7 * 24 * 3600, &v) != 0
+			    || v == 0) {
+				fprintf(stderr,
+				    "mailsync-store: "
+				    "--default-interval must be "
+				    "1..604800 seconds\n");
 				exit(2);
 			}
 			cfg.default_interval_s = (uint32_t)v;
 			break;
 		case 'a':
 			if (parse_u64(optarg, 1000, &v) != 0 || v == 0) {
-				fprintf(stderr, "mailsync-store: "
-						"--max-attempts must be "
-						"1..1000\n");
+				fprintf(stderr,
+				    "mailsync-store: "
+				    "--max-attempts must be "
+				    "1..1000\n");
 				exit(2);
 			}
 			cfg.max_attempts = (uint32_t)v;
@@ -422,8 +424,8 @@ main(int argc, char **argv)
 	pfd[1].fd = recv_fd(sp.results, "results");
 	pfd[0].events = pfd[1].events = POLLIN;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	log_info("event=started db=%s control=%s results=%s events=%s",
-	    dbpath, curl, rurl, eurl);
+	log_info("event=started db=%s control=%s results=%s events=%s", dbpath,
+	    curl, rurl, eurl);
 
 	while (!store_stop) {
 		rv = poll(pfd, 2, POLL_MS);

@@ -17,22 +17,22 @@
 #define STORE_MAX_PEM (256u * 1024)
 #define STORE_MAX_INTERVAL_S (7u * 24 * 3600)
 
-static const char SQL_ACCOUNT_INSERT[] =
-    "INSERT INTO accounts(name, protocol, server, username, secret,"
-    " tls_ca_pem, starttls, plaintext, interval_s, created_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+static const char SQL_ACCOUNT_INSERT[]
+    = "INSERT INTO accounts(name, protocol, server, username, secret,"
+      " tls_ca_pem, starttls, plaintext, interval_s, created_at)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
-static const char SQL_ACCOUNT_LIST[] =
-    "SELECT a.id, a.name, a.protocol, a.server, a.username, a.interval_s,"
-    " a.last_sync_at, a.last_error,"
-    " (SELECT count(*) FROM mailboxes m WHERE m.account_id = a.id),"
-    " (SELECT count(*) FROM messages g WHERE g.account_id = a.id)"
-    " FROM accounts a ORDER BY a.name";
+static const char SQL_ACCOUNT_LIST[]
+    = "SELECT a.id, a.name, a.protocol, a.server, a.username, a.interval_s,"
+      " a.last_sync_at, a.last_error,"
+      " (SELECT count(*) FROM mailboxes m WHERE m.account_id = a.id),"
+      " (SELECT count(*) FROM messages g WHERE g.account_id = a.id)"
+      " FROM accounts a ORDER BY a.name";
 
 static const char SQL_ACCOUNT_COUNT[] = "SELECT count(*) FROM accounts";
 
-static const char SQL_ACCOUNT_BY_NAME[] =
-    "SELECT id FROM accounts WHERE name = ?1";
+static const char SQL_ACCOUNT_BY_NAME[]
+    = "SELECT id FROM accounts WHERE name = ?1";
 
 static const char SQL_ACCOUNT_DELETE[] = "DELETE FROM accounts WHERE id = ?1";
 
@@ -57,15 +57,15 @@ store_account_check(const struct proto_account_add *a, uint32_t *interval_r,
 		return (store_out_fail(out, rv, "account name %s", why));
 	}
 	if (store_str_is(a->protocol, "imap")) {
-		if (!store_prefix(a->server, "imap://") &&
-		    !store_prefix(a->server, "imaps://")) {
+		if (!store_prefix(a->server, "imap://")
+		    && !store_prefix(a->server, "imaps://")) {
 			return (store_out_fail(out, ERR_INVAL,
 			    "server '%.*s' must be an imap:// or imaps:// URL",
 			    STORE_PS(a->server)));
 		}
 	} else if (store_str_is(a->protocol, "jmap")) {
-		if (!store_prefix(a->server, "https://") &&
-		    !store_prefix(a->server, "http://")) {
+		if (!store_prefix(a->server, "https://")
+		    && !store_prefix(a->server, "http://")) {
 			return (store_out_fail(out, ERR_INVAL,
 			    "server '%.*s' must be an https:// URL for jmap",
 			    STORE_PS(a->server)));
@@ -85,8 +85,8 @@ store_account_check(const struct proto_account_add *a, uint32_t *interval_r,
 	}
 	/* The password may be any bytes but NUL; never echo it. */
 	if (a->password.p == NULL || a->password.len == 0) {
-		return (store_out_fail(out, ERR_INVAL,
-		    "password must not be empty"));
+		return (store_out_fail(
+		    out, ERR_INVAL, "password must not be empty"));
 	}
 	if (a->password.len > STORE_MAX_PASSWORD) {
 		return (store_out_fail(out, ERR_TOOBIG,
@@ -94,20 +94,22 @@ store_account_check(const struct proto_account_add *a, uint32_t *interval_r,
 	}
 	for (i = 0; i < a->password.len; i++) {
 		if (a->password.p[i] == '\0') {
-			return (store_out_fail(out, ERR_INVAL,
-			    "password contains a NUL byte"));
+			return (store_out_fail(
+			    out, ERR_INVAL, "password contains a NUL byte"));
 		}
 	}
 	if (a->tls_ca_pem.p != NULL) {
-		rv = store_check_text(a->tls_ca_pem, 1, STORE_MAX_PEM, false,
-		    &why);
+		rv = store_check_text(
+		    a->tls_ca_pem, 1, STORE_MAX_PEM, false, &why);
 		if (rv != 0) {
 			return (store_out_fail(out, rv, "tls_ca_pem %s", why));
 		}
-		if (memmem(a->tls_ca_pem.p, a->tls_ca_pem.len, "-----BEGIN ",
-		    11) == NULL) {
+		if (memmem(
+		        a->tls_ca_pem.p, a->tls_ca_pem.len, "-----BEGIN ", 11)
+		    == NULL) {
 			return (store_out_fail(out, ERR_INVAL,
-			    "tls_ca_pem is not PEM text (no -----BEGIN line)"));
+			    "tls_ca_pem is not PEM text (no -----BEGIN "
+			    "line)"));
 		}
 	}
 	if (a->interval_s > STORE_MAX_INTERVAL_S) {
@@ -138,11 +140,11 @@ store_account_add(struct store *st, const struct proto_account_add *a,
 	if (interval == 0) {
 		interval = st->default_interval_s;
 	}
-	rv = secret_seal(st->key, a->password.p, a->password.len, &blob,
-	    &bloblen);
+	rv = secret_seal(
+	    st->key, a->password.p, a->password.len, &blob, &bloblen);
 	if (rv != 0) {
-		return (store_out_fail(out, rv, "sealing the password: %s",
-		    err_str(rv)));
+		return (store_out_fail(
+		    out, rv, "sealing the password: %s", err_str(rv)));
 	}
 	rv = store_begin(st);
 	if (rv != 0) {
@@ -181,8 +183,8 @@ store_account_add(struct store *st, const struct proto_account_add *a,
 		ev->account_id = id;
 		ev->interval_s = interval;
 	}
-	rv = store_job_enqueue(st, id, JOB_KIND_SYNC, PRIO_USER, now_ms,
-	    now_ms, out, &job_id);
+	rv = store_job_enqueue(
+	    st, id, JOB_KIND_SYNC, PRIO_USER, now_ms, now_ms, out, &job_id);
 	if (rv != 0) {
 		goto fail;
 	}
@@ -194,7 +196,7 @@ store_account_add(struct store *st, const struct proto_account_add *a,
 	}
 	out->reply.id = id;
 	log_info("event=account_added account=%llu name=\"%.*s\" "
-		 "interval_s=%u job=%llu",
+	         "interval_s=%u job=%llu",
 	    (unsigned long long)id, STORE_PS(a->name), interval,
 	    (unsigned long long)job_id);
 	goto done;
@@ -220,8 +222,8 @@ store_account_list(struct store *st, struct store_out *out)
 	rv = store_stmt(st, SQL_ACCOUNT_COUNT, &stmt);
 	if (rv != 0 || sqlite3_step(stmt) != SQLITE_ROW) {
 		store_stmt_done(stmt);
-		return (store_out_dbfail(out, st, rv != 0 ? rv : ERR_DB,
-		    "listing accounts"));
+		return (store_out_dbfail(
+		    out, st, rv != 0 ? rv : ERR_DB, "listing accounts"));
 	}
 	n = (size_t)sqlite3_column_int64(stmt, 0);
 	store_stmt_done(stmt);
@@ -244,7 +246,7 @@ store_account_list(struct store *st, struct store_out *out)
 		rv = rv != 0 ? rv : store_out_col(out, stmt, 3, &ai->server);
 		rv = rv != 0 ? rv : store_out_col(out, stmt, 4, &ai->username);
 		rv = rv != 0 ? rv
-			     : store_out_col(out, stmt, 7, &ai->last_error);
+		             : store_out_col(out, stmt, 7, &ai->last_error);
 		if (rv != 0) {
 			store_stmt_done(stmt);
 			return (store_out_fail(out, rv, "out of memory"));
@@ -257,8 +259,8 @@ store_account_list(struct store *st, struct store_out *out)
 	}
 	store_stmt_done(stmt);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		return (store_out_dbfail(out, st, store_err(rc),
-		    "listing accounts"));
+		return (store_out_dbfail(
+		    out, st, store_err(rc), "listing accounts"));
 	}
 	out->reply.naccounts = i;
 	return (ERR_OK);
@@ -291,14 +293,14 @@ store_account_remove(struct store *st, const struct proto_name *nm,
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_DONE) {
 		store_stmt_done(stmt);
-		rv = store_out_fail(out, ERR_NOTFOUND, "no account named '%.*s'",
-		    STORE_PS(nm->name));
+		rv = store_out_fail(out, ERR_NOTFOUND,
+		    "no account named '%.*s'", STORE_PS(nm->name));
 		goto fail;
 	}
 	if (rc != SQLITE_ROW) {
 		store_stmt_done(stmt);
-		rv = store_out_dbfail(out, st, store_err(rc),
-		    "removing account");
+		rv = store_out_dbfail(
+		    out, st, store_err(rc), "removing account");
 		goto fail;
 	}
 	id = (uint64_t)sqlite3_column_int64(stmt, 0);

@@ -20,8 +20,8 @@
 #define STORE_MAX_KEYWORDS (64u * 1024)
 #define STORE_MAX_FIELD (256u * 1024)
 
-static const char *const store_roles[] = {
-    "inbox", "sent", "drafts", "trash", "junk", "archive"};
+static const char *const store_roles[]
+    = { "inbox", "sent", "drafts", "trash", "junk", "archive" };
 
 static bool
 store_role_ok(struct proto_str r)
@@ -59,20 +59,24 @@ store_batch_check(const struct proto_batch *b, struct store_out *out)
 	int rv;
 
 	if (b->seq == 0) {
-		return (store_out_fail(out, ERR_PROTO, "batch seq must be >= 1"));
+		return (
+		    store_out_fail(out, ERR_PROTO, "batch seq must be >= 1"));
 	}
 	if (b->nmailboxes > PROTO_MAX_ROWS || b->nmessages > PROTO_MAX_ROWS) {
-		return (store_out_fail(out, ERR_TOOBIG, "batch has too many rows"));
+		return (store_out_fail(
+		    out, ERR_TOOBIG, "batch has too many rows"));
 	}
 	for (i = 0; i < b->nmailboxes; i++) {
 		mb = &b->mailboxes[i];
-		rv = store_check_text(mb->name, 1, STORE_MAX_MAILBOX, true, &why);
+		rv = store_check_text(
+		    mb->name, 1, STORE_MAX_MAILBOX, true, &why);
 		if (rv != 0) {
-			return (store_out_fail(out, rv, "mailboxes[%zu].name %s",
-			    i, why));
+			return (store_out_fail(
+			    out, rv, "mailboxes[%zu].name %s", i, why));
 		}
 		rv = store_opt(mb->delimiter, 4, false, &why);
-		if (rv == 0 && mb->delimiter.p != NULL && mb->delimiter.len == 0) {
+		if (rv == 0 && mb->delimiter.p != NULL
+		    && mb->delimiter.len == 0) {
 			rv = ERR_INVAL;
 			why = "must not be empty";
 		}
@@ -82,22 +86,22 @@ store_batch_check(const struct proto_batch *b, struct store_out *out)
 		}
 		if (!store_role_ok(mb->role)) {
 			return (store_out_fail(out, ERR_PROTO,
-			    "mailboxes[%zu].role '%.*s' is not a known role", i,
-			    STORE_PS(mb->role)));
+			    "mailboxes[%zu].role '%.*s' is not a known role",
+			    i, STORE_PS(mb->role)));
 		}
 		rv = store_opt(mb->remote_id, STORE_MAX_REMOTE_ID, true, &why);
 		if (rv != 0) {
-			return (store_out_fail(out, rv,
-			    "mailboxes[%zu].remote_id %s", i, why));
+			return (store_out_fail(
+			    out, rv, "mailboxes[%zu].remote_id %s", i, why));
 		}
 	}
 	for (i = 0; i < b->nmessages; i++) {
 		m = &b->messages[i];
-		rv = store_check_text(m->mailbox, 1, STORE_MAX_MAILBOX, true,
-		    &why);
+		rv = store_check_text(
+		    m->mailbox, 1, STORE_MAX_MAILBOX, true, &why);
 		if (rv != 0) {
-			return (store_out_fail(out, rv,
-			    "messages[%zu].mailbox %s", i, why));
+			return (store_out_fail(
+			    out, rv, "messages[%zu].mailbox %s", i, why));
 		}
 		if (m->uid == 0) {
 			return (store_out_fail(out, ERR_PROTO,
@@ -114,28 +118,28 @@ store_batch_check(const struct proto_batch *b, struct store_out *out)
 		}
 		rv = store_opt(m->keywords, STORE_MAX_KEYWORDS, true, &why);
 		if (rv != 0) {
-			return (store_out_fail(out, rv,
-			    "messages[%zu].keywords %s", i, why));
+			return (store_out_fail(
+			    out, rv, "messages[%zu].keywords %s", i, why));
 		}
 		if (!m->full) {
 			continue;
 		}
 		rv = store_opt(m->remote_id, STORE_MAX_REMOTE_ID, true, &why);
-		rv = rv != 0 ? rv
-			     : store_opt(m->message_id, STORE_MAX_FIELD, false,
-				   &why);
-		rv = rv != 0 ? rv
-			     : store_opt(m->subject, STORE_MAX_FIELD, false,
-				   &why);
-		rv = rv != 0 ? rv
-			     : store_opt(m->from_addr, STORE_MAX_FIELD, false,
-				   &why);
-		rv = rv != 0 ? rv
-			     : store_opt(m->to_addrs, STORE_MAX_FIELD, false,
-				   &why);
-		rv = rv != 0 ? rv
-			     : store_opt(m->cc_addrs, STORE_MAX_FIELD, false,
-				   &why);
+		rv = rv != 0
+		    ? rv
+		    : store_opt(m->message_id, STORE_MAX_FIELD, false, &why);
+		rv = rv != 0
+		    ? rv
+		    : store_opt(m->subject, STORE_MAX_FIELD, false, &why);
+		rv = rv != 0
+		    ? rv
+		    : store_opt(m->from_addr, STORE_MAX_FIELD, false, &why);
+		rv = rv != 0
+		    ? rv
+		    : store_opt(m->to_addrs, STORE_MAX_FIELD, false, &why);
+		rv = rv != 0
+		    ? rv
+		    : store_opt(m->cc_addrs, STORE_MAX_FIELD, false, &why);
 		if (rv != 0) {
 			return (store_out_fail(out, rv,
 			    "messages[%zu]: a header field %s", i, why));
@@ -144,50 +148,50 @@ store_batch_check(const struct proto_batch *b, struct store_out *out)
 	return (ERR_OK);
 }
 
-static const char SQL_BATCH_SEEN[] =
-    "SELECT 1 FROM job_batches WHERE job_id = ?1 AND attempt = ?2"
-    " AND seq = ?3";
-static const char SQL_BATCH_INSERT[] =
-    "INSERT INTO job_batches(job_id, attempt, seq, rows, applied_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5)";
-static const char SQL_MAILBOX_FIND[] =
-    "SELECT id FROM mailboxes WHERE account_id = ?1 AND name = ?2";
-static const char SQL_MAILBOX_INSERT[] =
-    "INSERT INTO mailboxes(account_id, name, delimiter, role, remote_id,"
-    " uidvalidity) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-static const char SQL_MAILBOX_UPDATE[] =
-    "UPDATE mailboxes SET delimiter = ?2, role = ?3, remote_id = ?4,"
-    " uidvalidity = coalesce(?5, uidvalidity) WHERE id = ?1";
-static const char SQL_MAILBOX_RESET_ROWS[] =
-    "DELETE FROM messages WHERE mailbox_id = ?1";
-static const char SQL_MAILBOX_RESET[] =
-    "UPDATE mailboxes SET uidnext = NULL, highestmodseq = NULL, total = 0,"
-    " unread = 0 WHERE id = ?1";
-static const char SQL_MESSAGE_UPSERT[] =
-    "INSERT INTO messages(account_id, mailbox_id, uid, remote_id,"
-    " message_id, subject, from_addr, to_addrs, cc_addrs, date,"
-    " internal_date, size, seen, flagged, answered, draft, deleted,"
-    " keywords, modseq, has_attachments) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
-    " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
-    " ON CONFLICT (mailbox_id, uid) DO UPDATE SET"
-    " account_id = excluded.account_id, remote_id = excluded.remote_id,"
-    " message_id = excluded.message_id, subject = excluded.subject,"
-    " from_addr = excluded.from_addr, to_addrs = excluded.to_addrs,"
-    " cc_addrs = excluded.cc_addrs, date = excluded.date,"
-    " internal_date = excluded.internal_date, size = excluded.size,"
-    " seen = excluded.seen, flagged = excluded.flagged,"
-    " answered = excluded.answered, draft = excluded.draft,"
-    " deleted = excluded.deleted, keywords = excluded.keywords,"
-    " modseq = excluded.modseq,"
-    " has_attachments = excluded.has_attachments";
-static const char SQL_MESSAGE_FLAGS[] =
-    "UPDATE messages SET seen = ?3, flagged = ?4, answered = ?5,"
-    " draft = ?6, deleted = ?7, keywords = ?8,"
-    " modseq = coalesce(?9, modseq) WHERE mailbox_id = ?1 AND uid = ?2";
-static const char SQL_JOB_PROGRESS[] =
-    "UPDATE jobs SET messages = messages + ?2,"
-    " lease_until = max(lease_until, ?3 + lease_ms) WHERE id = ?1"
-    " RETURNING lease_until";
+static const char SQL_BATCH_SEEN[]
+    = "SELECT 1 FROM job_batches WHERE job_id = ?1 AND attempt = ?2"
+      " AND seq = ?3";
+static const char SQL_BATCH_INSERT[]
+    = "INSERT INTO job_batches(job_id, attempt, seq, rows, applied_at)"
+      " VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_MAILBOX_FIND[]
+    = "SELECT id FROM mailboxes WHERE account_id = ?1 AND name = ?2";
+static const char SQL_MAILBOX_INSERT[]
+    = "INSERT INTO mailboxes(account_id, name, delimiter, role, remote_id,"
+      " uidvalidity) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char SQL_MAILBOX_UPDATE[]
+    = "UPDATE mailboxes SET delimiter = ?2, role = ?3, remote_id = ?4,"
+      " uidvalidity = coalesce(?5, uidvalidity) WHERE id = ?1";
+static const char SQL_MAILBOX_RESET_ROWS[]
+    = "DELETE FROM messages WHERE mailbox_id = ?1";
+static const char SQL_MAILBOX_RESET[]
+    = "UPDATE mailboxes SET uidnext = NULL, highestmodseq = NULL, total = 0,"
+      " unread = 0 WHERE id = ?1";
+static const char SQL_MESSAGE_UPSERT[]
+    = "INSERT INTO messages(account_id, mailbox_id, uid, remote_id,"
+      " message_id, subject, from_addr, to_addrs, cc_addrs, date,"
+      " internal_date, size, seen, flagged, answered, draft, deleted,"
+      " keywords, modseq, has_attachments) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+      " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+      " ON CONFLICT (mailbox_id, uid) DO UPDATE SET"
+      " account_id = excluded.account_id, remote_id = excluded.remote_id,"
+      " message_id = excluded.message_id, subject = excluded.subject,"
+      " from_addr = excluded.from_addr, to_addrs = excluded.to_addrs,"
+      " cc_addrs = excluded.cc_addrs, date = excluded.date,"
+      " internal_date = excluded.internal_date, size = excluded.size,"
+      " seen = excluded.seen, flagged = excluded.flagged,"
+      " answered = excluded.answered, draft = excluded.draft,"
+      " deleted = excluded.deleted, keywords = excluded.keywords,"
+      " modseq = excluded.modseq,"
+      " has_attachments = excluded.has_attachments";
+static const char SQL_MESSAGE_FLAGS[]
+    = "UPDATE messages SET seen = ?3, flagged = ?4, answered = ?5,"
+      " draft = ?6, deleted = ?7, keywords = ?8,"
+      " modseq = coalesce(?9, modseq) WHERE mailbox_id = ?1 AND uid = ?2";
+static const char SQL_JOB_PROGRESS[]
+    = "UPDATE jobs SET messages = messages + ?2,"
+      " lease_until = max(lease_until, ?3 + lease_ms) WHERE id = ?1"
+      " RETURNING lease_until";
 
 /* Looks up a mailbox id; 0 when absent. */
 static int
@@ -206,7 +210,8 @@ store_mailbox_find(struct store *st, uint64_t account_id,
 	rc = sqlite3_step(stmt);
 	*id_r = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
 	store_stmt_done(stmt);
-	return (rc == SQLITE_ROW || rc == SQLITE_DONE ? ERR_OK : store_err(rc));
+	return (
+	    rc == SQLITE_ROW || rc == SQLITE_DONE ? ERR_OK : store_err(rc));
 }
 
 static int
@@ -281,13 +286,13 @@ store_apply_mailbox(struct store *st, uint64_t account_id, uint64_t job_id,
 		if (rv != 0) {
 			goto done;
 		}
-		rv = store_log_event(st, now_ms, account_id, job_id, NULL,
-		    "reset", name);
+		rv = store_log_event(
+		    st, now_ms, account_id, job_id, NULL, "reset", name);
 		if (rv != 0) {
 			goto done;
 		}
 		log_info("event=mailbox_reset job=%llu account=%llu "
-			 "uidvalidity=%u",
+		         "uidvalidity=%u",
 		    (unsigned long long)job_id, (unsigned long long)account_id,
 		    mb->uidvalidity);
 	}
@@ -301,7 +306,7 @@ static int
 store_apply_message(struct store *st, uint64_t account_id, int64_t mbox_id,
     const struct proto_message_row *m, int *applied_r)
 {
-	struct proto_str empty = {"", 0};
+	struct proto_str empty = { "", 0 };
 	sqlite3_stmt *stmt = NULL;
 	int rv;
 
@@ -323,13 +328,15 @@ store_apply_message(struct store *st, uint64_t account_id, int64_t mbox_id,
 		store_bind_nz(stmt, 11, m->internal_date);
 		sqlite3_bind_int64(stmt, 12, (int64_t)m->size);
 		sqlite3_bind_int(stmt, 13, (m->flags & PROTO_FLAG_SEEN) != 0);
-		sqlite3_bind_int(stmt, 14, (m->flags & PROTO_FLAG_FLAGGED) != 0);
-		sqlite3_bind_int(stmt, 15,
-		    (m->flags & PROTO_FLAG_ANSWERED) != 0);
+		sqlite3_bind_int(
+		    stmt, 14, (m->flags & PROTO_FLAG_FLAGGED) != 0);
+		sqlite3_bind_int(
+		    stmt, 15, (m->flags & PROTO_FLAG_ANSWERED) != 0);
 		sqlite3_bind_int(stmt, 16, (m->flags & PROTO_FLAG_DRAFT) != 0);
-		sqlite3_bind_int(stmt, 17, (m->flags & PROTO_FLAG_DELETED) != 0);
-		store_bind_str(stmt, 18, m->keywords.p != NULL ? m->keywords
-							       : empty);
+		sqlite3_bind_int(
+		    stmt, 17, (m->flags & PROTO_FLAG_DELETED) != 0);
+		store_bind_str(
+		    stmt, 18, m->keywords.p != NULL ? m->keywords : empty);
 		store_bind_nz(stmt, 19, (int64_t)m->modseq);
 		sqlite3_bind_int(stmt, 20, m->has_attachments ? 1 : 0);
 	} else {
@@ -340,12 +347,15 @@ store_apply_message(struct store *st, uint64_t account_id, int64_t mbox_id,
 		sqlite3_bind_int64(stmt, 1, mbox_id);
 		sqlite3_bind_int64(stmt, 2, m->uid);
 		sqlite3_bind_int(stmt, 3, (m->flags & PROTO_FLAG_SEEN) != 0);
-		sqlite3_bind_int(stmt, 4, (m->flags & PROTO_FLAG_FLAGGED) != 0);
-		sqlite3_bind_int(stmt, 5, (m->flags & PROTO_FLAG_ANSWERED) != 0);
+		sqlite3_bind_int(
+		    stmt, 4, (m->flags & PROTO_FLAG_FLAGGED) != 0);
+		sqlite3_bind_int(
+		    stmt, 5, (m->flags & PROTO_FLAG_ANSWERED) != 0);
 		sqlite3_bind_int(stmt, 6, (m->flags & PROTO_FLAG_DRAFT) != 0);
-		sqlite3_bind_int(stmt, 7, (m->flags & PROTO_FLAG_DELETED) != 0);
-		store_bind_str(stmt, 8, m->keywords.p != NULL ? m->keywords
-							      : empty);
+		sqlite3_bind_int(
+		    stmt, 7, (m->flags & PROTO_FLAG_DELETED) != 0);
+		store_bind_str(
+		    stmt, 8, m->keywords.p != NULL ? m->keywords : empty);
 		store_bind_nz(stmt, 9, (int64_t)m->modseq);
 	}
 	rv = store_stmt_exec(stmt);
@@ -360,8 +370,8 @@ store_progress_due(struct store *st, uint64_t job_id, int64_t now_ms)
 	struct store_progress_slot *s;
 
 	s = &st->progress[job_id % STORE_PROGRESS_SLOTS];
-	if (s->job_id == job_id && now_ms - s->last_ms < STORE_PROGRESS_MIN_MS &&
-	    now_ms >= s->last_ms) {
+	if (s->job_id == job_id && now_ms - s->last_ms < STORE_PROGRESS_MIN_MS
+	    && now_ms >= s->last_ms) {
 		return (false);
 	}
 	s->job_id = job_id;
@@ -374,7 +384,7 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
     int64_t now_ms, struct store_out *out)
 {
 	const struct proto_message_row *m;
-	struct proto_str last = {NULL, 0};
+	struct proto_str last = { NULL, 0 };
 	sqlite3_stmt *stmt = NULL;
 	uint64_t account_id;
 	int64_t mbox_id = 0, lease_until = 0;
@@ -406,7 +416,7 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 	if (rc == SQLITE_ROW) {
 		store_rollback(st);
 		log_info("event=batch_duplicate job=%llu account=%llu "
-			 "attempt=%u seq=%u",
+		         "attempt=%u seq=%u",
 		    (unsigned long long)b->job_id,
 		    (unsigned long long)account_id, b->attempt, b->seq);
 		return (ERR_OK);
@@ -425,24 +435,25 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 		goto dbfail;
 	}
 	for (i = 0; i < b->nmailboxes; i++) {
-		rv = store_apply_mailbox(st, account_id, b->job_id,
-		    &b->mailboxes[i], now_ms);
+		rv = store_apply_mailbox(
+		    st, account_id, b->job_id, &b->mailboxes[i], now_ms);
 		if (rv != 0) {
 			goto dbfail;
 		}
 	}
 	for (i = 0; i < b->nmessages; i++) {
 		m = &b->messages[i];
-		if (last.p == NULL || last.len != m->mailbox.len ||
-		    memcmp(last.p, m->mailbox.p, last.len) != 0) {
-			rv = store_mailbox_find(st, account_id, m->mailbox,
-			    &mbox_id);
+		if (last.p == NULL || last.len != m->mailbox.len
+		    || memcmp(last.p, m->mailbox.p, last.len) != 0) {
+			rv = store_mailbox_find(
+			    st, account_id, m->mailbox, &mbox_id);
 			if (rv != 0) {
 				goto dbfail;
 			}
 			if (mbox_id == 0) {
 				rv = store_out_fail(out, ERR_PROTO,
-				    "messages[%zu].mailbox '%.*s' is neither in "
+				    "messages[%zu].mailbox '%.*s' is neither "
+				    "in "
 				    "the batch nor in the database",
 				    i, STORE_PS(m->mailbox));
 				goto fail;
@@ -477,13 +488,14 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 	}
 	out->reply.id = b->job_id;
 	log_debug("event=batch_applied job=%llu account=%llu attempt=%u "
-		  "seq=%u mailboxes=%zu rows=%llu",
+	          "seq=%u mailboxes=%zu rows=%llu",
 	    (unsigned long long)b->job_id, (unsigned long long)account_id,
 	    b->attempt, b->seq, b->nmailboxes, (unsigned long long)applied);
 	if (store_progress_due(st, b->job_id, now_ms)) {
 		/* due_at carries the renewed lease_until (docs/schema.md) */
-		store_out_job_event(out, EV_JOB_PROGRESS, b->job_id, account_id,
-		    JOB_LEASED, 0, b->attempt, lease_until, 0, now_ms);
+		store_out_job_event(out, EV_JOB_PROGRESS, b->job_id,
+		    account_id, JOB_LEASED, 0, b->attempt, lease_until, 0,
+		    now_ms);
 	}
 	return (ERR_OK);
 dbfail:

@@ -38,8 +38,8 @@ store_utf8_len(const unsigned char *p, size_t n)
 		}
 		cp = (cp << 6) | (p[i] & 0x3f);
 	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)
+	    || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
 		return (0);
 	}
 	return (len);

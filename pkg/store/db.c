@@ -25,8 +25,8 @@ store_err(int rc)
 	case SQLITE_LOCKED:
 		return (ERR_TIMEOUT);
 	case SQLITE_CONSTRAINT:
-		if (rc == SQLITE_CONSTRAINT_UNIQUE ||
-		    rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+		if (rc == SQLITE_CONSTRAINT_UNIQUE
+		    || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
 			return (ERR_EXISTS);
 		}
 		return (ERR_DB);
@@ -64,8 +64,8 @@ store_stmt(struct store *st, const char *sql, sqlite3_stmt **stmt_r)
 			return (ERR_OK);
 		}
 	}
-	rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-	    &stmt, NULL);
+	rc = sqlite3_prepare_v3(
+	    st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL);
 	if (rc != SQLITE_OK) {
 		log_warnx("event=db_error op=prepare err=\"%s\" sql=\"%.60s\"",
 		    sqlite3_errmsg(st->db), sql);
@@ -137,7 +137,8 @@ store_commit(struct store *st)
 
 	rv = store_tx(st, SQL_COMMIT);
 	if (rv != 0) {
-		log_warnx("event=db_error op=commit err=\"%s\"", store_errmsg(st));
+		log_warnx(
+		    "event=db_error op=commit err=\"%s\"", store_errmsg(st));
 		store_rollback(st);
 	}
 	return (rv);
@@ -150,7 +151,8 @@ store_rollback(struct store *st)
 		return; /* SQLite already rolled back */
 	}
 	if (store_tx(st, SQL_ROLLBACK) != 0) {
-		log_warnx("event=db_error op=rollback err=\"%s\"", store_errmsg(st));
+		log_warnx(
+		    "event=db_error op=rollback err=\"%s\"", store_errmsg(st));
 	}
 }
 
@@ -164,7 +166,8 @@ store_bind_str(sqlite3_stmt *stmt, int i, struct proto_str s)
 	} else if (s.len > (size_t)INT32_MAX) {
 		return (ERR_TOOBIG);
 	} else {
-		rc = sqlite3_bind_text(stmt, i, s.p, (int)s.len, SQLITE_STATIC);
+		rc = sqlite3_bind_text(
+		    stmt, i, s.p, (int)s.len, SQLITE_STATIC);
 	}
 	return (store_err(rc));
 }
@@ -182,14 +185,13 @@ store_bind_nz(sqlite3_stmt *stmt, int i, int64_t v)
 	return (store_err(rc));
 }
 
-static const char SQL_LOG[] =
-    "INSERT INTO sync_log(at, account_id, job_id, kind, outcome, detail) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char SQL_LOG[]
+    = "INSERT INTO sync_log(at, account_id, job_id, kind, outcome, detail) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 int
 store_log_event(struct store *st, int64_t now_ms, uint64_t account_id,
-    uint64_t job_id, const char *kind, const char *outcome,
-    const char *detail)
+    uint64_t job_id, const char *kind, const char *outcome, const char *detail)
 {
 	sqlite3_stmt *stmt;
 	int rv;
@@ -213,8 +215,8 @@ store_log_event(struct store *st, int64_t now_ms, uint64_t account_id,
 
 /* Runs one pragma and, when want != NULL, checks its single text result */
 static int
-store_pragma(struct store *st, const char *sql, const char *want,
-    char *errbuf, size_t errlen)
+store_pragma(struct store *st, const char *sql, const char *want, char *errbuf,
+    size_t errlen)
 {
 	sqlite3_stmt *stmt = NULL;
 	const unsigned char *got;
@@ -282,7 +284,7 @@ store_open(const char *path, const uint8_t key[SECRET_KEY_LEN],
 		rv = store_err(rc);
 		snprintf(errbuf, errlen, "cannot open database %s: %s", path,
 		    st->db != NULL ? sqlite3_errmsg(st->db)
-				   : sqlite3_errstr(rc));
+		                   : sqlite3_errstr(rc));
 		goto fail;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
@@ -292,13 +294,12 @@ store_open(const char *path, const uint8_t key[SECRET_KEY_LEN],
 		snprintf(errbuf, errlen, "busy_timeout: %s", store_errmsg(st));
 		goto fail;
 	}
-	rv = store_pragma(st, "PRAGMA journal_mode=WAL", "wal", errbuf,
-	    errlen);
+	rv = store_pragma(
+	    st, "PRAGMA journal_mode=WAL", "wal", errbuf, errlen);
 	if (rv != 0) {
 		goto fail;
 	}
-	rv = store_pragma(st, "PRAGMA synchronous=FULL", NULL, errbuf,
-	    errlen);
+	rv = store_pragma(st, "PRAGMA synchronous=FULL", NULL, errbuf, errlen);
 	if (rv != 0) {
 		goto fail;
 	}
@@ -340,7 +341,8 @@ store_free(struct store **stp)
 	}
 	if (st->db != NULL) {
 		if (sqlite3_close(st->db) != SQLITE_OK) {
-			log_warnx("event=db_error op=close err=\"%s\"", sqlite3_errmsg(st->db));
+			log_warnx("event=db_error op=close err=\"%s\"",
+			    sqlite3_errmsg(st->db));
 		}
 	}
 	mem_wipe(st->key, sizeof(st->key));
@@ -354,8 +356,8 @@ store_schema_version(struct store *st, int *version_r)
 	sqlite3_stmt *stmt = NULL;
 	int rc;
 
-	rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &stmt,
-	    NULL);
+	rc = sqlite3_prepare_v2(
+	    st->db, "PRAGMA user_version", -1, &stmt, NULL);
 	if (rc != SQLITE_OK) {
 		return (store_err(rc));
 	}

@@ -15,35 +15,34 @@
 #include "queue/queue.h"
 #include "store_int.h"
 
-
-static const char SQL_DONE_BATCHES[] =
-    "SELECT count(*), coalesce(max(seq), 0) FROM job_batches"
-    " WHERE job_id = ?1 AND attempt = ?2";
-static const char SQL_DONE_ATTEMPTS[] =
-    "SELECT attempts, max_attempts FROM jobs WHERE id = ?1";
-static const char SQL_DONE_CHECKPOINT[] =
-    "UPDATE mailboxes SET uidvalidity = ?3, uidnext = ?4,"
-    " highestmodseq = ?5 WHERE account_id = ?1 AND name = ?2";
-static const char SQL_DONE_MAILBOXES[] =
-    "SELECT id, name FROM mailboxes WHERE account_id = ?1";
-static const char SQL_DONE_MAILBOX_DELETE[] =
-    "DELETE FROM mailboxes WHERE id = ?1 RETURNING name";
-static const char SQL_DONE_COUNTS[] =
-    "UPDATE mailboxes SET"
-    " total = (SELECT count(*) FROM messages g"
-    "  WHERE g.mailbox_id = mailboxes.id),"
-    " unread = (SELECT count(*) FROM messages g"
-    "  WHERE g.mailbox_id = mailboxes.id AND g.seen = 0)"
-    " WHERE account_id = ?1";
-static const char SQL_DONE_JOB[] =
-    "UPDATE jobs SET state = 'done', finished_at = ?2, lease_until = NULL,"
-    " lease_ms = NULL, last_error = NULL WHERE id = ?1"
-    " RETURNING messages, priority, kind";
-static const char SQL_DONE_ACCOUNT[] =
-    "UPDATE accounts SET last_sync_at = ?2, last_error = NULL,"
-    " fail_streak = 0 WHERE id = ?1";
-static const char SQL_DONE_BATCHES_DELETE[] =
-    "DELETE FROM job_batches WHERE job_id = ?1";
+static const char SQL_DONE_BATCHES[]
+    = "SELECT count(*), coalesce(max(seq), 0) FROM job_batches"
+      " WHERE job_id = ?1 AND attempt = ?2";
+static const char SQL_DONE_ATTEMPTS[]
+    = "SELECT attempts, max_attempts FROM jobs WHERE id = ?1";
+static const char SQL_DONE_CHECKPOINT[]
+    = "UPDATE mailboxes SET uidvalidity = ?3, uidnext = ?4,"
+      " highestmodseq = ?5 WHERE account_id = ?1 AND name = ?2";
+static const char SQL_DONE_MAILBOXES[]
+    = "SELECT id, name FROM mailboxes WHERE account_id = ?1";
+static const char SQL_DONE_MAILBOX_DELETE[]
+    = "DELETE FROM mailboxes WHERE id = ?1 RETURNING name";
+static const char SQL_DONE_COUNTS[]
+    = "UPDATE mailboxes SET"
+      " total = (SELECT count(*) FROM messages g"
+      "  WHERE g.mailbox_id = mailboxes.id),"
+      " unread = (SELECT count(*) FROM messages g"
+      "  WHERE g.mailbox_id = mailboxes.id AND g.seen = 0)"
+      " WHERE account_id = ?1";
+static const char SQL_DONE_JOB[]
+    = "UPDATE jobs SET state = 'done', finished_at = ?2, lease_until = NULL,"
+      " lease_ms = NULL, last_error = NULL WHERE id = ?1"
+      " RETURNING messages, priority, kind";
+static const char SQL_DONE_ACCOUNT[]
+    = "UPDATE accounts SET last_sync_at = ?2, last_error = NULL,"
+      " fail_streak = 0 WHERE id = ?1";
+static const char SQL_DONE_BATCHES_DELETE[]
+    = "DELETE FROM job_batches WHERE job_id = ?1";
 
 /* Validates the success part of a done message; text in why (size n). */
 static int
@@ -54,21 +53,23 @@ store_done_check(const struct proto_done *d, char *why, size_t n)
 	int rv;
 
 	for (i = 0; i < d->ncheckpoints; i++) {
-		rv = store_check_text(d->checkpoints[i].mailbox, 1,
-		    STORE_MAX_MAILBOX, true, &w);
+		rv = store_check_text(
+		    d->checkpoints[i].mailbox, 1, STORE_MAX_MAILBOX, true, &w);
 		if (rv != 0) {
 			snprintf(why, n, "checkpoints[%zu].mailbox %s", i, w);
 			return (ERR_PROTO);
 		}
 		if (d->checkpoints[i].highestmodseq > INT64_MAX) {
-			snprintf(why, n, "checkpoints[%zu].highestmodseq out "
-			    "of range", i);
+			snprintf(why, n,
+			    "checkpoints[%zu].highestmodseq out "
+			    "of range",
+			    i);
 			return (ERR_PROTO);
 		}
 	}
 	for (i = 0; i < d->nmailboxes; i++) {
-		rv = store_check_text(d->mailboxes[i], 1, STORE_MAX_MAILBOX,
-		    true, &w);
+		rv = store_check_text(
+		    d->mailboxes[i], 1, STORE_MAX_MAILBOX, true, &w);
 		if (rv != 0) {
 			snprintf(why, n, "mailboxes[%zu] %s", i, w);
 			return (ERR_PROTO);
@@ -124,8 +125,10 @@ store_done_prune(struct store *st, uint64_t account_id, uint64_t job_id,
 			rv = ERR_NOMEM;
 			goto done;
 		}
-		if (keep != NULL && bsearch(&key, keep, d->nmailboxes,
-					sizeof(*keep), store_str_cmp) != NULL) {
+		if (keep != NULL
+		    && bsearch(&key, keep, d->nmailboxes, sizeof(*keep),
+		           store_str_cmp)
+		        != NULL) {
 			continue;
 		}
 		if (ngone == cap) {
@@ -168,7 +171,7 @@ store_done_prune(struct store *st, uint64_t account_id, uint64_t job_id,
 			goto done;
 		}
 		log_info("event=mailbox_removed job=%llu account=%llu "
-			 "mailbox=%lld",
+		         "mailbox=%lld",
 		    (unsigned long long)job_id, (unsigned long long)account_id,
 		    (long long)gone[i]);
 	}
@@ -209,7 +212,8 @@ store_done_success(struct store *st, uint64_t account_id,
 		}
 		if (sqlite3_changes(st->db) == 0) {
 			log_warnx("event=checkpoint_ignored "
-				  "why=unknown_mailbox job=%llu account=%llu index=%zu",
+			          "why=unknown_mailbox job=%llu account=%llu "
+			          "index=%zu",
 			    (unsigned long long)d->job_id,
 			    (unsigned long long)account_id, i);
 		}
@@ -265,10 +269,10 @@ store_done_success(struct store *st, uint64_t account_id,
 	if (rv != 0) {
 		return (rv);
 	}
-	snprintf(detail, sizeof(detail), "%llu messages",
-	    (unsigned long long)rows);
-	rv = store_log_event(st, now_ms, account_id, d->job_id, kind, "done",
-	    detail);
+	snprintf(
+	    detail, sizeof(detail), "%llu messages", (unsigned long long)rows);
+	rv = store_log_event(
+	    st, now_ms, account_id, d->job_id, kind, "done", detail);
 	if (rv != 0) {
 		return (rv);
 	}
@@ -281,8 +285,8 @@ store_done_success(struct store *st, uint64_t account_id,
 }
 
 int
-store_apply_done(struct store *st, const struct proto_done *d,
-    int64_t now_ms, uint32_t rand32, struct store_out *out)
+store_apply_done(struct store *st, const struct proto_done *d, int64_t now_ms,
+    uint32_t rand32, struct store_out *out)
 {
 	sqlite3_stmt *stmt = NULL;
 	char error[STORE_MAX_ERROR + 128];
@@ -301,8 +305,9 @@ store_apply_done(struct store *st, const struct proto_done *d,
 	} else if (status < 0) {
 		if (d->error.p == NULL || d->error.len == 0) {
 			snprintf(error, sizeof(error), "%s", err_str(status));
-		} else if (store_check_text(d->error, 1, STORE_MAX_ERROR,
-			       false, &why) != 0) {
+		} else if (store_check_text(
+		               d->error, 1, STORE_MAX_ERROR, false, &why)
+		    != 0) {
 			snprintf(error, sizeof(error),
 			    "%s (worker error text %s)", err_str(status), why);
 		} else {
@@ -376,9 +381,10 @@ store_apply_done(struct store *st, const struct proto_done *d,
 		}
 		rv = store_job_end_failure(st, d->job_id, account_id,
 		    d->attempt, target,
-		    now_ms + (retry == RETRY_NOW
-				     ? 0
-				     : queue_backoff_ms(attempts, rand32)),
+		    now_ms
+		        + (retry == RETRY_NOW
+		                ? 0
+		                : queue_backoff_ms(attempts, rand32)),
 		    status, error, now_ms, out, &state);
 		if (rv != 0) {
 			goto fail;

@@ -13,22 +13,22 @@
 
 #include "store_int.h"
 
-static const char *const store_kind_names[] = {"sync", "drain"};
-static const char *const store_state_names[] = {
-    "queued", "leased", "done", "failed", "dead"};
+static const char *const store_kind_names[] = { "sync", "drain" };
+static const char *const store_state_names[]
+    = { "queued", "leased", "done", "failed", "dead" };
 
 const char *
 store_kind_name(uint8_t kind)
 {
 	return (kind < ARRAY_LEN(store_kind_names) ? store_kind_names[kind]
-						   : "unknown");
+	                                           : "unknown");
 }
 
 const char *
 store_state_name(uint8_t state)
 {
 	return (state < ARRAY_LEN(store_state_names) ? store_state_names[state]
-						     : "unknown");
+	                                             : "unknown");
 }
 
 int
@@ -59,18 +59,18 @@ store_kind_parse(const char *s, uint8_t *kind_r)
 	return (ERR_INVAL);
 }
 
-static const char SQL_JOB_QUEUED_FIND[] =
-    "SELECT id, priority, due_at, attempts FROM jobs"
-    " WHERE account_id = ?1 AND kind = ?2 AND state = 'queued'";
+static const char SQL_JOB_QUEUED_FIND[]
+    = "SELECT id, priority, due_at, attempts FROM jobs"
+      " WHERE account_id = ?1 AND kind = ?2 AND state = 'queued'";
 
-static const char SQL_JOB_COALESCE[] =
-    "UPDATE jobs SET priority = max(priority, ?2), due_at = min(due_at, ?3)"
-    " WHERE id = ?1 RETURNING priority, due_at";
+static const char SQL_JOB_COALESCE[]
+    = "UPDATE jobs SET priority = max(priority, ?2), due_at = min(due_at, ?3)"
+      " WHERE id = ?1 RETURNING priority, due_at";
 
-static const char SQL_JOB_INSERT[] =
-    "INSERT INTO jobs(account_id, kind, state, priority, attempts,"
-    " max_attempts, created_at, due_at, messages)"
-    " VALUES (?1, ?2, 'queued', ?3, 0, ?4, ?5, ?6, 0)";
+static const char SQL_JOB_INSERT[]
+    = "INSERT INTO jobs(account_id, kind, state, priority, attempts,"
+      " max_attempts, created_at, due_at, messages)"
+      " VALUES (?1, ?2, 'queued', ?3, 0, ?4, ?5, ?6, 0)";
 
 int
 store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
@@ -95,7 +95,8 @@ store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
 		store_stmt_done(stmt);
 		rv = store_stmt(st, SQL_JOB_COALESCE, &stmt);
 		if (rv != 0) {
-			return (store_out_dbfail(out, st, rv, "coalescing job"));
+			return (
+			    store_out_dbfail(out, st, rv, "coalescing job"));
 		}
 		sqlite3_bind_int64(stmt, 1, (int64_t)id);
 		sqlite3_bind_int(stmt, 2, priority);
@@ -103,14 +104,14 @@ store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
 		rc = sqlite3_step(stmt);
 		if (rc != SQLITE_ROW) {
 			store_stmt_done(stmt);
-			return (store_out_dbfail(out, st, store_err(rc),
-			    "coalescing job"));
+			return (store_out_dbfail(
+			    out, st, store_err(rc), "coalescing job"));
 		}
 		priority = (uint8_t)sqlite3_column_int(stmt, 0);
 		due_at = sqlite3_column_int64(stmt, 1);
 		store_stmt_done(stmt);
 		log_info("event=job_coalesced job=%llu account=%llu kind=%s "
-			 "priority=%u",
+		         "priority=%u",
 		    (unsigned long long)id, (unsigned long long)account_id,
 		    store_kind_name(kind), priority);
 	} else if (rc == SQLITE_DONE) {
@@ -120,8 +121,8 @@ store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
 			return (store_out_dbfail(out, st, rv, "creating job"));
 		}
 		sqlite3_bind_int64(stmt, 1, (int64_t)account_id);
-		sqlite3_bind_text(stmt, 2, store_kind_name(kind), -1,
-		    SQLITE_STATIC);
+		sqlite3_bind_text(
+		    stmt, 2, store_kind_name(kind), -1, SQLITE_STATIC);
 		sqlite3_bind_int(stmt, 3, priority);
 		sqlite3_bind_int64(stmt, 4, st->max_attempts);
 		sqlite3_bind_int64(stmt, 5, now_ms);
@@ -132,13 +133,13 @@ store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
 		}
 		id = (uint64_t)sqlite3_last_insert_rowid(st->db);
 		log_info("event=job_queued job=%llu account=%llu kind=%s "
-			 "priority=%u due_at=%lld",
+		         "priority=%u due_at=%lld",
 		    (unsigned long long)id, (unsigned long long)account_id,
 		    store_kind_name(kind), priority, (long long)due_at);
 	} else {
 		store_stmt_done(stmt);
-		return (store_out_dbfail(out, st, store_err(rc),
-		    "finding queued job"));
+		return (store_out_dbfail(
+		    out, st, store_err(rc), "finding queued job"));
 	}
 	store_out_job_event(out, EV_JOB_QUEUED, id, account_id, JOB_QUEUED,
 	    priority, attempts, due_at, 0, now_ms);
@@ -146,14 +147,15 @@ store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
 	return (ERR_OK);
 }
 
-static const char SQL_ACCOUNT_ID_BY_NAME[] =
-    "SELECT id FROM accounts WHERE name = ?1";
-static const char SQL_ACCOUNT_EXISTS[] = "SELECT 1 FROM accounts WHERE id = ?1";
+static const char SQL_ACCOUNT_ID_BY_NAME[]
+    = "SELECT id FROM accounts WHERE name = ?1";
+static const char SQL_ACCOUNT_EXISTS[]
+    = "SELECT 1 FROM accounts WHERE id = ?1";
 
 /* Runs a one-row lookup; ERR_NOTFOUND when there is no row. */
 static int
-store_lookup(struct store *st, const char *sql, struct proto_str s,
-    int64_t v, int64_t *val_r)
+store_lookup(struct store *st, const char *sql, struct proto_str s, int64_t v,
+    int64_t *val_r)
 {
 	sqlite3_stmt *stmt = NULL;
 	int rc, rv;
@@ -192,8 +194,8 @@ store_job_enqueue_tx(struct store *st, uint64_t account_id, uint8_t kind,
 	if (rv != 0) {
 		return (store_out_dbfail(out, st, rv, "begin"));
 	}
-	rv = store_job_enqueue(st, account_id, kind, priority, due_at, now_ms,
-	    out, &id);
+	rv = store_job_enqueue(
+	    st, account_id, kind, priority, due_at, now_ms, out, &id);
 	if (rv != 0) {
 		store_rollback(st);
 		return (rv);
@@ -214,15 +216,15 @@ store_job_submit(struct store *st, const struct proto_job_submit *js,
 	int rv;
 
 	if (js->kind >= ARRAY_LEN(store_kind_names)) {
-		return (store_out_fail(out, ERR_INVAL, "unknown job kind %u",
-		    js->kind));
+		return (store_out_fail(
+		    out, ERR_INVAL, "unknown job kind %u", js->kind));
 	}
 	if (js->account.p == NULL || js->account.len == 0) {
-		return (store_out_fail(out, ERR_INVAL,
-		    "account name must not be empty"));
+		return (store_out_fail(
+		    out, ERR_INVAL, "account name must not be empty"));
 	}
-	rv = store_lookup(st, SQL_ACCOUNT_ID_BY_NAME, js->account, 0,
-	    &account_id);
+	rv = store_lookup(
+	    st, SQL_ACCOUNT_ID_BY_NAME, js->account, 0, &account_id);
 	if (rv == ERR_NOTFOUND) {
 		return (store_out_fail(out, rv, "no account named '%.*s'",
 		    STORE_PS(js->account)));
@@ -238,23 +240,23 @@ int
 store_job_create(struct store *st, const struct proto_job_create *jc,
     int64_t now_ms, struct store_out *out)
 {
-	struct proto_str nil = {NULL, 0};
+	struct proto_str nil = { NULL, 0 };
 	int64_t dummy;
 	int rv;
 
 	if (jc->kind >= ARRAY_LEN(store_kind_names)) {
-		return (store_out_fail(out, ERR_INVAL, "unknown job kind %u",
-		    jc->kind));
+		return (store_out_fail(
+		    out, ERR_INVAL, "unknown job kind %u", jc->kind));
 	}
 	if (jc->priority > PRIO_USER) {
-		return (store_out_fail(out, ERR_INVAL, "unknown priority %u",
-		    jc->priority));
+		return (store_out_fail(
+		    out, ERR_INVAL, "unknown priority %u", jc->priority));
 	}
 	if (jc->account_id == 0 || jc->account_id > INT64_MAX) {
 		return (store_out_fail(out, ERR_INVAL, "invalid account id"));
 	}
-	rv = store_lookup(st, SQL_ACCOUNT_EXISTS, nil,
-	    (int64_t)jc->account_id, &dummy);
+	rv = store_lookup(
+	    st, SQL_ACCOUNT_EXISTS, nil, (int64_t)jc->account_id, &dummy);
 	if (rv == ERR_NOTFOUND) {
 		return (store_out_fail(out, rv, "no account with id %llu",
 		    (unsigned long long)jc->account_id));
@@ -268,17 +270,17 @@ store_job_create(struct store *st, const struct proto_job_create *jc,
 
 /* Reading jobs ------------------------------------------------------------ */
 
-#define STORE_JOB_COLS                                                      \
-	"SELECT j.id, j.account_id, a.name, j.kind, j.state, j.priority,"   \
-	" j.attempts, j.created_at, j.due_at, j.lease_until, j.finished_at," \
-	" j.last_error, j.messages FROM jobs j JOIN accounts a"             \
+#define STORE_JOB_COLS                                                        \
+	"SELECT j.id, j.account_id, a.name, j.kind, j.state, j.priority,"     \
+	" j.attempts, j.created_at, j.due_at, j.lease_until, j.finished_at,"  \
+	" j.last_error, j.messages FROM jobs j JOIN accounts a"               \
 	" ON a.id = j.account_id"
 
 static const char SQL_JOB_BY_ID[] = STORE_JOB_COLS " WHERE j.id = ?1";
-static const char SQL_JOB_RECENT[] =
-    STORE_JOB_COLS " ORDER BY j.id DESC LIMIT ?1";
-static const char SQL_JOB_ACTIVE[] = STORE_JOB_COLS
-    " WHERE j.state IN ('queued', 'leased') ORDER BY j.id";
+static const char SQL_JOB_RECENT[]
+    = STORE_JOB_COLS " ORDER BY j.id DESC LIMIT ?1";
+static const char SQL_JOB_ACTIVE[]
+    = STORE_JOB_COLS " WHERE j.state IN ('queued', 'leased') ORDER BY j.id";
 
 /* Runs a job query (one optional int64 parameter) into out->reply.jobs. */
 static int
@@ -341,8 +343,8 @@ store_jobs_fill(struct store *st, const char *sql, bool bind, int64_t arg,
 	}
 	store_stmt_done(stmt);
 	if (rc != SQLITE_DONE) {
-		return (store_out_dbfail(out, st, store_err(rc),
-		    "reading jobs"));
+		return (
+		    store_out_dbfail(out, st, store_err(rc), "reading jobs"));
 	}
 	return (ERR_OK);
 fail:
@@ -355,8 +357,8 @@ fail:
 }
 
 int
-store_job_status(struct store *st, const struct proto_job_status *q,
-    struct store_out *out)
+store_job_status(
+    struct store *st, const struct proto_job_status *q, struct store_out *out)
 {
 	uint32_t limit;
 	int rv;
@@ -366,8 +368,8 @@ store_job_status(struct store *st, const struct proto_job_status *q,
 			return (store_out_fail(out, ERR_NOTFOUND,
 			    "no job %llu", (unsigned long long)q->job_id));
 		}
-		rv = store_jobs_fill(st, SQL_JOB_BY_ID, true,
-		    (int64_t)q->job_id, out);
+		rv = store_jobs_fill(
+		    st, SQL_JOB_BY_ID, true, (int64_t)q->job_id, out);
 		if (rv == 0 && out->reply.njobs == 0) {
 			return (store_out_fail(out, ERR_NOTFOUND,
 			    "no job %llu", (unsigned long long)q->job_id));
@@ -381,9 +383,9 @@ store_job_status(struct store *st, const struct proto_job_status *q,
 	return (store_jobs_fill(st, SQL_JOB_RECENT, true, limit, out));
 }
 
-static const char SQL_SCHED_ACCOUNTS[] =
-    "SELECT id, interval_s, last_sync_at, fail_streak FROM accounts"
-    " ORDER BY id";
+static const char SQL_SCHED_ACCOUNTS[]
+    = "SELECT id, interval_s, last_sync_at, fail_streak FROM accounts"
+      " ORDER BY id";
 
 int
 store_sched_state(struct store *st, struct store_out *out)
@@ -400,8 +402,8 @@ store_sched_state(struct store *st, struct store_out *out)
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		if (out->reply.nsched_accounts == cap) {
 			cap = cap == 0 ? 16 : cap * 2;
-			n = realloc(out->reply.sched_accounts,
-			    cap * sizeof(*n));
+			n = realloc(
+			    out->reply.sched_accounts, cap * sizeof(*n));
 			if (n == NULL) {
 				store_stmt_done(stmt);
 				return (store_out_fail(out, ERR_NOMEM,
@@ -419,8 +421,8 @@ store_sched_state(struct store *st, struct store_out *out)
 	}
 	store_stmt_done(stmt);
 	if (rc != SQLITE_DONE) {
-		return (store_out_dbfail(out, st, store_err(rc),
-		    "reading accounts"));
+		return (store_out_dbfail(
+		    out, st, store_err(rc), "reading accounts"));
 	}
 	return (store_jobs_fill(st, SQL_JOB_ACTIVE, false, 0, out));
 }

@@ -18,8 +18,8 @@
 
 #define STORE_MAX_LEASE_MS (24LL * 3600 * 1000)
 
-static const char SQL_JOB_FENCE[] =
-    "SELECT state, attempts, account_id FROM jobs WHERE id = ?1";
+static const char SQL_JOB_FENCE[]
+    = "SELECT state, attempts, account_id FROM jobs WHERE id = ?1";
 
 int
 store_job_fence(struct store *st, uint64_t job_id, uint32_t attempt,
@@ -31,8 +31,8 @@ store_job_fence(struct store *st, uint64_t job_id, uint32_t attempt,
 	int rc, rv;
 
 	if (job_id == 0 || job_id > INT64_MAX) {
-		return (store_out_fail(out, ERR_STALE, "job %llu does not exist",
-		    (unsigned long long)job_id));
+		return (store_out_fail(out, ERR_STALE,
+		    "job %llu does not exist", (unsigned long long)job_id));
 	}
 	rv = store_stmt(st, SQL_JOB_FENCE, &stmt);
 	if (rv != 0) {
@@ -42,8 +42,8 @@ store_job_fence(struct store *st, uint64_t job_id, uint32_t attempt,
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_DONE) {
 		store_stmt_done(stmt);
-		return (store_out_fail(out, ERR_STALE, "job %llu does not exist",
-		    (unsigned long long)job_id));
+		return (store_out_fail(out, ERR_STALE,
+		    "job %llu does not exist", (unsigned long long)job_id));
 	}
 	if (rc != SQLITE_ROW) {
 		store_stmt_done(stmt);
@@ -66,30 +66,29 @@ store_job_fence(struct store *st, uint64_t job_id, uint32_t attempt,
 	return (rv);
 }
 
-static const char SQL_JOB_KIND[] =
-    "SELECT kind, priority FROM jobs WHERE id = ?1";
-static const char SQL_JOB_OTHER_QUEUED[] =
-    "SELECT id FROM jobs WHERE account_id = ?1 AND kind = ?2"
-    " AND state = 'queued' AND id <> ?3";
-static const char SQL_JOB_REQUEUE[] =
-    "UPDATE jobs SET state = 'queued', due_at = ?2, leased_at = NULL,"
-    " lease_until = NULL, lease_ms = NULL, last_error = ?3 WHERE id = ?1";
-static const char SQL_JOB_END[] =
-    "UPDATE jobs SET state = ?2, finished_at = ?3, lease_until = NULL,"
-    " lease_ms = NULL, last_error = ?4 WHERE id = ?1";
-static const char SQL_JOB_MERGE[] =
-    "UPDATE jobs SET priority = max(priority, ?2) WHERE id = ?1";
-static const char SQL_ACCOUNT_FAILED[] =
-    "UPDATE accounts SET fail_streak = fail_streak + 1, last_error = ?2"
-    " WHERE id = ?1";
-static const char SQL_BATCHES_DELETE[] =
-    "DELETE FROM job_batches WHERE job_id = ?1";
+static const char SQL_JOB_KIND[]
+    = "SELECT kind, priority FROM jobs WHERE id = ?1";
+static const char SQL_JOB_OTHER_QUEUED[]
+    = "SELECT id FROM jobs WHERE account_id = ?1 AND kind = ?2"
+      " AND state = 'queued' AND id <> ?3";
+static const char SQL_JOB_REQUEUE[]
+    = "UPDATE jobs SET state = 'queued', due_at = ?2, leased_at = NULL,"
+      " lease_until = NULL, lease_ms = NULL, last_error = ?3 WHERE id = ?1";
+static const char SQL_JOB_END[]
+    = "UPDATE jobs SET state = ?2, finished_at = ?3, lease_until = NULL,"
+      " lease_ms = NULL, last_error = ?4 WHERE id = ?1";
+static const char SQL_JOB_MERGE[]
+    = "UPDATE jobs SET priority = max(priority, ?2) WHERE id = ?1";
+static const char SQL_ACCOUNT_FAILED[]
+    = "UPDATE accounts SET fail_streak = fail_streak + 1, last_error = ?2"
+      " WHERE id = ?1";
+static const char SQL_BATCHES_DELETE[]
+    = "DELETE FROM job_batches WHERE job_id = ?1";
 
 int
-store_job_end_failure(struct store *st, uint64_t job_id,
-    uint64_t account_id, uint32_t attempt, uint8_t target, int64_t due_ms,
-    int status, const char *error, int64_t now_ms, struct store_out *out,
-    uint8_t *state_r)
+store_job_end_failure(struct store *st, uint64_t job_id, uint64_t account_id,
+    uint32_t attempt, uint8_t target, int64_t due_ms, int status,
+    const char *error, int64_t now_ms, struct store_out *out, uint8_t *state_r)
 {
 	sqlite3_stmt *stmt = NULL;
 	char kind[16] = "", text[STORE_MAX_ERROR + 64];
@@ -144,8 +143,8 @@ store_job_end_failure(struct store *st, uint64_t job_id,
 			goto dbfail;
 		}
 		sqlite3_bind_int64(stmt, 1, (int64_t)job_id);
-		sqlite3_bind_text(stmt, 2, store_state_name(target), -1,
-		    SQLITE_STATIC);
+		sqlite3_bind_text(
+		    stmt, 2, store_state_name(target), -1, SQLITE_STATIC);
 		sqlite3_bind_int64(stmt, 3, now_ms);
 		sqlite3_bind_text(stmt, 4, text, -1, SQLITE_STATIC);
 	}
@@ -196,14 +195,14 @@ store_job_end_failure(struct store *st, uint64_t job_id,
 		store_out_job_event(out, EV_JOB_QUEUED, job_id, account_id,
 		    JOB_QUEUED, prio, attempt, due_ms, status, now_ms);
 		log_info("event=job_requeued job=%llu account=%llu attempt=%u "
-			 "due_at=%lld error=\"%s\"",
+		         "due_at=%lld error=\"%s\"",
 		    (unsigned long long)job_id, (unsigned long long)account_id,
 		    attempt, (long long)due_ms, text);
 	} else {
 		store_out_job_event(out, EV_JOB_FINISHED, job_id, account_id,
 		    target, prio, attempt, 0, status, now_ms);
 		log_info("event=job_%s job=%llu account=%llu attempt=%u "
-			 "error=\"%s\"",
+		         "error=\"%s\"",
 		    store_state_name(target), (unsigned long long)job_id,
 		    (unsigned long long)account_id, attempt, text);
 	}
@@ -216,25 +215,25 @@ dbfail:
 
 /* Leasing ----------------------------------------------------------------- */
 
-static const char SQL_LEASE_JOB[] =
-    "SELECT state, account_id, kind, attempts FROM jobs WHERE id = ?1";
-static const char SQL_LEASE_BUSY[] =
-    "SELECT id FROM jobs WHERE account_id = ?1 AND state = 'leased'";
-static const char SQL_LEASE_SET[] =
-    "UPDATE jobs SET state = 'leased', attempts = attempts + 1,"
-    " leased_at = ?2, lease_until = ?3, lease_ms = ?3 - ?2, messages = 0"
-    " WHERE id = ?1";
-static const char SQL_LEASE_ACCOUNT[] =
-    "SELECT name, protocol, server, username, secret, tls_ca_pem,"
-    " starttls, plaintext FROM accounts WHERE id = ?1";
-static const char SQL_LEASE_CHECKPOINTS[] =
-    "SELECT name, uidvalidity, uidnext, highestmodseq FROM mailboxes"
-    " WHERE account_id = ?1 ORDER BY name";
+static const char SQL_LEASE_JOB[]
+    = "SELECT state, account_id, kind, attempts FROM jobs WHERE id = ?1";
+static const char SQL_LEASE_BUSY[]
+    = "SELECT id FROM jobs WHERE account_id = ?1 AND state = 'leased'";
+static const char SQL_LEASE_SET[]
+    = "UPDATE jobs SET state = 'leased', attempts = attempts + 1,"
+      " leased_at = ?2, lease_until = ?3, lease_ms = ?3 - ?2, messages = 0"
+      " WHERE id = ?1";
+static const char SQL_LEASE_ACCOUNT[]
+    = "SELECT name, protocol, server, username, secret, tls_ca_pem,"
+      " starttls, plaintext FROM accounts WHERE id = ?1";
+static const char SQL_LEASE_CHECKPOINTS[]
+    = "SELECT name, uidvalidity, uidnext, highestmodseq FROM mailboxes"
+      " WHERE account_id = ?1 ORDER BY name";
 
 /* Fills run's checkpoints: every mailbox of the account (NULL -> 0). */
 static int
-store_lease_checkpoints(struct store *st, struct proto_job_run *run,
-    struct store_out *out)
+store_lease_checkpoints(
+    struct store *st, struct proto_job_run *run, struct store_out *out)
 {
 	struct proto_checkpoint *cp, *n;
 	sqlite3_stmt *stmt = NULL;
@@ -274,8 +273,8 @@ store_lease_checkpoints(struct store *st, struct proto_job_run *run,
 
 /* Fills run's account fields and decrypts the password into out. */
 static int
-store_lease_account(struct store *st, struct proto_job_run *run,
-    struct store_out *out)
+store_lease_account(
+    struct store *st, struct proto_job_run *run, struct store_out *out)
 {
 	sqlite3_stmt *stmt = NULL;
 	char *plain = NULL;
@@ -290,8 +289,8 @@ store_lease_account(struct store *st, struct proto_job_run *run,
 	rc = sqlite3_step(stmt);
 	if (rc != SQLITE_ROW) {
 		store_stmt_done(stmt);
-		return (store_out_dbfail(out, st, store_err(rc),
-		    "reading account"));
+		return (store_out_dbfail(
+		    out, st, store_err(rc), "reading account"));
 	}
 	rv = store_out_col(out, stmt, 0, &run->account);
 	rv = rv != 0 ? rv : store_out_col(out, stmt, 1, &run->protocol);
@@ -300,8 +299,8 @@ store_lease_account(struct store *st, struct proto_job_run *run,
 	rv = rv != 0 ? rv : store_out_col(out, stmt, 5, &run->tls_ca_pem);
 	if (rv != 0) {
 		store_stmt_done(stmt);
-		return (store_out_fail(out, rv, "reading account: %s",
-		    err_str(rv)));
+		return (store_out_fail(
+		    out, rv, "reading account: %s", err_str(rv)));
 	}
 	run->starttls = sqlite3_column_int(stmt, 6) != 0;
 	run->plaintext = sqlite3_column_int(stmt, 7) != 0;
@@ -333,8 +332,8 @@ store_job_lease(struct store *st, const struct proto_job_lease *jl,
 		return (store_out_fail(out, ERR_NOTFOUND, "no job %llu",
 		    (unsigned long long)jl->job_id));
 	}
-	if (jl->lease_until <= now_ms ||
-	    jl->lease_until - now_ms > STORE_MAX_LEASE_MS) {
+	if (jl->lease_until <= now_ms
+	    || jl->lease_until - now_ms > STORE_MAX_LEASE_MS) {
 		return (store_out_fail(out, ERR_INVAL,
 		    "lease_until %lld must be in the next 24 hours (now %lld)",
 		    (long long)jl->lease_until, (long long)now_ms));
@@ -370,8 +369,8 @@ store_job_lease(struct store *st, const struct proto_job_lease *jl,
 	}
 	if (strcmp(state, "queued") != 0) {
 		rv = store_out_fail(out, ERR_BADSTATE,
-		    "job %llu is %s, not queued", (unsigned long long)jl->job_id,
-		    state);
+		    "job %llu is %s, not queued",
+		    (unsigned long long)jl->job_id, state);
 		goto fail;
 	}
 	rv = store_stmt(st, SQL_LEASE_BUSY, &stmt);
@@ -410,8 +409,8 @@ store_job_lease(struct store *st, const struct proto_job_lease *jl,
 	out->reply.job_run = run;
 	run->job_id = jl->job_id;
 	run->attempt = attempt;
-	run->kind = strcmp(kind, "drain") == 0 ? JOB_KIND_DRAIN
-					       : JOB_KIND_SYNC;
+	run->kind
+	    = strcmp(kind, "drain") == 0 ? JOB_KIND_DRAIN : JOB_KIND_SYNC;
 	run->lease_until = jl->lease_until;
 	run->account_id = account_id;
 	rv = store_lease_account(st, run, out);
@@ -459,7 +458,7 @@ store_job_lease(struct store *st, const struct proto_job_lease *jl,
 	}
 	out->reply.id = jl->job_id;
 	log_info("event=job_leased job=%llu account=%llu attempt=%u "
-		 "lease_until=%lld checkpoints=%zu",
+	         "lease_until=%lld checkpoints=%zu",
 	    (unsigned long long)jl->job_id, (unsigned long long)account_id,
 	    attempt, (long long)jl->lease_until, run->ncheckpoints);
 	return (ERR_OK);
@@ -493,8 +492,8 @@ store_job_retry(struct store *st, const struct proto_job_retry *jr,
 		    store_state_name(jr->state)));
 	}
 	if (jr->error.p != NULL) {
-		rv = store_check_text(jr->error, 0, STORE_MAX_ERROR, false,
-		    &why);
+		rv = store_check_text(
+		    jr->error, 0, STORE_MAX_ERROR, false, &why);
 		if (rv != 0) {
 			return (store_out_fail(out, rv, "error text %s", why));
 		}

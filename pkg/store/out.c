@@ -58,14 +58,14 @@ store_out_fail(struct store_out *out, int code, const char *fmt, ...)
 }
 
 int
-store_out_dbfail(struct store_out *out, struct store *st, int code,
-    const char *what)
+store_out_dbfail(
+    struct store_out *out, struct store *st, int code, const char *what)
 {
 	if (code == ERR_NOMEM) {
 		return (store_out_fail(out, code, "%s: out of memory", what));
 	}
-	return (store_out_fail(out, code, "%s: database error: %s", what,
-	    store_errmsg(st)));
+	return (store_out_fail(
+	    out, code, "%s: database error: %s", what, store_errmsg(st)));
 }
 
 static int
@@ -88,8 +88,8 @@ store_out_keep(struct store_out *out, char *p)
 }
 
 int
-store_out_col(struct store_out *out, sqlite3_stmt *stmt, int col,
-    struct proto_str *s_r)
+store_out_col(
+    struct store_out *out, sqlite3_stmt *stmt, int col, struct proto_str *s_r)
 {
 	const unsigned char *t;
 	char *p;

@@ -41,8 +41,8 @@ struct store; /* opaque: the connection and its statement cache */
 
 struct store_config {
 	uint32_t default_interval_s; /* 0: STORE_DEFAULT_INTERVAL_S */
-	uint32_t max_attempts;	     /* 0: STORE_DEFAULT_MAX_ATTEMPTS */
-	int busy_timeout_ms;	     /* 0: STORE_DEFAULT_BUSY_MS */
+	uint32_t max_attempts; /* 0: STORE_DEFAULT_MAX_ATTEMPTS */
+	int busy_timeout_ms; /* 0: STORE_DEFAULT_BUSY_MS */
 };
 
 /*
@@ -91,8 +91,8 @@ int store_account_remove(struct store *st, const struct proto_name *n,
     int64_t now_ms, struct store_out *out);
 int store_job_submit(struct store *st, const struct proto_job_submit *js,
     int64_t now_ms, struct store_out *out);
-int store_job_status(struct store *st, const struct proto_job_status *q,
-    struct store_out *out);
+int store_job_status(
+    struct store *st, const struct proto_job_status *q, struct store_out *out);
 
 /* Control requests (scheduler -> store). */
 int store_sched_state(struct store *st, struct store_out *out);

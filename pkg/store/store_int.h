@@ -24,7 +24,7 @@
 #define STORE_PROGRESS_SLOTS 64
 #define STORE_PROGRESS_MIN_MS 1000
 /* Caps on peer strings (bytes) shared by several files */
-#define STORE_MAX_ERROR 4096   /* a job's error text */
+#define STORE_MAX_ERROR 4096 /* a job's error text */
 #define STORE_MAX_MAILBOX 1024 /* a mailbox's full name */
 
 struct store_stmt_slot {
@@ -84,31 +84,30 @@ int store_schema_migrate(struct store *st, char *errbuf, size_t errlen);
 int store_out_fail(struct store_out *out, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Records a database failure with the connection's message. */
-int store_out_dbfail(struct store_out *out, struct store *st, int code,
-    const char *what);
+int store_out_dbfail(
+    struct store_out *out, struct store *st, int code, const char *what);
 /* Copies column col of stmt into out-owned storage (NULL -> nil). */
-int store_out_col(struct store_out *out, sqlite3_stmt *stmt, int col,
-    struct proto_str *s_r);
+int store_out_col(
+    struct store_out *out, sqlite3_stmt *stmt, int col, struct proto_str *s_r);
 /* Copies a C string into out-owned storage. */
-int store_out_str(struct store_out *out, const char *s,
-    struct proto_str *s_r);
+int store_out_str(struct store_out *out, const char *s, struct proto_str *s_r);
 /* Takes a malloc'd secret (wiped and freed on release). */
 void store_out_secret(struct store_out *out, char *secret, size_t len);
 /* Appends an event; NULL past STORE_OUT_MAX_EVENTS (a bug, logged). */
-struct proto_event *store_out_event(struct store_out *out, uint8_t kind,
-    int64_t now_ms);
+struct proto_event *store_out_event(
+    struct store_out *out, uint8_t kind, int64_t now_ms);
 /* Appends a job event (EV_JOB_*) with the given fields. */
-void store_out_job_event(struct store_out *out, uint8_t kind,
-    uint64_t job_id, uint64_t account_id, uint8_t state, uint8_t priority,
-    uint32_t attempt, int64_t due_at, int32_t status, int64_t now_ms);
+void store_out_job_event(struct store_out *out, uint8_t kind, uint64_t job_id,
+    uint64_t account_id, uint8_t state, uint8_t priority, uint32_t attempt,
+    int64_t due_at, int32_t status, int64_t now_ms);
 
 /* check.c --------------------------------------------------------------- */
 
 /* Validation of untrusted strings: length in [min, max] bytes, no NUL,
  * valid UTF-8; with no_ctl also no control characters (C0 and DEL).
  * Returns 0, ERR_INVAL or ERR_TOOBIG; why_r gets a static reason. */
-int store_check_text(struct proto_str s, size_t min, size_t max,
-    bool no_ctl, const char **why_r);
+int store_check_text(struct proto_str s, size_t min, size_t max, bool no_ctl,
+    const char **why_r);
 /* True when s equals the C string c (nil equals nothing). */
 bool store_str_is(struct proto_str s, const char *c);
 /* Length to print a peer string in a message: at most 80 bytes. */

@@ -21,14 +21,14 @@ row(const char *mbox, uint32_t uid, uint32_t flags, const char *subject)
 	struct proto_message_row r;
 
 	memset(&r, 0, sizeof(r));
-	r.mailbox = (struct proto_str){ mbox, strlen(mbox) };
+	r.mailbox = (struct proto_str) { mbox, strlen(mbox) };
 	r.uid = uid;
 	r.full = true;
 	r.flags = flags;
 	r.keywords = S("$Label1");
 	r.modseq = 10 + uid;
 	r.message_id = S("<m@x>");
-	r.subject = (struct proto_str){ subject, strlen(subject) };
+	r.subject = (struct proto_str) { subject, strlen(subject) };
 	r.from_addr = S("bob@example.org");
 	r.to_addrs = S("alice@example.org");
 	r.date = 1600000000;
@@ -58,13 +58,13 @@ three_rows(struct three *t, uint64_t job, uint32_t attempt, uint32_t seq)
 	t->m[0] = row("INBOX", 1, PROTO_FLAG_SEEN, "one");
 	t->m[1] = row("INBOX", 2, 0, "two");
 	t->m[2] = row("INBOX", 3, PROTO_FLAG_FLAGGED, "three");
-	t->b = (struct proto_batch){ job, attempt, seq, t->mb, 1, t->m, 3 };
+	t->b = (struct proto_batch) { job, attempt, seq, t->mb, 1, t->m, 3 };
 }
 
 /* An empty batch (lease renewal only). */
 static int
-empty_batch(struct fx *f, uint64_t job, uint32_t attempt, uint32_t seq,
-    int64_t now)
+empty_batch(
+    struct fx *f, uint64_t job, uint32_t attempt, uint32_t seq, int64_t now)
 {
 	struct proto_batch b = { job, attempt, seq, NULL, 0, NULL, 0 };
 
@@ -93,28 +93,28 @@ test_batch_upsert_and_lease_renewal(void **state)
 
 	j = leased_job(f, NULL);
 	three_rows(&t, j, 1, 1);
-	assert_int_equal(store_apply_batch(f->st, &t.b, T0 + 1000, fx_out(f)),
-	    0);
+	assert_int_equal(
+	    store_apply_batch(f->st, &t.b, T0 + 1000, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 3);
 	assert_int_equal(fx_q(f, "SELECT uidvalidity FROM mailboxes"), 100);
+	assert_string_equal(
+	    fx_qs(f, buf, sizeof(buf), "SELECT role FROM mailboxes"), "inbox");
+	assert_int_equal(
+	    fx_q(f, "SELECT seen FROM messages WHERE uid = 1"), 1);
+	assert_int_equal(
+	    fx_q(f, "SELECT flagged FROM messages WHERE uid = 3"), 1);
 	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT role FROM mailboxes"),
-	    "inbox");
-	assert_int_equal(fx_q(f, "SELECT seen FROM messages WHERE uid = 1"),
-	    1);
-	assert_int_equal(fx_q(f, "SELECT flagged FROM messages WHERE uid = 3"),
-	    1);
-	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT subject FROM messages WHERE uid = 2"),
+	                        "SELECT subject FROM messages WHERE uid = 2"),
 	    "two");
 	assert_int_equal(fx_q(f, "SELECT messages FROM jobs"), 3);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM job_batches"), 1);
-	assert_int_equal(fx_q(f, "SELECT count(*) FROM sync_log WHERE "
-				 "outcome = 'mailbox_added'"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT count(*) FROM sync_log WHERE "
+	                     "outcome = 'mailbox_added'"),
 	    1);
 	/* the lease is renewed by its original length */
-	assert_int_equal(fx_q(f, "SELECT lease_until FROM jobs"),
-	    T0 + 1000 + LEASE);
+	assert_int_equal(
+	    fx_q(f, "SELECT lease_until FROM jobs"), T0 + 1000 + LEASE);
 	assert_int_equal(f->out.nevents, 1);
 	assert_int_equal(f->out.events[0].kind, EV_JOB_PROGRESS);
 	assert_int_equal(f->out.events[0].due_at, T0 + 1000 + LEASE);
@@ -122,25 +122,26 @@ test_batch_upsert_and_lease_renewal(void **state)
 	 * and the renewal does not grow the lease length */
 	assert_int_equal(empty_batch(f, j, 1, 2, T0 + 1010), 0);
 	assert_int_equal(f->out.nevents, 0);
-	assert_int_equal(fx_q(f, "SELECT lease_until FROM jobs"),
-	    T0 + 1010 + LEASE);
+	assert_int_equal(
+	    fx_q(f, "SELECT lease_until FROM jobs"), T0 + 1010 + LEASE);
 	assert_int_equal(empty_batch(f, j, 1, 3, T0 + 3000), 0);
 	assert_int_equal(f->out.nevents, 1);
-	assert_int_equal(fx_q(f, "SELECT lease_until FROM jobs"),
-	    T0 + 3000 + LEASE);
+	assert_int_equal(
+	    fx_q(f, "SELECT lease_until FROM jobs"), T0 + 3000 + LEASE);
 
 	/* a full row again updates every column */
 	t.m[1].subject = S("two, edited");
 	t.m[1].flags = PROTO_FLAG_ANSWERED | PROTO_FLAG_DRAFT;
 	t.b.seq = 4;
-	assert_int_equal(store_apply_batch(f->st, &t.b, T0 + 4000, fx_out(f)),
-	    0);
+	assert_int_equal(
+	    store_apply_batch(f->st, &t.b, T0 + 4000, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 3);
 	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT subject FROM messages WHERE uid = 2"),
+	                        "SELECT subject FROM messages WHERE uid = 2"),
 	    "two, edited");
-	assert_int_equal(fx_q(f, "SELECT answered + draft FROM messages "
-				 "WHERE uid = 2"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT answered + draft FROM messages "
+	                     "WHERE uid = 2"),
 	    2);
 }
 
@@ -165,19 +166,20 @@ test_batch_flag_only_rows(void **state)
 	fl[0].modseq = 99;
 	fl[1] = fl[0];
 	fl[1].uid = 77; /* absent: ignored */
-	b = (struct proto_batch){ j, 1, 2, NULL, 0, fl, 2 };
+	b = (struct proto_batch) { j, 1, 2, NULL, 0, fl, 2 };
 	assert_int_equal(store_apply_batch(f->st, &b, T0, fx_out(f)), 0);
-	assert_int_equal(fx_q(f, "SELECT seen + deleted FROM messages WHERE "
-				 "uid = 2"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT seen + deleted FROM messages WHERE "
+	                     "uid = 2"),
 	    2);
-	assert_int_equal(fx_q(f, "SELECT modseq FROM messages WHERE uid = 2"),
-	    99);
+	assert_int_equal(
+	    fx_q(f, "SELECT modseq FROM messages WHERE uid = 2"), 99);
 	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT keywords FROM messages WHERE uid = 2"),
+	                        "SELECT keywords FROM messages WHERE uid = 2"),
 	    "$Junk");
 	/* the header columns are untouched */
 	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT subject FROM messages WHERE uid = 2"),
+	                        "SELECT subject FROM messages WHERE uid = 2"),
 	    "two");
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 3);
 	assert_int_equal(fx_q(f, "SELECT messages FROM jobs"), 4);
@@ -197,30 +199,29 @@ test_batch_duplicate_and_stale(void **state)
 	/* the same (job, attempt, seq) again, with other content: skipped */
 	t.m[0].subject = S("changed");
 	t.m[0].flags = 0;
-	assert_int_equal(store_apply_batch(f->st, &t.b, T0 + 5000, fx_out(f)),
-	    0);
+	assert_int_equal(
+	    store_apply_batch(f->st, &t.b, T0 + 5000, fx_out(f)), 0);
 	assert_int_equal(f->out.nevents, 0);
 	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT subject FROM messages WHERE uid = 1"),
+	                        "SELECT subject FROM messages WHERE uid = 1"),
 	    "one");
-	assert_int_equal(fx_q(f, "SELECT seen FROM messages WHERE uid = 1"),
-	    1);
+	assert_int_equal(
+	    fx_q(f, "SELECT seen FROM messages WHERE uid = 1"), 1);
 	assert_int_equal(fx_q(f, "SELECT messages FROM jobs"), 3);
-	assert_int_equal(fx_q(f, "SELECT lease_until FROM jobs"),
-	    T0 + LEASE);
+	assert_int_equal(fx_q(f, "SELECT lease_until FROM jobs"), T0 + LEASE);
 	/* another attempt: fenced off */
 	t.b.attempt = 2;
 	t.b.seq = 2;
-	assert_int_equal(store_apply_batch(f->st, &t.b, T0, fx_out(f)),
-	    ERR_STALE);
+	assert_int_equal(
+	    store_apply_batch(f->st, &t.b, T0, fx_out(f)), ERR_STALE);
 	assert_fail(f, ERR_STALE, "attempt 2 is stale");
 	t.b.job_id = 999;
-	assert_int_equal(store_apply_batch(f->st, &t.b, T0, fx_out(f)),
-	    ERR_STALE);
+	assert_int_equal(
+	    store_apply_batch(f->st, &t.b, T0, fx_out(f)), ERR_STALE);
 	assert_fail(f, ERR_STALE, "job 999 does not exist");
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM job_batches"), 1);
 	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT subject FROM messages WHERE uid = 1"),
+	                        "SELECT subject FROM messages WHERE uid = 1"),
 	    "one");
 }
 
@@ -236,22 +237,22 @@ test_batch_new_attempt_no_duplicates(void **state)
 	three_rows(&t, j, 1, 1);
 	assert_int_equal(store_apply_batch(f->st, &t.b, T0, fx_out(f)), 0);
 	/* the worker dies; the lease expires; attempt 2 re-sends it all */
-	jr = (struct proto_job_retry){ j, 1, JOB_QUEUED, T0 + 10,
+	jr = (struct proto_job_retry) { j, 1, JOB_QUEUED, T0 + 10,
 		S("lease expired") };
 	assert_int_equal(store_job_retry(f->st, &jr, T0 + 1, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM job_batches"), 0);
 	assert_int_equal(fx_lease(f, j, T0 + 20), 2);
 	assert_int_equal(fx_q(f, "SELECT messages FROM jobs"), 0);
 	three_rows(&t, j, 2, 1);
-	assert_int_equal(store_apply_batch(f->st, &t.b, T0 + 30, fx_out(f)),
-	    0);
+	assert_int_equal(
+	    store_apply_batch(f->st, &t.b, T0 + 30, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 3);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM mailboxes"), 1);
 	assert_int_equal(fx_q(f, "SELECT messages FROM jobs"), 3);
 	/* and a late batch of attempt 1 is fenced off */
 	three_rows(&t, j, 1, 2);
-	assert_int_equal(store_apply_batch(f->st, &t.b, T0 + 40, fx_out(f)),
-	    ERR_STALE);
+	assert_int_equal(
+	    store_apply_batch(f->st, &t.b, T0 + 40, fx_out(f)), ERR_STALE);
 }
 
 static void
@@ -305,8 +306,8 @@ test_batch_rejected_whole(void **state)
 			t.m[2].mailbox = S("");
 			break;
 		}
-		if (store_apply_batch(f->st, &t.b, T0, fx_out(f)) !=
-		    cases[i].code) {
+		if (store_apply_batch(f->st, &t.b, T0, fx_out(f))
+		    != cases[i].code) {
 			fail_msg("case %zu: %s", i, f->out.errtext);
 		}
 		assert_fail(f, cases[i].code, cases[i].sub);
@@ -314,8 +315,8 @@ test_batch_rejected_whole(void **state)
 		/* nothing of the batch was applied */
 		assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 0);
 		assert_int_equal(fx_q(f, "SELECT count(*) FROM mailboxes"), 0);
-		assert_int_equal(fx_q(f, "SELECT count(*) FROM job_batches"),
-		    0);
+		assert_int_equal(
+		    fx_q(f, "SELECT count(*) FROM job_batches"), 0);
 	}
 	/* and the job still accepts a good seq 1 */
 	three_rows(&t, j, 1, 1);
@@ -353,18 +354,20 @@ test_done_success(void **state)
 	char buf[64];
 
 	j = leased_job(f, &acct);
-	assert_int_equal(fx_exec(f, "UPDATE accounts SET fail_streak = 3, "
-				    "last_error = 'x'"),
+	assert_int_equal(fx_exec(f,
+	                     "UPDATE accounts SET fail_streak = 3, "
+	                     "last_error = 'x'"),
 	    SQLITE_OK);
 	three_rows(&t, j, 1, 1);
 	assert_int_equal(store_apply_batch(f->st, &t.b, T0, fx_out(f)), 0);
 	m = row("Old", 5, 0, "old");
-	b = (struct proto_batch){ j, 1, 2, &old, 1, &m, 1 };
+	b = (struct proto_batch) { j, 1, 2, &old, 1, &m, 1 };
 	assert_int_equal(store_apply_batch(f->st, &b, T0, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM mailboxes"), 2);
 	/* checkpoints have not moved yet */
-	assert_int_equal(fx_q(f, "SELECT uidnext FROM mailboxes WHERE "
-				 "name = 'INBOX'"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT uidnext FROM mailboxes WHERE "
+	                     "name = 'INBOX'"),
 	    -2);
 
 	d = done_ok(j, 1, 2, &cp, 1);
@@ -372,8 +375,8 @@ test_done_success(void **state)
 	d.mailboxes = keep;
 	d.nmailboxes = 1;
 	d.messages = 4;
-	assert_int_equal(store_apply_done(f->st, &d, T0 + 9000, 0, fx_out(f)),
-	    0);
+	assert_int_equal(
+	    store_apply_done(f->st, &d, T0 + 9000, 0, fx_out(f)), 0);
 	assert_int_equal(f->out.nevents, 1);
 	assert_int_equal(f->out.events[0].kind, EV_JOB_FINISHED);
 	assert_int_equal(f->out.events[0].state, JOB_DONE);
@@ -381,8 +384,9 @@ test_done_success(void **state)
 	assert_int_equal(fx_q(f, "SELECT state = 'done' FROM jobs"), 1);
 	assert_int_equal(fx_q(f, "SELECT finished_at FROM jobs"), T0 + 9000);
 	assert_int_equal(fx_q(f, "SELECT last_error FROM jobs"), -2);
-	assert_int_equal(fx_q(f, "SELECT uidnext FROM mailboxes WHERE "
-				 "name = 'INBOX'"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT uidnext FROM mailboxes WHERE "
+	                     "name = 'INBOX'"),
 	    4);
 	assert_int_equal(fx_q(f, "SELECT highestmodseq FROM mailboxes"), 777);
 	/* Old was pruned (with its message), counts recomputed */
@@ -390,36 +394,36 @@ test_done_success(void **state)
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 3);
 	assert_int_equal(fx_q(f, "SELECT total FROM mailboxes"), 3);
 	assert_int_equal(fx_q(f, "SELECT unread FROM mailboxes"), 2);
-	assert_int_equal(fx_q(f, "SELECT last_sync_at FROM accounts"),
-	    (T0 + 9000) / 1000);
+	assert_int_equal(
+	    fx_q(f, "SELECT last_sync_at FROM accounts"), (T0 + 9000) / 1000);
 	assert_int_equal(fx_q(f, "SELECT fail_streak FROM accounts"), 0);
 	assert_int_equal(fx_q(f, "SELECT last_error FROM accounts"), -2);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM job_batches"), 0);
 	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT detail FROM sync_log WHERE "
-				"outcome = 'done'"),
+	                        "SELECT detail FROM sync_log WHERE "
+	                        "outcome = 'done'"),
 	    "4 messages");
 	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT detail FROM sync_log WHERE "
-				"outcome = 'mailbox_removed'"),
+	                        "SELECT detail FROM sync_log WHERE "
+	                        "outcome = 'mailbox_removed'"),
 	    "Old");
 	/* done again: the job is no longer leased */
-	assert_int_equal(store_apply_done(f->st, &d, T0 + 9001, 0, fx_out(f)),
-	    ERR_STALE);
+	assert_int_equal(
+	    store_apply_done(f->st, &d, T0 + 9001, 0, fx_out(f)), ERR_STALE);
 
 	/* the next job's lease carries the checkpoints */
-	assert_int_equal(store_job_submit(f->st, &js, T0 + 10000, fx_out(f)),
-	    0);
+	assert_int_equal(
+	    store_job_submit(f->st, &js, T0 + 10000, fx_out(f)), 0);
 	j = f->out.reply.id;
 	fx_lease(f, j, T0 + 10000);
 	assert_int_equal(f->out.reply.job_run->ncheckpoints, 1);
-	assert_true(proto_str_eq(f->out.reply.job_run->checkpoints[0].mailbox,
-	    "INBOX"));
-	assert_int_equal(f->out.reply.job_run->checkpoints[0].uidvalidity,
-	    100);
+	assert_true(proto_str_eq(
+	    f->out.reply.job_run->checkpoints[0].mailbox, "INBOX"));
+	assert_int_equal(
+	    f->out.reply.job_run->checkpoints[0].uidvalidity, 100);
 	assert_int_equal(f->out.reply.job_run->checkpoints[0].uidnext, 4);
-	assert_int_equal(f->out.reply.job_run->checkpoints[0].highestmodseq,
-	    777);
+	assert_int_equal(
+	    f->out.reply.job_run->checkpoints[0].highestmodseq, 777);
 	(void)acct;
 }
 
@@ -438,15 +442,14 @@ test_done_lost_batch(void **state)
 	assert_int_equal(store_apply_batch(f->st, &t.b, T0, fx_out(f)), 0);
 	assert_int_equal(empty_batch(f, j, 1, 3, T0), 0); /* seq 2 lost */
 	d = done_ok(j, 1, 3, &cp, 1);
-	assert_int_equal(store_apply_done(f->st, &d, T0 + 100, 0, fx_out(f)),
-	    0);
+	assert_int_equal(
+	    store_apply_done(f->st, &d, T0 + 100, 0, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT state = 'queued' FROM jobs"), 1);
-	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT last_error FROM jobs"),
+	assert_string_equal(
+	    fx_qs(f, buf, sizeof(buf), "SELECT last_error FROM jobs"),
 	    "lost batch: got 2 of 3");
 	/* backoff after 1 failure with rand 0: d/2 of 5 s */
-	assert_int_equal(fx_q(f, "SELECT due_at FROM jobs"),
-	    T0 + 100 + 2500);
+	assert_int_equal(fx_q(f, "SELECT due_at FROM jobs"), T0 + 100 + 2500);
 	assert_int_equal(f->out.events[0].kind, EV_JOB_QUEUED);
 	assert_int_equal(f->out.events[0].due_at, T0 + 100 + 2500);
 	assert_int_not_equal(f->out.events[0].status, 0);
@@ -459,10 +462,10 @@ test_done_lost_batch(void **state)
 	assert_int_equal(empty_batch(f, j, 2, 1, T0 + 5001), 0);
 	assert_int_equal(empty_batch(f, j, 2, 2, T0 + 5002), 0);
 	d = done_ok(j, 2, 1, &cp, 1);
-	assert_int_equal(store_apply_done(f->st, &d, T0 + 5003, 0, fx_out(f)),
-	    0);
-	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT last_error FROM jobs"),
+	assert_int_equal(
+	    store_apply_done(f->st, &d, T0 + 5003, 0, fx_out(f)), 0);
+	assert_string_equal(
+	    fx_qs(f, buf, sizeof(buf), "SELECT last_error FROM jobs"),
 	    "lost batch: got 2 of 1");
 }
 
@@ -479,19 +482,20 @@ test_done_failure_never_and_dead(void **state)
 	d.status = ERR_AUTH;
 	d.retry = RETRY_NEVER;
 	d.error = S("LOGIN failed: bad password");
-	assert_int_equal(store_apply_done(f->st, &d, T0 + 100, 0, fx_out(f)),
-	    0);
+	assert_int_equal(
+	    store_apply_done(f->st, &d, T0 + 100, 0, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT state = 'failed' FROM jobs"), 1);
 	assert_int_equal(fx_q(f, "SELECT finished_at FROM jobs"), T0 + 100);
 	assert_int_equal(f->out.events[0].kind, EV_JOB_FINISHED);
 	assert_int_equal(f->out.events[0].state, JOB_FAILED);
 	assert_int_equal(f->out.events[0].status, ERR_AUTH);
 	assert_int_equal(fx_q(f, "SELECT fail_streak FROM accounts"), 1);
-	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT last_error FROM accounts"),
+	assert_string_equal(
+	    fx_qs(f, buf, sizeof(buf), "SELECT last_error FROM accounts"),
 	    "LOGIN failed: bad password");
-	assert_int_equal(fx_q(f, "SELECT count(*) FROM sync_log WHERE "
-				 "outcome = 'failed'"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT count(*) FROM sync_log WHERE "
+	                     "outcome = 'failed'"),
 	    1);
 
 	/* max_attempts (3 in the fixture): transient failures -> dead */
@@ -504,27 +508,30 @@ test_done_failure_never_and_dead(void **state)
 		d.status = ERR_TIMEOUT;
 		d.retry = RETRY_LATER;
 		d.error = S("server timed out");
-		assert_int_equal(store_apply_done(f->st, &d,
-				     T0 + a * 1000000 + 1, 0xffffffffu,
-				     fx_out(f)),
+		assert_int_equal(
+		    store_apply_done(f->st, &d, T0 + a * 1000000 + 1,
+		        0xffffffffu, fx_out(f)),
 		    0);
 		if (a < 3) {
 			assert_int_equal(f->out.events[0].kind, EV_JOB_QUEUED);
-			assert_int_equal(fx_q(f, "SELECT state = 'queued' FROM "
-						 "jobs WHERE id = %llu",
-					     (unsigned long long)j),
+			assert_int_equal(fx_q(f,
+			                     "SELECT state = 'queued' FROM "
+			                     "jobs WHERE id = %llu",
+			                     (unsigned long long)j),
 			    1);
 		}
 	}
 	assert_int_equal(f->out.events[0].kind, EV_JOB_FINISHED);
 	assert_int_equal(f->out.events[0].state, JOB_DEAD);
-	assert_int_equal(fx_q(f, "SELECT state = 'dead' FROM jobs WHERE "
-				 "id = %llu",
-			     (unsigned long long)j),
+	assert_int_equal(fx_q(f,
+	                     "SELECT state = 'dead' FROM jobs WHERE "
+	                     "id = %llu",
+	                     (unsigned long long)j),
 	    1);
 	assert_int_equal(fx_q(f, "SELECT fail_streak FROM accounts"), 2);
-	assert_int_equal(fx_q(f, "SELECT count(*) FROM sync_log WHERE "
-				 "outcome = 'retry'"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT count(*) FROM sync_log WHERE "
+	                     "outcome = 'retry'"),
 	    2);
 	(void)acct;
 }
@@ -543,8 +550,8 @@ test_done_malformed(void **state)
 	d = done_ok(j, 1, 0, &cp, 1);
 	assert_int_equal(store_apply_done(f->st, &d, T0, 0, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT state = 'queued' FROM jobs"), 1);
-	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT last_error FROM jobs"),
+	assert_string_equal(
+	    fx_qs(f, buf, sizeof(buf), "SELECT last_error FROM jobs"),
 	    "checkpoints[0].mailbox contains a control character");
 	/* failure with invalid error text and out-of-range retry */
 	fx_lease(f, j, T0 + 10000);
@@ -552,11 +559,11 @@ test_done_malformed(void **state)
 	d.status = ERR_SERVER;
 	d.retry = 42;
 	d.error = S("\xff\xfe");
-	assert_int_equal(store_apply_done(f->st, &d, T0 + 10001, 0, fx_out(f)),
-	    0);
+	assert_int_equal(
+	    store_apply_done(f->st, &d, T0 + 10001, 0, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT state = 'queued' FROM jobs"), 1);
-	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT last_error FROM jobs"),
+	assert_string_equal(
+	    fx_qs(f, buf, sizeof(buf), "SELECT last_error FROM jobs"),
 	    "server refused the command (worker error text is not valid "
 	    "UTF-8)");
 }
@@ -589,20 +596,21 @@ test_batch_reset(void **state)
 	mb.uidvalidity = 200;
 	mb.reset = true;
 	m = row("INBOX", 1, 0, "new one");
-	b = (struct proto_batch){ j, 1, 1, &mb, 1, &m, 1 };
+	b = (struct proto_batch) { j, 1, 1, &mb, 1, &m, 1 };
 	assert_int_equal(store_apply_batch(f->st, &b, T0 + 3, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 1);
 	assert_int_equal(fx_q(f, "SELECT uidvalidity FROM mailboxes"), 200);
 	assert_int_equal(fx_q(f, "SELECT uidnext FROM mailboxes"), -2);
 	assert_int_equal(fx_q(f, "SELECT highestmodseq FROM mailboxes"), -2);
-	assert_int_equal(fx_q(f, "SELECT count(*) FROM sync_log WHERE "
-				 "outcome = 'reset'"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT count(*) FROM sync_log WHERE "
+	                     "outcome = 'reset'"),
 	    1);
 	/* the reset batch replayed (duplicate) deletes nothing more */
 	m = row("INBOX", 2, 0, "new two");
-	b = (struct proto_batch){ j, 1, 2, NULL, 0, &m, 1 };
+	b = (struct proto_batch) { j, 1, 2, NULL, 0, &m, 1 };
 	assert_int_equal(store_apply_batch(f->st, &b, T0 + 4, fx_out(f)), 0);
-	b = (struct proto_batch){ j, 1, 1, &mb, 1, &m, 1 };
+	b = (struct proto_batch) { j, 1, 1, &mb, 1, &m, 1 };
 	assert_int_equal(store_apply_batch(f->st, &b, T0 + 5, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 2);
 }
@@ -612,26 +620,27 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-		    test_batch_upsert_and_lease_renewal, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_batch_flag_only_rows,
-		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_batch_duplicate_and_stale,
-		    fx_setup, fx_teardown),
+		    test_batch_upsert_and_lease_renewal, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_batch_flag_only_rows, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_batch_duplicate_and_stale, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_batch_new_attempt_no_duplicates, fx_setup,
 		    fx_teardown),
-		cmocka_unit_test_setup_teardown(test_batch_rejected_whole,
-		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_batch_reset, fx_setup,
-		    fx_teardown),
-		cmocka_unit_test_setup_teardown(test_done_success, fx_setup,
-		    fx_teardown),
-		cmocka_unit_test_setup_teardown(test_done_lost_batch, fx_setup,
-		    fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_batch_rejected_whole, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_batch_reset, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_done_success, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_done_lost_batch, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_done_failure_never_and_dead, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_done_malformed, fx_setup,
-		    fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_done_malformed, fx_setup, fx_teardown),
 	};
 
 	log_init("store_apply_test", LOG_LVL_WARN);

@@ -36,21 +36,21 @@ test_busy_write_lock(void **state)
 	acct = fx_account(f, "a");
 	j = fx_queued(f, acct);
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
-	    SQLITE_OK);
-	assert_int_equal(store_job_submit(f->st, &js, T0, fx_out(f)),
-	    ERR_TIMEOUT);
+	assert_int_equal(
+	    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(
+	    store_job_submit(f->st, &js, T0, fx_out(f)), ERR_TIMEOUT);
 	assert_fail(f, ERR_TIMEOUT, "begin: database error");
 	assert_int_equal(f->out.nevents, 0);
-	jl = (struct proto_job_lease){ j, T0 + LEASE };
-	assert_int_equal(store_job_lease(f->st, &jl, T0, fx_out(f)),
-	    ERR_TIMEOUT);
+	jl = (struct proto_job_lease) { j, T0 + LEASE };
+	assert_int_equal(
+	    store_job_lease(f->st, &jl, T0, fx_out(f)), ERR_TIMEOUT);
 	assert_null(f->out.reply.job_run);
 	/* reads still work under WAL */
 	assert_int_equal(store_sched_state(f->st, fx_out(f)), 0);
 	assert_int_equal(f->out.reply.njobs, 1);
-	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL),
-	    SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(fx_lease(f, j, T0), 1);
 }
@@ -59,8 +59,8 @@ static void
 test_batch_aborted_midway(void **state)
 {
 	struct fx *f = *state;
-	struct proto_mailbox_row mb = { .name = { "INBOX", 5 },
-		.uidvalidity = 9 };
+	struct proto_mailbox_row mb
+	    = { .name = { "INBOX", 5 }, .uidvalidity = 9 };
 	struct proto_message_row m[3];
 	struct proto_batch b;
 	uint64_t j;
@@ -74,14 +74,15 @@ test_batch_aborted_midway(void **state)
 		m[i].full = true;
 		m[i].subject = S("s");
 	}
-	b = (struct proto_batch){ j, 1, 1, &mb, 1, m, 3 };
+	b = (struct proto_batch) { j, 1, 1, &mb, 1, m, 3 };
 	/* the third row's insert fails, after the mailbox and two rows */
-	assert_int_equal(fx_exec(f, "CREATE TRIGGER boom BEFORE INSERT ON "
-				    "messages WHEN NEW.uid = 3 BEGIN "
-				    "SELECT RAISE(ABORT, 'injected'); END"),
+	assert_int_equal(fx_exec(f,
+	                     "CREATE TRIGGER boom BEFORE INSERT ON "
+	                     "messages WHEN NEW.uid = 3 BEGIN "
+	                     "SELECT RAISE(ABORT, 'injected'); END"),
 	    SQLITE_OK);
-	assert_int_equal(store_apply_batch(f->st, &b, T0 + 10, fx_out(f)),
-	    ERR_DB);
+	assert_int_equal(
+	    store_apply_batch(f->st, &b, T0 + 10, fx_out(f)), ERR_DB);
 	assert_fail(f, ERR_DB, "injected");
 	assert_int_equal(f->out.nevents, 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 0);
@@ -101,8 +102,8 @@ static void
 test_done_aborted_midway(void **state)
 {
 	struct fx *f = *state;
-	struct proto_mailbox_row mb = { .name = { "INBOX", 5 },
-		.uidvalidity = 9 };
+	struct proto_mailbox_row mb
+	    = { .name = { "INBOX", 5 }, .uidvalidity = 9 };
 	struct proto_checkpoint cp = { S("INBOX"), 9, 50, 0 };
 	struct proto_str keep[] = { S("INBOX") };
 	struct proto_batch b;
@@ -110,7 +111,7 @@ test_done_aborted_midway(void **state)
 	uint64_t j;
 
 	j = leased_job(f);
-	b = (struct proto_batch){ j, 1, 1, &mb, 1, NULL, 0 };
+	b = (struct proto_batch) { j, 1, 1, &mb, 1, NULL, 0 };
 	assert_int_equal(store_apply_batch(f->st, &b, T0, fx_out(f)), 0);
 	memset(&d, 0, sizeof(d));
 	d.job_id = j;
@@ -122,20 +123,22 @@ test_done_aborted_midway(void **state)
 	d.mailboxes = keep;
 	d.nmailboxes = 1;
 	/* the last step (the account update) fails */
-	assert_int_equal(fx_exec(f, "CREATE TRIGGER boom BEFORE UPDATE OF "
-				    "last_sync_at ON accounts BEGIN "
-				    "SELECT RAISE(ABORT, 'injected'); END"),
+	assert_int_equal(fx_exec(f,
+	                     "CREATE TRIGGER boom BEFORE UPDATE OF "
+	                     "last_sync_at ON accounts BEGIN "
+	                     "SELECT RAISE(ABORT, 'injected'); END"),
 	    SQLITE_OK);
-	assert_int_equal(store_apply_done(f->st, &d, T0 + 5, 0, fx_out(f)),
-	    ERR_DB);
+	assert_int_equal(
+	    store_apply_done(f->st, &d, T0 + 5, 0, fx_out(f)), ERR_DB);
 	assert_fail(f, ERR_DB, "injected");
 	assert_int_equal(f->out.nevents, 0);
 	/* nothing moved: still leased, checkpoint untouched, batch kept */
 	assert_int_equal(fx_q(f, "SELECT state = 'leased' FROM jobs"), 1);
 	assert_int_equal(fx_q(f, "SELECT uidnext FROM mailboxes"), -2);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM job_batches"), 1);
-	assert_int_equal(fx_q(f, "SELECT count(*) FROM sync_log WHERE "
-				 "outcome = 'done'"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT count(*) FROM sync_log WHERE "
+	                     "outcome = 'done'"),
 	    0);
 	assert_int_equal(fx_exec(f, "DROP TRIGGER boom"), SQLITE_OK);
 	assert_int_equal(store_apply_done(f->st, &d, T0 + 6, 0, fx_out(f)), 0);
@@ -147,14 +150,17 @@ static void
 test_account_add_aborted(void **state)
 {
 	struct fx *f = *state;
-	struct proto_account_add a = { .name = S("x"), .protocol = S("imap"),
-		.server = S("imap://h"), .username = S("u"),
+	struct proto_account_add a = { .name = S("x"),
+		.protocol = S("imap"),
+		.server = S("imap://h"),
+		.username = S("u"),
 		.password = S("p") };
 
 	/* the first job's insert fails: the account must not stay */
-	assert_int_equal(fx_exec(f, "CREATE TRIGGER boom BEFORE INSERT ON "
-				    "jobs BEGIN SELECT RAISE(ABORT, "
-				    "'injected'); END"),
+	assert_int_equal(fx_exec(f,
+	                     "CREATE TRIGGER boom BEFORE INSERT ON "
+	                     "jobs BEGIN SELECT RAISE(ABORT, "
+	                     "'injected'); END"),
 	    SQLITE_OK);
 	assert_int_equal(store_account_add(f->st, &a, T0, fx_out(f)), ERR_DB);
 	assert_fail(f, ERR_DB, "injected");
@@ -174,13 +180,14 @@ test_retry_aborted(void **state)
 	uint64_t j;
 
 	j = leased_job(f);
-	assert_int_equal(fx_exec(f, "CREATE TRIGGER boom BEFORE INSERT ON "
-				    "sync_log BEGIN SELECT RAISE(ABORT, "
-				    "'injected'); END"),
+	assert_int_equal(fx_exec(f,
+	                     "CREATE TRIGGER boom BEFORE INSERT ON "
+	                     "sync_log BEGIN SELECT RAISE(ABORT, "
+	                     "'injected'); END"),
 	    SQLITE_OK);
-	jr = (struct proto_job_retry){ j, 1, JOB_DEAD, 0, S("gone") };
-	assert_int_equal(store_job_retry(f->st, &jr, T0 + 1, fx_out(f)),
-	    ERR_DB);
+	jr = (struct proto_job_retry) { j, 1, JOB_DEAD, 0, S("gone") };
+	assert_int_equal(
+	    store_job_retry(f->st, &jr, T0 + 1, fx_out(f)), ERR_DB);
 	assert_int_equal(f->out.nevents, 0);
 	assert_int_equal(fx_q(f, "SELECT state = 'leased' FROM jobs"), 1);
 	assert_int_equal(fx_q(f, "SELECT fail_streak FROM accounts"), 0);
@@ -193,16 +200,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_busy_write_lock, fx_setup,
-		    fx_teardown),
-		cmocka_unit_test_setup_teardown(test_batch_aborted_midway,
-		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_done_aborted_midway,
-		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_account_add_aborted,
-		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_retry_aborted, fx_setup,
-		    fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_busy_write_lock, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_batch_aborted_midway, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_done_aborted_midway, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_account_add_aborted, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_retry_aborted, fx_setup, fx_teardown),
 	};
 
 	log_init("store_fault_test", LOG_LVL_WARN);

@@ -22,7 +22,7 @@
 #define LEASE 60000LL
 
 /* A proto_str from a string literal. */
-#define S(x) ((struct proto_str){ (x), sizeof(x) - 1 })
+#define S(x) ((struct proto_str) { (x), sizeof(x) - 1 })
 
 struct fx {
 	char dir[64];
@@ -108,8 +108,7 @@ fx_out(struct fx *f)
 
 /* Runs sql (printf format) on a separate connection; first column of
  * the first row as int64 (-1 for no row, -2 for NULL). */
-static inline int64_t
-fx_q(struct fx *f, const char *fmt, ...)
+static inline int64_t fx_q(struct fx *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static inline int64_t
 fx_q(struct fx *f, const char *fmt, ...)
@@ -124,8 +123,9 @@ fx_q(struct fx *f, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(sql, sizeof(sql), fmt, ap);
 	va_end(ap);
-	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY,
-	    NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
 	rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
 	if (rc != SQLITE_OK) {
 		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
@@ -149,10 +149,11 @@ fx_qs(struct fx *f, char *buf, size_t n, const char *sql)
 	const unsigned char *t;
 
 	buf[0] = '\0';
-	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY,
-	    NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL),
+	assert_int_equal(
+	    sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL),
 	    SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
 	if (sqlite3_step(stmt) == SQLITE_ROW) {
 		t = sqlite3_column_text(stmt, 0);
 		snprintf(buf, n, "%s", t != NULL ? (const char *)t : "");
@@ -205,7 +206,8 @@ fx_queued(struct fx *f, uint64_t account_id)
 {
 	int64_t v = fx_q(f,
 	    "SELECT id FROM jobs WHERE account_id = %llu AND state = 'queued'"
-	    " AND kind = 'sync'", (unsigned long long)account_id);
+	    " AND kind = 'sync'",
+	    (unsigned long long)account_id);
 
 	return (v > 0 ? (uint64_t)v : 0);
 }
@@ -227,14 +229,14 @@ fx_lease(struct fx *f, uint64_t job_id, int64_t now)
 }
 
 /* Asserts that the last reply's status is code and its text has sub. */
-#define assert_fail(f, code, sub)                                           \
-	do {                                                                \
-		assert_int_equal((f)->out.reply.status, (code));            \
-		assert_non_null((f)->out.reply.error.p);                    \
-		if (strstr((f)->out.reply.error.p, (sub)) == NULL) {        \
-			fail_msg("error '%s' lacks '%s'",                   \
-			    (f)->out.reply.error.p, (sub));                 \
-		}                                                           \
+#define assert_fail(f, code, sub)                                             \
+	do {                                                                  \
+		assert_int_equal((f)->out.reply.status, (code));              \
+		assert_non_null((f)->out.reply.error.p);                      \
+		if (strstr((f)->out.reply.error.p, (sub)) == NULL) {          \
+			fail_msg("error '%s' lacks '%s'",                     \
+			    (f)->out.reply.error.p, (sub));                   \
+		}                                                             \
 	} while (0)
 
 #endif

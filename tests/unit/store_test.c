@@ -24,14 +24,16 @@ test_schema_fresh_and_reopen(void **state)
 
 	assert_int_equal(store_schema_version(f->st, &v), 0);
 	assert_int_equal(v, STORE_SCHEMA_VERSION);
-	assert_int_equal(fx_q(f, "SELECT count(*) FROM sqlite_master WHERE "
-				 "type = 'table' AND name IN ('accounts',"
-				 "'mailboxes','messages','jobs','job_batches',"
-				 "'sync_log')"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT count(*) FROM sqlite_master WHERE "
+	                     "type = 'table' AND name IN ('accounts',"
+	                     "'mailboxes','messages','jobs','job_batches',"
+	                     "'sync_log')"),
 	    6);
-	assert_int_equal(fx_q(f, "SELECT count(*) FROM sqlite_master WHERE "
-				 "name IN ('jobs_one_queued','jobs_one_leased',"
-				 "'messages_account_msgid')"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT count(*) FROM sqlite_master WHERE "
+	                     "name IN ('jobs_one_queued','jobs_one_leased',"
+	                     "'messages_account_msgid')"),
 	    3);
 	fx_account(f, "a");
 	store_free(&f->st);
@@ -40,9 +42,8 @@ test_schema_fresh_and_reopen(void **state)
 	assert_int_equal(v, STORE_SCHEMA_VERSION);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM accounts"), 1);
 	char mode[16];
-	assert_string_equal(fx_qs(f, mode, sizeof(mode),
-				"PRAGMA journal_mode"),
-	    "wal");
+	assert_string_equal(
+	    fx_qs(f, mode, sizeof(mode), "PRAGMA journal_mode"), "wal");
 }
 
 static void
@@ -73,7 +74,7 @@ test_open_bad_path(void **state)
 	char err[256] = "";
 
 	assert_int_not_equal(store_open("/nonexistent/dir/x.db", f->key, NULL,
-				 &st, err, sizeof(err)),
+	                         &st, err, sizeof(err)),
 	    0);
 	assert_null(st);
 	assert_non_null(strstr(err, "/nonexistent/dir/x.db"));
@@ -101,24 +102,28 @@ test_account_add_list_remove(void **state)
 	assert_int_equal(o->events[1].priority, PRIO_USER);
 	assert_int_equal(o->events[1].due_at, T0);
 	/* first job: queued, USER, due now */
-	assert_int_equal(fx_q(f, "SELECT count(*) FROM jobs WHERE state = "
-				 "'queued' AND priority = 1 AND due_at = %lld",
-			     T0),
+	assert_int_equal(fx_q(f,
+	                     "SELECT count(*) FROM jobs WHERE state = "
+	                     "'queued' AND priority = 1 AND due_at = %lld",
+	                     T0),
 	    1);
 	/* the password is sealed, never stored in clear */
 	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT substr(secret, 1, 3) FROM accounts"),
+	                        "SELECT substr(secret, 1, 3) FROM accounts"),
 	    "MS1");
-	assert_int_equal(fx_q(f, "SELECT count(*) FROM accounts WHERE "
-				 "instr(secret, 'pw') > 0"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT count(*) FROM accounts WHERE "
+	                     "instr(secret, 'pw') > 0"),
 	    0);
 
 	/* duplicate name */
 	struct proto_account_add dup = { .name = S("work"),
-		.protocol = S("imap"), .server = S("imap://h"),
-		.username = S("u"), .password = S("p") };
-	assert_int_equal(store_account_add(f->st, &dup, T0, fx_out(f)),
-	    ERR_EXISTS);
+		.protocol = S("imap"),
+		.server = S("imap://h"),
+		.username = S("u"),
+		.password = S("p") };
+	assert_int_equal(
+	    store_account_add(f->st, &dup, T0, fx_out(f)), ERR_EXISTS);
 	assert_fail(f, ERR_EXISTS, "account 'work' already exists");
 	assert_int_equal(f->out.nevents, 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM jobs"), 1);
@@ -128,17 +133,18 @@ test_account_add_list_remove(void **state)
 	assert_int_equal(f->out.reply.naccounts, 2);
 	assert_int_equal(f->out.reply.accounts[0].id, id2); /* by name */
 	assert_true(proto_str_eq(f->out.reply.accounts[1].name, "work"));
-	assert_true(proto_str_eq(f->out.reply.accounts[1].server,
-	    "imaps://mail.example.org:993"));
+	assert_true(proto_str_eq(
+	    f->out.reply.accounts[1].server, "imaps://mail.example.org:993"));
 	assert_int_equal(f->out.reply.accounts[1].interval_s, 300);
 	assert_int_equal(f->out.reply.accounts[1].messages, 0);
 
 	/* cascade: rows under the account go with it */
-	assert_int_equal(fx_exec(f,
-			     "INSERT INTO mailboxes(account_id, name) "
-			     "VALUES (1, 'INBOX');"
-			     "INSERT INTO messages(account_id, mailbox_id, uid)"
-			     " VALUES (1, 1, 7);"),
+	assert_int_equal(
+	    fx_exec(f,
+	        "INSERT INTO mailboxes(account_id, name) "
+	        "VALUES (1, 'INBOX');"
+	        "INSERT INTO messages(account_id, mailbox_id, uid)"
+	        " VALUES (1, 1, 7);"),
 	    SQLITE_OK);
 	assert_int_equal(store_account_list(f->st, fx_out(f)), 0);
 	assert_int_equal(f->out.reply.accounts[1].mailboxes, 1);
@@ -150,12 +156,13 @@ test_account_add_list_remove(void **state)
 	assert_true(f->out.events[0].removed);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM mailboxes"), 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 0);
-	assert_int_equal(fx_q(f, "SELECT count(*) FROM jobs WHERE "
-				 "account_id = %llu",
-			     (unsigned long long)id),
+	assert_int_equal(fx_q(f,
+	                     "SELECT count(*) FROM jobs WHERE "
+	                     "account_id = %llu",
+	                     (unsigned long long)id),
 	    0);
-	assert_int_equal(store_account_remove(f->st, &nm, T0, fx_out(f)),
-	    ERR_NOTFOUND);
+	assert_int_equal(
+	    store_account_remove(f->st, &nm, T0, fx_out(f)), ERR_NOTFOUND);
 	assert_fail(f, ERR_NOTFOUND, "no account named 'work'");
 }
 
@@ -168,45 +175,67 @@ test_account_add_invalid(void **state)
 		int code;
 		const char *sub;
 	} cases[] = {
-		{ { .name = { "", 0 }, .protocol = S("imap"),
-		      .server = S("imap://h"), .username = S("u"),
+		{ { .name = { "", 0 },
+		      .protocol = S("imap"),
+		      .server = S("imap://h"),
+		      .username = S("u"),
 		      .password = S("p") },
 		    ERR_INVAL, "account name must not be empty" },
-		{ { .name = S("a\tb"), .protocol = S("imap"),
-		      .server = S("imap://h"), .username = S("u"),
+		{ { .name = S("a\tb"),
+		      .protocol = S("imap"),
+		      .server = S("imap://h"),
+		      .username = S("u"),
 		      .password = S("p") },
 		    ERR_INVAL, "control character" },
-		{ { .name = S("a\xff"), .protocol = S("imap"),
-		      .server = S("imap://h"), .username = S("u"),
+		{ { .name = S("a\xff"),
+		      .protocol = S("imap"),
+		      .server = S("imap://h"),
+		      .username = S("u"),
 		      .password = S("p") },
 		    ERR_INVAL, "not valid UTF-8" },
-		{ { .name = S("a"), .protocol = S("pop3"),
-		      .server = S("imap://h"), .username = S("u"),
+		{ { .name = S("a"),
+		      .protocol = S("pop3"),
+		      .server = S("imap://h"),
+		      .username = S("u"),
 		      .password = S("p") },
 		    ERR_INVAL, "protocol 'pop3' is not" },
-		{ { .name = S("a"), .protocol = S("imap"),
-		      .server = S("mail.example.org"), .username = S("u"),
+		{ { .name = S("a"),
+		      .protocol = S("imap"),
+		      .server = S("mail.example.org"),
+		      .username = S("u"),
 		      .password = S("p") },
 		    ERR_INVAL, "must be an imap:// or imaps:// URL" },
-		{ { .name = S("a"), .protocol = S("imap"),
-		      .server = S("imap://h"), .username = { NULL, 0 },
+		{ { .name = S("a"),
+		      .protocol = S("imap"),
+		      .server = S("imap://h"),
+		      .username = { NULL, 0 },
 		      .password = S("p") },
 		    ERR_INVAL, "username must not be empty" },
-		{ { .name = S("a"), .protocol = S("imap"),
-		      .server = S("imap://h"), .username = S("u"),
+		{ { .name = S("a"),
+		      .protocol = S("imap"),
+		      .server = S("imap://h"),
+		      .username = S("u"),
 		      .password = { NULL, 0 } },
 		    ERR_INVAL, "password must not be empty" },
-		{ { .name = S("a"), .protocol = S("imap"),
-		      .server = S("imap://h"), .username = S("u"),
+		{ { .name = S("a"),
+		      .protocol = S("imap"),
+		      .server = S("imap://h"),
+		      .username = S("u"),
 		      .password = S("p\0q") },
 		    ERR_INVAL, "password contains a NUL" },
-		{ { .name = S("a"), .protocol = S("imap"),
-		      .server = S("imap://h"), .username = S("u"),
-		      .password = S("p"), .tls_ca_pem = S("hello") },
+		{ { .name = S("a"),
+		      .protocol = S("imap"),
+		      .server = S("imap://h"),
+		      .username = S("u"),
+		      .password = S("p"),
+		      .tls_ca_pem = S("hello") },
 		    ERR_INVAL, "tls_ca_pem is not PEM" },
-		{ { .name = S("a"), .protocol = S("imap"),
-		      .server = S("imap://h"), .username = S("u"),
-		      .password = S("p"), .interval_s = 99999999 },
+		{ { .name = S("a"),
+		      .protocol = S("imap"),
+		      .server = S("imap://h"),
+		      .username = S("u"),
+		      .password = S("p"),
+		      .interval_s = 99999999 },
 		    ERR_INVAL, "interval" },
 	};
 	size_t i;
@@ -215,7 +244,8 @@ test_account_add_invalid(void **state)
 		int rv = store_account_add(f->st, &cases[i].a, T0, fx_out(f));
 
 		if (rv != cases[i].code) {
-			fail_msg("case %zu: got %d (%s)", i, rv, f->out.errtext);
+			fail_msg(
+			    "case %zu: got %d (%s)", i, rv, f->out.errtext);
 		}
 		assert_fail(f, cases[i].code, cases[i].sub);
 		/* the password is never echoed */
@@ -246,7 +276,7 @@ test_job_submit_coalesce(void **state)
 	assert_int_equal(f->out.events[0].job_id, j1);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM jobs"), 1);
 	/* a periodic job too, and it lowers neither priority nor due */
-	jc = (struct proto_job_create){ acct, JOB_KIND_SYNC, PRIO_PERIODIC,
+	jc = (struct proto_job_create) { acct, JOB_KIND_SYNC, PRIO_PERIODIC,
 		T0 + 99999 };
 	assert_int_equal(store_job_create(f->st, &jc, T0 + 20, fx_out(f)), 0);
 	assert_int_equal(f->out.reply.id, j1);
@@ -256,45 +286,46 @@ test_job_submit_coalesce(void **state)
 	jc.kind = JOB_KIND_DRAIN;
 	assert_int_equal(store_job_create(f->st, &jc, T0 + 20, fx_out(f)), 0);
 	assert_int_not_equal(f->out.reply.id, j1);
-	assert_int_equal(fx_q(f, "SELECT priority FROM jobs WHERE kind = "
-				 "'drain'"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT priority FROM jobs WHERE kind = "
+	                     "'drain'"),
 	    PRIO_PERIODIC);
 	/* unknown account / kind / priority */
-	assert_int_equal(store_job_submit(f->st, &bad, T0, fx_out(f)),
-	    ERR_NOTFOUND);
+	assert_int_equal(
+	    store_job_submit(f->st, &bad, T0, fx_out(f)), ERR_NOTFOUND);
 	assert_fail(f, ERR_NOTFOUND, "no account named 'zz'");
 	js.kind = 7;
-	assert_int_equal(store_job_submit(f->st, &js, T0, fx_out(f)),
-	    ERR_INVAL);
+	assert_int_equal(
+	    store_job_submit(f->st, &js, T0, fx_out(f)), ERR_INVAL);
 	assert_fail(f, ERR_INVAL, "unknown job kind 7");
-	jc = (struct proto_job_create){ 999, JOB_KIND_SYNC, PRIO_PERIODIC,
+	jc = (struct proto_job_create) { 999, JOB_KIND_SYNC, PRIO_PERIODIC,
 		T0 };
-	assert_int_equal(store_job_create(f->st, &jc, T0, fx_out(f)),
-	    ERR_NOTFOUND);
+	assert_int_equal(
+	    store_job_create(f->st, &jc, T0, fx_out(f)), ERR_NOTFOUND);
 	assert_fail(f, ERR_NOTFOUND, "no account with id 999");
-	jc = (struct proto_job_create){ acct, JOB_KIND_SYNC, 9, T0 };
-	assert_int_equal(store_job_create(f->st, &jc, T0, fx_out(f)),
-	    ERR_INVAL);
+	jc = (struct proto_job_create) { acct, JOB_KIND_SYNC, 9, T0 };
+	assert_int_equal(
+	    store_job_create(f->st, &jc, T0, fx_out(f)), ERR_INVAL);
 
 	/* the partial unique indexes hold even against raw SQL */
 	assert_int_equal(fx_exec(f,
-			     "INSERT INTO jobs(account_id, kind, state, "
-			     "priority, max_attempts, created_at, due_at) "
-			     "VALUES (1, 'sync', 'queued', 0, 5, 0, 0)") &
-		0xff,
+	                     "INSERT INTO jobs(account_id, kind, state, "
+	                     "priority, max_attempts, created_at, due_at) "
+	                     "VALUES (1, 'sync', 'queued', 0, 5, 0, 0)")
+	        & 0xff,
 	    SQLITE_CONSTRAINT);
 	assert_int_equal(fx_exec(f,
-			     "INSERT INTO jobs(account_id, kind, state, "
-			     "priority, max_attempts, created_at, due_at) "
-			     "VALUES (1, 'sync', 'leased', 0, 5, 0, 0),"
-			     " (1, 'drain', 'leased', 0, 5, 0, 0)") &
-		0xff,
+	                     "INSERT INTO jobs(account_id, kind, state, "
+	                     "priority, max_attempts, created_at, due_at) "
+	                     "VALUES (1, 'sync', 'leased', 0, 5, 0, 0),"
+	                     " (1, 'drain', 'leased', 0, 5, 0, 0)")
+	        & 0xff,
 	    SQLITE_CONSTRAINT);
 	assert_int_equal(fx_exec(f,
-			     "INSERT INTO jobs(account_id, kind, state, "
-			     "priority, max_attempts, created_at, due_at) "
-			     "VALUES (1, 'sync', 'done', 0, 5, 0, 0),"
-			     " (1, 'sync', 'done', 0, 5, 0, 0)"),
+	                     "INSERT INTO jobs(account_id, kind, state, "
+	                     "priority, max_attempts, created_at, due_at) "
+	                     "VALUES (1, 'sync', 'done', 0, 5, 0, 0),"
+	                     " (1, 'sync', 'done', 0, 5, 0, 0)"),
 	    SQLITE_OK);
 }
 
@@ -310,7 +341,7 @@ test_submit_while_leased(void **state)
 	j1 = fx_queued(f, acct);
 	fx_lease(f, j1, T0);
 	/* the leased job does not absorb new requests: a new one queues */
-	jc = (struct proto_job_create){ acct, JOB_KIND_SYNC, PRIO_PERIODIC,
+	jc = (struct proto_job_create) { acct, JOB_KIND_SYNC, PRIO_PERIODIC,
 		T0 + 5000 };
 	assert_int_equal(store_job_create(f->st, &jc, T0, fx_out(f)), 0);
 	assert_int_not_equal(f->out.reply.id, j1);
@@ -348,34 +379,34 @@ test_lease_rules(void **state)
 	assert_null(run->tls_ca_pem.p);
 	assert_int_equal(run->ncheckpoints, 0);
 	assert_int_equal(fx_q(f, "SELECT attempts FROM jobs WHERE id = %llu",
-			     (unsigned long long)j1),
+	                     (unsigned long long)j1),
 	    1);
 	assert_int_equal(fx_q(f, "SELECT leased_at FROM jobs"), T0);
 
 	/* not queued any more */
-	jl = (struct proto_job_lease){ j1, T0 + LEASE };
-	assert_int_equal(store_job_lease(f->st, &jl, T0, fx_out(f)),
-	    ERR_BADSTATE);
+	jl = (struct proto_job_lease) { j1, T0 + LEASE };
+	assert_int_equal(
+	    store_job_lease(f->st, &jl, T0, fx_out(f)), ERR_BADSTATE);
 	assert_fail(f, ERR_BADSTATE, "is leased, not queued");
 	assert_null(f->out.reply.job_run);
 	/* one leased job per account, whatever its kind */
-	jc = (struct proto_job_create){ acct, JOB_KIND_DRAIN, PRIO_USER, T0 };
+	jc = (struct proto_job_create) { acct, JOB_KIND_DRAIN, PRIO_USER, T0 };
 	assert_int_equal(store_job_create(f->st, &jc, T0, fx_out(f)), 0);
 	j2 = f->out.reply.id;
-	jl = (struct proto_job_lease){ j2, T0 + LEASE };
-	assert_int_equal(store_job_lease(f->st, &jl, T0, fx_out(f)),
-	    ERR_BADSTATE);
+	jl = (struct proto_job_lease) { j2, T0 + LEASE };
+	assert_int_equal(
+	    store_job_lease(f->st, &jl, T0, fx_out(f)), ERR_BADSTATE);
 	assert_fail(f, ERR_BADSTATE, "already has leased job");
 	assert_int_equal(fx_q(f, "SELECT attempts FROM jobs WHERE id = %llu",
-			     (unsigned long long)j2),
+	                     (unsigned long long)j2),
 	    0);
 	/* missing job, bad lease times */
-	jl = (struct proto_job_lease){ 12345, T0 + LEASE };
-	assert_int_equal(store_job_lease(f->st, &jl, T0, fx_out(f)),
-	    ERR_NOTFOUND);
-	jl = (struct proto_job_lease){ j2, T0 - 1 };
-	assert_int_equal(store_job_lease(f->st, &jl, T0, fx_out(f)),
-	    ERR_INVAL);
+	jl = (struct proto_job_lease) { 12345, T0 + LEASE };
+	assert_int_equal(
+	    store_job_lease(f->st, &jl, T0, fx_out(f)), ERR_NOTFOUND);
+	jl = (struct proto_job_lease) { j2, T0 - 1 };
+	assert_int_equal(
+	    store_job_lease(f->st, &jl, T0, fx_out(f)), ERR_INVAL);
 	assert_fail(f, ERR_INVAL, "lease_until");
 }
 
@@ -391,9 +422,9 @@ test_lease_wrong_key(void **state)
 	store_free(&f->st);
 	f->key[0] ^= 1; /* a different key file */
 	fx_open(f);
-	jl = (struct proto_job_lease){ j1, T0 + LEASE };
-	assert_int_equal(store_job_lease(f->st, &jl, T0, fx_out(f)),
-	    ERR_CRYPTO);
+	jl = (struct proto_job_lease) { j1, T0 + LEASE };
+	assert_int_equal(
+	    store_job_lease(f->st, &jl, T0, fx_out(f)), ERR_CRYPTO);
 	assert_fail(f, ERR_CRYPTO, "cannot open the stored password");
 	assert_null(f->out.reply.job_run);
 	/* failed for good, not left queued to be leased again */
@@ -416,53 +447,56 @@ test_retry_transitions(void **state)
 	j1 = fx_queued(f, acct);
 	fx_lease(f, j1, T0);
 	/* wrong attempt: fenced */
-	jr = (struct proto_job_retry){ j1, 2, JOB_QUEUED, T0 + 5000,
+	jr = (struct proto_job_retry) { j1, 2, JOB_QUEUED, T0 + 5000,
 		S("lease expired") };
-	assert_int_equal(store_job_retry(f->st, &jr, T0 + 1, fx_out(f)),
-	    ERR_STALE);
+	assert_int_equal(
+	    store_job_retry(f->st, &jr, T0 + 1, fx_out(f)), ERR_STALE);
 	assert_fail(f, ERR_STALE, "attempt 2 is stale (current attempt 1)");
 	/* bad target state */
 	jr.attempt = 1;
 	jr.state = JOB_DONE;
-	assert_int_equal(store_job_retry(f->st, &jr, T0 + 1, fx_out(f)),
-	    ERR_INVAL);
+	assert_int_equal(
+	    store_job_retry(f->st, &jr, T0 + 1, fx_out(f)), ERR_INVAL);
 	/* requeue with the scheduler's due time */
 	jr.state = JOB_QUEUED;
 	assert_int_equal(store_job_retry(f->st, &jr, T0 + 1, fx_out(f)), 0);
 	assert_int_equal(f->out.nevents, 1);
 	assert_int_equal(f->out.events[0].kind, EV_JOB_QUEUED);
 	assert_int_equal(f->out.events[0].due_at, T0 + 5000);
-	assert_int_equal(fx_q(f, "SELECT due_at FROM jobs WHERE state = "
-				 "'queued'"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT due_at FROM jobs WHERE state = "
+	                     "'queued'"),
 	    T0 + 5000);
-	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT last_error FROM jobs"),
+	assert_string_equal(
+	    fx_qs(f, buf, sizeof(buf), "SELECT last_error FROM jobs"),
 	    "lease expired");
-	assert_int_equal(fx_q(f, "SELECT count(*) FROM sync_log WHERE "
-				 "outcome = 'retry'"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT count(*) FROM sync_log WHERE "
+	                     "outcome = 'retry'"),
 	    1);
 	assert_int_equal(fx_q(f, "SELECT fail_streak FROM accounts"), 0);
 	/* the same retry again is stale (job no longer leased) */
-	assert_int_equal(store_job_retry(f->st, &jr, T0 + 2, fx_out(f)),
-	    ERR_STALE);
+	assert_int_equal(
+	    store_job_retry(f->st, &jr, T0 + 2, fx_out(f)), ERR_STALE);
 	assert_fail(f, ERR_STALE, "is queued, not leased");
 	/* second attempt expires for good */
 	assert_int_equal(fx_lease(f, j1, T0 + 6000), 2);
-	jr = (struct proto_job_retry){ j1, 2, JOB_DEAD, 0,
+	jr = (struct proto_job_retry) { j1, 2, JOB_DEAD, 0,
 		S("lease expired twice") };
-	assert_int_equal(store_job_retry(f->st, &jr, T0 + 7000, fx_out(f)),
-	    0);
+	assert_int_equal(store_job_retry(f->st, &jr, T0 + 7000, fx_out(f)), 0);
 	assert_int_equal(f->out.events[0].kind, EV_JOB_FINISHED);
 	assert_int_equal(f->out.events[0].state, JOB_DEAD);
-	assert_int_equal(fx_q(f, "SELECT finished_at FROM jobs WHERE "
-				 "state = 'dead'"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT finished_at FROM jobs WHERE "
+	                     "state = 'dead'"),
 	    T0 + 7000);
 	assert_int_equal(fx_q(f, "SELECT fail_streak FROM accounts"), 1);
-	assert_string_equal(fx_qs(f, buf, sizeof(buf),
-				"SELECT last_error FROM accounts"),
+	assert_string_equal(
+	    fx_qs(f, buf, sizeof(buf), "SELECT last_error FROM accounts"),
 	    "lease expired twice");
-	assert_int_equal(fx_q(f, "SELECT count(*) FROM sync_log WHERE "
-				 "outcome = 'dead'"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT count(*) FROM sync_log WHERE "
+	                     "outcome = 'dead'"),
 	    1);
 }
 
@@ -480,18 +514,20 @@ test_retry_joins_queued(void **state)
 	assert_int_equal(store_job_submit(f->st, &js, T0, fx_out(f)), 0);
 	j2 = f->out.reply.id;
 	/* the requeue of j1 would break "one queued per (account, kind)" */
-	jr = (struct proto_job_retry){ j1, 1, JOB_QUEUED, T0 + 5000,
+	jr = (struct proto_job_retry) { j1, 1, JOB_QUEUED, T0 + 5000,
 		S("lease expired") };
 	assert_int_equal(store_job_retry(f->st, &jr, T0 + 1, fx_out(f)), 0);
 	assert_int_equal(f->out.events[0].kind, EV_JOB_FINISHED);
 	assert_int_equal(f->out.events[0].state, JOB_FAILED);
-	assert_int_equal(fx_q(f, "SELECT state = 'failed' FROM jobs WHERE "
-				 "id = %llu",
-			     (unsigned long long)j1),
+	assert_int_equal(fx_q(f,
+	                     "SELECT state = 'failed' FROM jobs WHERE "
+	                     "id = %llu",
+	                     (unsigned long long)j1),
 	    1);
-	assert_int_equal(fx_q(f, "SELECT state = 'queued' FROM jobs WHERE "
-				 "id = %llu",
-			     (unsigned long long)j2),
+	assert_int_equal(fx_q(f,
+	                     "SELECT state = 'queued' FROM jobs WHERE "
+	                     "id = %llu",
+	                     (unsigned long long)j2),
 	    1);
 	assert_int_equal(fx_q(f, "SELECT fail_streak FROM accounts"), 0);
 }
@@ -509,7 +545,7 @@ test_job_status_and_sched_state(void **state)
 	j2 = fx_queued(f, a2);
 	fx_lease(f, j1, T0);
 
-	q = (struct proto_job_status){ j1, 0 };
+	q = (struct proto_job_status) { j1, 0 };
 	assert_int_equal(store_job_status(f->st, &q, fx_out(f)), 0);
 	assert_int_equal(f->out.reply.njobs, 1);
 	assert_int_equal(f->out.reply.jobs[0].id, j1);
@@ -517,26 +553,25 @@ test_job_status_and_sched_state(void **state)
 	assert_int_equal(f->out.reply.jobs[0].attempts, 1);
 	assert_int_equal(f->out.reply.jobs[0].lease_until, T0 + LEASE);
 	assert_true(proto_str_eq(f->out.reply.jobs[0].account, "a"));
-	q = (struct proto_job_status){ 4242, 0 };
-	assert_int_equal(store_job_status(f->st, &q, fx_out(f)),
-	    ERR_NOTFOUND);
+	q = (struct proto_job_status) { 4242, 0 };
+	assert_int_equal(store_job_status(f->st, &q, fx_out(f)), ERR_NOTFOUND);
 	assert_fail(f, ERR_NOTFOUND, "no job 4242");
-	q = (struct proto_job_status){ 0, 1 };
+	q = (struct proto_job_status) { 0, 1 };
 	assert_int_equal(store_job_status(f->st, &q, fx_out(f)), 0);
 	assert_int_equal(f->out.reply.njobs, 1);
 	assert_int_equal(f->out.reply.jobs[0].id, j2); /* most recent */
-	q = (struct proto_job_status){ 0, 0 };
+	q = (struct proto_job_status) { 0, 0 };
 	assert_int_equal(store_job_status(f->st, &q, fx_out(f)), 0);
 	assert_int_equal(f->out.reply.njobs, 2);
 
-	assert_int_equal(fx_exec(f, "UPDATE accounts SET last_sync_at = 1234,"
-				    " fail_streak = 2 WHERE name = 'b'"),
+	assert_int_equal(fx_exec(f,
+	                     "UPDATE accounts SET last_sync_at = 1234,"
+	                     " fail_streak = 2 WHERE name = 'b'"),
 	    SQLITE_OK);
 	assert_int_equal(store_sched_state(f->st, fx_out(f)), 0);
 	assert_int_equal(f->out.reply.nsched_accounts, 2);
 	assert_int_equal(f->out.reply.sched_accounts[1].id, a2);
-	assert_int_equal(f->out.reply.sched_accounts[1].last_sync_at,
-	    1234000);
+	assert_int_equal(f->out.reply.sched_accounts[1].last_sync_at, 1234000);
 	assert_int_equal(f->out.reply.sched_accounts[1].fail_streak, 2);
 	assert_int_equal(f->out.reply.sched_accounts[0].interval_s, 300);
 	assert_int_equal(f->out.reply.njobs, 2);
@@ -549,28 +584,28 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_schema_fresh_and_reopen,
-		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_schema_newer_refused,
-		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_open_bad_path, fx_setup,
-		    fx_teardown),
-		cmocka_unit_test_setup_teardown(test_account_add_list_remove,
-		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_account_add_invalid,
-		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_job_submit_coalesce,
-		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_submit_while_leased,
-		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_lease_rules, fx_setup,
-		    fx_teardown),
-		cmocka_unit_test_setup_teardown(test_lease_wrong_key, fx_setup,
-		    fx_teardown),
-		cmocka_unit_test_setup_teardown(test_retry_transitions,
-		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_retry_joins_queued,
-		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_schema_fresh_and_reopen, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_schema_newer_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_open_bad_path, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_account_add_list_remove, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_account_add_invalid, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_job_submit_coalesce, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_submit_while_leased, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_lease_rules, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_lease_wrong_key, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_retry_transitions, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_retry_joins_queued, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_job_status_and_sched_state, fx_setup, fx_teardown),
 	};
