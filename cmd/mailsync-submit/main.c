@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,31 +43,23 @@ unreachable(const struct ctx *c)
 }
 
 /*
- * For ipc:// URLs, tries a plain connect() first so that a missing store
- * is reported at once instead of after the request timeout.
+ * For ipc:// URLs, checks that the socket file exists so that a missing
+ * store is reported at once instead of after the request timeout. It must
+ * not connect(): nng 1.5.2's ipc listener stops accepting new pipes after
+ * a peer connects and closes without the SP handshake (docs/protocol.md).
  */
 static bool
 ipc_listening(const char *url)
 {
-	struct sockaddr_un sa;
-	bool ok;
-	int fd;
+	struct stat st;
 
 	if (strncmp(url, "ipc://", 6) != 0) {
 		return (true);
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	if (strlcpy_checked(sa.sun_path, url + 6, sizeof(sa.sun_path)) != 0) {
-		return (true); /* let nng report it */
+	if (stat(url + 6, &st) != 0) {
+		return (false);
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		return (true);
-	}
-	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return (ok);
+	return (S_ISSOCK(st.st_mode));
 }
 
 /*
@@ -402,8 +395,10 @@ main(int argc, char **argv)
 
 	log_init("mailsync-submit", LOG_LVL_WARN);
 	if (submit_args_parse(argc, argv, &a, err, sizeof(err)) != 0) {
-		fprintf(
-		    stderr, "mailsync-submit: %s\n%s", err, submit_usage());
+		fprintf(stderr,
+		    "mailsync-submit: %s\n"
+		    "Run 'mailsync-submit --help' for usage.\n",
+		    err);
 		return (SUBMIT_EXIT_USAGE);
 	}
 	if (a.cmd == SUBMIT_CMD_HELP) {
