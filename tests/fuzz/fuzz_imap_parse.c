@@ -1,0 +1,166 @@
+/*
+ * fuzz_imap_parse.c: libFuzzer harness for the IMAP response parser.
+ *
+ * The first input byte picks the limits (default or tiny, to reach every
+ * limit) and a chunking seed; the rest is server bytes. They are fed
+ * whole, one byte at a time and in pseudo-random chunks. Each run renders
+ * every response (imap_resp_format), the result of imap_fetch_parse /
+ * imap_list_parse on it, and the final error code; the three renderings
+ * must be identical, or the harness aborts. Error texts are not compared:
+ * when a line is too long AND the response is too big, which limit trips
+ * first may depend on where a chunk ends (both are ERR_TOOBIG).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "imap/imap.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Renders what the decoders make of r. */
+static void
+decode_resp(const struct imap_resp *r, struct buf *out)
+{
+	struct imap_fetch f;
+	struct imap_list_item it;
+	int rv;
+
+	if (r->name == NULL) {
+		return;
+	}
+	if (strcmp(r->name, "FETCH") == 0) {
+		rv = imap_fetch_parse(r, &f);
+		(void)buf_printf(out, " => fetch %d", rv);
+		if (rv == 0) {
+			(void)buf_printf(out,
+			    " seq=%u uid=%u fl=%d/%u kw=%s ms=%d/%llu "
+			    "id=%d/%lld sz=%d/%llu env=%d date=%lld s=%s f=%s "
+			    "t=%s c=%s m=%s bs=%d att=%d",
+			    f.seq, f.uid, f.has_flags, f.flags,
+			    f.keywords ? f.keywords : "-", f.has_modseq,
+			    (unsigned long long)f.modseq, f.has_internal_date,
+			    (long long)f.internal_date, f.has_size,
+			    (unsigned long long)f.size, f.has_envelope,
+			    (long long)f.date, f.subject ? f.subject : "-",
+			    f.from ? f.from : "-", f.to ? f.to : "-",
+			    f.cc ? f.cc : "-",
+			    f.message_id ? f.message_id : "-",
+			    f.has_bodystructure, f.has_attachments);
+			imap_fetch_release(&f);
+		} else if (f.keywords != NULL || f.subject != NULL ||
+		    f.from != NULL || f.to != NULL || f.cc != NULL ||
+		    f.message_id != NULL) {
+			abort(); /* error must leave nothing to free */
+		}
+	} else if (strcmp(r->name, "LIST") == 0 ||
+	    strcmp(r->name, "LSUB") == 0) {
+		rv = imap_list_parse(r, &it);
+		(void)buf_printf(out, " => list %d", rv);
+		if (rv == 0) {
+			if (it.name == NULL || it.raw_name == NULL) {
+				abort();
+			}
+			(void)buf_printf(out, " %s|%s|%d|%d|%s", it.name,
+			    it.raw_name, it.delimiter, it.noselect,
+			    it.role ? it.role : "-");
+			(void)imap_role_from_name(it.name);
+			imap_list_item_release(&it);
+		}
+	}
+}
+
+/* Feeds data in the given chunking; renders everything into out. */
+static void
+run(const struct imap_limits *lim, const uint8_t *data, size_t size,
+    int mode, unsigned seed, struct buf *out)
+{
+	struct imap_parser *p = NULL;
+	const struct imap_resp *r;
+	size_t off = 0, n, used;
+	int rv = 0;
+
+	if (imap_parser_new(lim, &p) != 0) {
+		abort();
+	}
+	while (off < size) {
+		switch (mode) {
+		case 0:
+			n = size - off;
+			break;
+		case 1:
+			n = 1;
+			break;
+		default:
+			seed = seed * 1103515245u + 12345u;
+			n = 1 + (seed >> 16) % 64;
+			break;
+		}
+		if (n > size - off) {
+			n = size - off;
+		}
+		rv = imap_parser_feed(p, (const char *)data + off, n, &used,
+		    &r);
+		if (used > n) {
+			abort();
+		}
+		off += used;
+		if (rv < 0) {
+			if (imap_parser_error(p)[0] == '\0') {
+				abort();
+			}
+			break;
+		}
+		if (rv == 1) {
+			if (r == NULL || r->text == NULL) {
+				abort();
+			}
+			(void)imap_resp_format(r, out);
+			decode_resp(r, out);
+			(void)buf_add(out, "\n", 1);
+		} else if (used != n) {
+			abort();
+		}
+	}
+	(void)buf_printf(out, "end %d\n", rv < 0 ? rv : 0);
+	imap_parser_free(&p);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct imap_limits lim;
+	struct buf a, b;
+	unsigned seed;
+
+	if (size < 1) {
+		return (0);
+	}
+	imap_limits_default(&lim);
+	if (data[0] & 1) {
+		lim.max_line = 64;
+		lim.max_literal = 32;
+		lim.max_response = 256;
+		lim.max_depth = 6;
+		lim.max_tokens = 40;
+	}
+	seed = data[0] >> 1;
+	data++;
+	size--;
+	buf_init(&a, 256u * 1024 * 1024);
+	buf_init(&b, 256u * 1024 * 1024);
+	run(&lim, data, size, 0, 0, &a);
+	run(&lim, data, size, 1, 0, &b);
+	if (a.len != b.len || (a.len > 0 && memcmp(a.data, b.data, a.len))) {
+		abort();
+	}
+	buf_reset(&b);
+	run(&lim, data, size, 2, seed, &b);
+	if (a.len != b.len || (a.len > 0 && memcmp(a.data, b.data, a.len))) {
+		abort();
+	}
+	buf_release(&a);
+	buf_release(&b);
+	return (0);
+}
