@@ -617,8 +617,8 @@ tok_seq(struct imap_parser *p, size_t *ip, size_t lim, enum tok_ctx ctx,
 	const char *b = p->buf.data;
 	struct imap_tok *t;
 	struct frame *f;
-	size_t i = *ip, depth = 0, len;
-	const char *s;
+	size_t i = *ip, depth = 0, len = 0;
+	const char *s = NULL;
 	enum imap_tok_type type;
 	int rv;
 	unsigned char c;
@@ -706,13 +706,15 @@ tok_seq(struct imap_parser *p, size_t *ip, size_t lim, enum tok_ctx ctx,
 			type = IMAP_TOK_LITERAL;
 			rv = tok_literal(p, &i, lim, &s, &len);
 		} else {
+			type = IMAP_TOK_ATOM;
 			rv = tok_atom(p, &i, lim, ctx, &s, &len);
-			type = len == 3 && strncasecmp(s, "NIL", 3) == 0
-			    ? IMAP_TOK_NIL
-			    : IMAP_TOK_ATOM;
 		}
 		if (rv != 0) {
 			return (rv);
+		}
+		if (type == IMAP_TOK_ATOM && len == 3 &&
+		    strncasecmp(s, "NIL", 3) == 0) {
+			type = IMAP_TOK_NIL;
 		}
 		t->type = type;
 		t->s = s;
