@@ -476,6 +476,43 @@ failed:
 	return (rv);
 }
 
+static const char SQL_RETRY_LEASE[]
+    = "SELECT lease_until FROM jobs WHERE id = ?1";
+
+/* The store's lease is the truth: a batch may have renewed it after the
+ * scheduler's last EV_JOB_PROGRESS (rate-limited), so an early retry is
+ * refused with ERR_BADSTATE and the scheduler reloads its state. */
+static int
+store_retry_expired(
+    struct store *st, uint64_t job_id, int64_t now_ms, struct store_out *out)
+{
+	sqlite3_stmt *stmt = NULL;
+	int64_t until = 0;
+	int rc, rv;
+
+	rv = store_stmt(st, SQL_RETRY_LEASE, &stmt);
+	if (rv != 0) {
+		return (store_out_dbfail(out, st, rv, "retrying"));
+	}
+	sqlite3_bind_int64(stmt, 1, (int64_t)job_id);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		until = sqlite3_column_int64(stmt, 0);
+	}
+	store_stmt_done(stmt);
+	if (rc != SQLITE_ROW) {
+		return (store_out_dbfail(out, st, store_err(rc), "retrying"));
+	}
+	if (until > now_ms) {
+		return (store_out_fail(out, ERR_BADSTATE,
+		    "job %llu lease runs until %lld (renewed by a batch), "
+		    "%lld ms from now",
+		    (unsigned long long)job_id, (long long)until,
+		    (long long)(until - now_ms)));
+	}
+	return (ERR_OK);
+}
+
 int
 store_job_retry(struct store *st, const struct proto_job_retry *jr,
     int64_t now_ms, struct store_out *out)
@@ -510,6 +547,10 @@ store_job_retry(struct store *st, const struct proto_job_retry *jr,
 		goto done;
 	}
 	rv = store_job_fence(st, jr->job_id, jr->attempt, &account_id, out);
+	if (rv != 0) {
+		goto fail;
+	}
+	rv = store_retry_expired(st, jr->job_id, now_ms, out);
 	if (rv != 0) {
 		goto fail;
 	}

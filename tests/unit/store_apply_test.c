@@ -237,22 +237,24 @@ test_batch_new_attempt_no_duplicates(void **state)
 	three_rows(&t, j, 1, 1);
 	assert_int_equal(store_apply_batch(f->st, &t.b, T0, fx_out(f)), 0);
 	/* the worker dies; the lease expires; attempt 2 re-sends it all */
-	jr = (struct proto_job_retry) { j, 1, JOB_QUEUED, T0 + 10,
+	jr = (struct proto_job_retry) { j, 1, JOB_QUEUED, T0 + LEASE + 10,
 		S("lease expired") };
-	assert_int_equal(store_job_retry(f->st, &jr, T0 + 1, fx_out(f)), 0);
+	assert_int_equal(
+	    store_job_retry(f->st, &jr, T0 + LEASE, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM job_batches"), 0);
-	assert_int_equal(fx_lease(f, j, T0 + 20), 2);
+	assert_int_equal(fx_lease(f, j, T0 + LEASE + 20), 2);
 	assert_int_equal(fx_q(f, "SELECT messages FROM jobs"), 0);
 	three_rows(&t, j, 2, 1);
 	assert_int_equal(
-	    store_apply_batch(f->st, &t.b, T0 + 30, fx_out(f)), 0);
+	    store_apply_batch(f->st, &t.b, T0 + LEASE + 30, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 3);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM mailboxes"), 1);
 	assert_int_equal(fx_q(f, "SELECT messages FROM jobs"), 3);
 	/* and a late batch of attempt 1 is fenced off */
 	three_rows(&t, j, 1, 2);
 	assert_int_equal(
-	    store_apply_batch(f->st, &t.b, T0 + 40, fx_out(f)), ERR_STALE);
+	    store_apply_batch(f->st, &t.b, T0 + LEASE + 40, fx_out(f)),
+	    ERR_STALE);
 }
 
 static void

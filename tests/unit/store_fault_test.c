@@ -187,12 +187,13 @@ test_retry_aborted(void **state)
 	    SQLITE_OK);
 	jr = (struct proto_job_retry) { j, 1, JOB_DEAD, 0, S("gone") };
 	assert_int_equal(
-	    store_job_retry(f->st, &jr, T0 + 1, fx_out(f)), ERR_DB);
+	    store_job_retry(f->st, &jr, T0 + LEASE, fx_out(f)), ERR_DB);
 	assert_int_equal(f->out.nevents, 0);
 	assert_int_equal(fx_q(f, "SELECT state = 'leased' FROM jobs"), 1);
 	assert_int_equal(fx_q(f, "SELECT fail_streak FROM accounts"), 0);
 	assert_int_equal(fx_exec(f, "DROP TRIGGER boom"), SQLITE_OK);
-	assert_int_equal(store_job_retry(f->st, &jr, T0 + 2, fx_out(f)), 0);
+	assert_int_equal(
+	    store_job_retry(f->st, &jr, T0 + LEASE, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT state = 'dead' FROM jobs"), 1);
 }
 

@@ -447,7 +447,7 @@ test_retry_transitions(void **state)
 	j1 = fx_queued(f, acct);
 	fx_lease(f, j1, T0);
 	/* wrong attempt: fenced */
-	jr = (struct proto_job_retry) { j1, 2, JOB_QUEUED, T0 + 5000,
+	jr = (struct proto_job_retry) { j1, 2, JOB_QUEUED, T0 + LEASE + 5000,
 		S("lease expired") };
 	assert_int_equal(
 	    store_job_retry(f->st, &jr, T0 + 1, fx_out(f)), ERR_STALE);
@@ -457,16 +457,23 @@ test_retry_transitions(void **state)
 	jr.state = JOB_DONE;
 	assert_int_equal(
 	    store_job_retry(f->st, &jr, T0 + 1, fx_out(f)), ERR_INVAL);
-	/* requeue with the scheduler's due time */
+	/* not before the store's lease ran out */
 	jr.state = JOB_QUEUED;
-	assert_int_equal(store_job_retry(f->st, &jr, T0 + 1, fx_out(f)), 0);
+	assert_int_equal(
+	    store_job_retry(f->st, &jr, T0 + LEASE - 1, fx_out(f)),
+	    ERR_BADSTATE);
+	assert_fail(f, ERR_BADSTATE, "lease runs until");
+	assert_int_equal(f->out.nevents, 0);
+	/* requeue with the scheduler's due time */
+	assert_int_equal(
+	    store_job_retry(f->st, &jr, T0 + LEASE, fx_out(f)), 0);
 	assert_int_equal(f->out.nevents, 1);
 	assert_int_equal(f->out.events[0].kind, EV_JOB_QUEUED);
-	assert_int_equal(f->out.events[0].due_at, T0 + 5000);
+	assert_int_equal(f->out.events[0].due_at, T0 + LEASE + 5000);
 	assert_int_equal(fx_q(f,
 	                     "SELECT due_at FROM jobs WHERE state = "
 	                     "'queued'"),
-	    T0 + 5000);
+	    T0 + LEASE + 5000);
 	assert_string_equal(
 	    fx_qs(f, buf, sizeof(buf), "SELECT last_error FROM jobs"),
 	    "lease expired");
@@ -480,16 +487,17 @@ test_retry_transitions(void **state)
 	    store_job_retry(f->st, &jr, T0 + 2, fx_out(f)), ERR_STALE);
 	assert_fail(f, ERR_STALE, "is queued, not leased");
 	/* second attempt expires for good */
-	assert_int_equal(fx_lease(f, j1, T0 + 6000), 2);
+	assert_int_equal(fx_lease(f, j1, T0 + LEASE + 6000), 2);
 	jr = (struct proto_job_retry) { j1, 2, JOB_DEAD, 0,
 		S("lease expired twice") };
-	assert_int_equal(store_job_retry(f->st, &jr, T0 + 7000, fx_out(f)), 0);
+	assert_int_equal(
+	    store_job_retry(f->st, &jr, T0 + 2 * LEASE + 6000, fx_out(f)), 0);
 	assert_int_equal(f->out.events[0].kind, EV_JOB_FINISHED);
 	assert_int_equal(f->out.events[0].state, JOB_DEAD);
 	assert_int_equal(fx_q(f,
 	                     "SELECT finished_at FROM jobs WHERE "
 	                     "state = 'dead'"),
-	    T0 + 7000);
+	    T0 + 2 * LEASE + 6000);
 	assert_int_equal(fx_q(f, "SELECT fail_streak FROM accounts"), 1);
 	assert_string_equal(
 	    fx_qs(f, buf, sizeof(buf), "SELECT last_error FROM accounts"),
@@ -516,7 +524,8 @@ test_retry_joins_queued(void **state)
 	/* the requeue of j1 would break "one queued per (account, kind)" */
 	jr = (struct proto_job_retry) { j1, 1, JOB_QUEUED, T0 + 5000,
 		S("lease expired") };
-	assert_int_equal(store_job_retry(f->st, &jr, T0 + 1, fx_out(f)), 0);
+	assert_int_equal(
+	    store_job_retry(f->st, &jr, T0 + LEASE, fx_out(f)), 0);
 	assert_int_equal(f->out.events[0].kind, EV_JOB_FINISHED);
 	assert_int_equal(f->out.events[0].state, JOB_FAILED);
 	assert_int_equal(fx_q(f,
