@@ -477,17 +477,24 @@ failed:
 }
 
 static const char SQL_RETRY_LEASE[]
-    = "SELECT lease_until FROM jobs WHERE id = ?1";
+    = "SELECT lease_until, EXISTS (SELECT 1 FROM job_batches b"
+      " WHERE b.job_id = jobs.id AND b.attempt = jobs.attempts)"
+      " FROM jobs WHERE id = ?1";
 
-/* The store's lease is the truth: a batch may have renewed it after the
- * scheduler's last EV_JOB_PROGRESS (rate-limited), so an early retry is
- * refused with ERR_BADSTATE and the scheduler reloads its state. */
+/*
+ * The store's lease is the truth: once a batch of this attempt was
+ * applied, a later batch may have renewed the lease after the scheduler's
+ * last (rate-limited) EV_JOB_PROGRESS, so a retry before the store's
+ * lease_until is refused with ERR_BADSTATE and the scheduler reloads. An
+ * attempt with no batch yet may be given back early (no worker took it).
+ */
 static int
 store_retry_expired(
     struct store *st, uint64_t job_id, int64_t now_ms, struct store_out *out)
 {
 	sqlite3_stmt *stmt = NULL;
 	int64_t until = 0;
+	bool progressed = false;
 	int rc, rv;
 
 	rv = store_stmt(st, SQL_RETRY_LEASE, &stmt);
@@ -498,12 +505,13 @@ store_retry_expired(
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW) {
 		until = sqlite3_column_int64(stmt, 0);
+		progressed = sqlite3_column_int(stmt, 1) != 0;
 	}
 	store_stmt_done(stmt);
 	if (rc != SQLITE_ROW) {
 		return (store_out_dbfail(out, st, store_err(rc), "retrying"));
 	}
-	if (until > now_ms) {
+	if (progressed && until > now_ms) {
 		return (store_out_fail(out, ERR_BADSTATE,
 		    "job %llu lease runs until %lld (renewed by a batch), "
 		    "%lld ms from now",

@@ -236,9 +236,15 @@ test_batch_new_attempt_no_duplicates(void **state)
 	j = leased_job(f, NULL);
 	three_rows(&t, j, 1, 1);
 	assert_int_equal(store_apply_batch(f->st, &t.b, T0, fx_out(f)), 0);
-	/* the worker dies; the lease expires; attempt 2 re-sends it all */
+	/* the worker dies; the lease expires; attempt 2 re-sends it all.
+	 * Not before the store's lease (renewed by the batch) ran out: */
 	jr = (struct proto_job_retry) { j, 1, JOB_QUEUED, T0 + LEASE + 10,
 		S("lease expired") };
+	assert_int_equal(
+	    store_job_retry(f->st, &jr, T0 + LEASE - 1, fx_out(f)),
+	    ERR_BADSTATE);
+	assert_fail(f, ERR_BADSTATE, "lease runs until");
+	assert_int_equal(f->out.nevents, 0);
 	assert_int_equal(
 	    store_job_retry(f->st, &jr, T0 + LEASE, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM job_batches"), 0);
