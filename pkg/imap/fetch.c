@@ -163,6 +163,34 @@ add_display_name(struct buf *b, const char *name)
 	return (rv);
 }
 
+/*
+ * Appends raw header bytes (a mailbox, host or Message-ID) to b as UTF-8:
+ * control bytes become spaces, bytes that are not UTF-8 are read as
+ * ISO-8859-1, so the columns sync stores are always clean UTF-8.
+ */
+static int
+add_clean(struct buf *b, const char *s, size_t len)
+{
+	size_t i, run = 0;
+	unsigned char c;
+	int rv = 0;
+
+	for (i = 0; rv == 0 && i <= len; i++) {
+		c = i < len ? (unsigned char)s[i] : 0;
+		if (i < len && c >= 0x20 && c != 0x7f) {
+			continue;
+		}
+		if (i > run) {
+			rv = mime_utf8_append_latin1(b, s + run, i - run);
+		}
+		if (rv == 0 && i < len) {
+			rv = buf_add(b, " ", 1);
+		}
+		run = i + 1;
+	}
+	return (rv);
+}
+
 static const struct imap_tok *
 str_or_null(const struct imap_tok *t)
 {
@@ -228,13 +256,13 @@ format_addr(struct buf *b, const struct imap_tok *a, struct addr_state *st)
 		}
 	}
 	if (rv == 0 && mbox != NULL) {
-		rv = buf_add(b, mbox->s, strnlen(mbox->s, mbox->len));
+		rv = add_clean(b, mbox->s, mbox->len);
 	}
 	if (rv == 0) {
 		rv = buf_add(b, "@", 1);
 	}
 	if (rv == 0) {
-		rv = buf_add(b, host->s, strnlen(host->s, host->len));
+		rv = add_clean(b, host->s, host->len);
 	}
 	if (rv == 0 && dname != NULL && dname[0] != '\0') {
 		rv = buf_add(b, ">", 1);
@@ -339,10 +367,20 @@ parse_envelope(const struct imap_tok *v, struct imap_fetch *f)
 	}
 	mid = nth(v, 9);
 	if (imap_tok_is_str(mid)) {
-		f->message_id = xstrndup(mid->s, strnlen(mid->s, mid->len));
-		if (f->message_id == NULL) {
-			return (ERR_NOMEM);
+		struct buf b;
+
+		buf_init(&b, MIME_MAX_HEADER);
+		rv = buf_reserve(&b, 0);
+		if (rv == 0) {
+			b.data[0] = '\0';
+			rv = add_clean(&b, mid->s, mid->len);
 		}
+		if (rv == ERR_NOMEM) {
+			buf_release(&b);
+			return (rv);
+		}
+		/* An absurdly long Message-ID is kept cut short. */
+		f->message_id = b.data;
 	}
 	f->has_envelope = true;
 	return (0);

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "imap/imap.h"
+#include "mime/mime.h"
 
 static const struct {
 	const char *attr;
@@ -142,9 +143,20 @@ imap_list_parse(const struct imap_resp *resp, struct imap_list_item *it)
 	}
 	rv = imap_utf7_decode(name->s, name->len, &it->name);
 	if (rv == ERR_PROTO) {
-		/* Not mUTF-7 (e.g. a server sending UTF-8): keep the bytes. */
-		it->name = xstrndup(name->s, name->len);
-		rv = it->name == NULL ? ERR_NOMEM : 0;
+		/* Not mUTF-7 (a server sending UTF-8, or a broken one): keep
+		 * the text, reading bytes that are not UTF-8 as Latin-1. */
+		struct buf b;
+
+		buf_init(&b, name->len * 2 + 1);
+		rv = mime_utf8_append_latin1(&b, name->s, name->len);
+		if (rv == 0 && b.data == NULL) {
+			rv = buf_add(&b, "", 0);
+		}
+		if (rv != 0) {
+			buf_release(&b);
+			goto fail;
+		}
+		it->name = b.data;
 	}
 	if (rv != 0) {
 		goto fail;

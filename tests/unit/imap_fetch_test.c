@@ -180,6 +180,12 @@ static const struct fetch_case fetch_cases[] = {
      "NIL))\r\n",
 	0, 1, 0, -1, NULL, -1, -1, -1, 1, 0, NULL, "A <a@h>",
 	"G: \"B <b>\" <b@h>;", NULL, NULL, -1},
+    /* Raw 8-bit mailbox read as Latin-1; control bytes in a literal
+     * Message-ID become spaces: every string is clean UTF-8. */
+    {"* 1 FETCH (ENVELOPE (NIL NIL ((NIL NIL \"j\xf6rg\" \"h\")) NIL NIL NIL "
+     "NIL NIL NIL {6}\r\n<a\r\nb>))\r\n",
+	0, 1, 0, -1, NULL, -1, -1, -1, 1, 0, NULL, "j\xc3\xb6rg@h", NULL, NULL,
+	"<a  b>", -1},
 };
 
 static void
@@ -377,6 +383,8 @@ test_list_parse(void **state)
 	    /* Raw UTF-8 (not valid mUTF-7) is kept */
 	    {"* LIST () \".\" \"Entw\xc3\xbcrfe\"\r\n", 0, "Entw\xc3\xbcrfe",
 		"Entw\xc3\xbcrfe", '.', false, NULL},
+	    {"* LIST () \".\" \"Gel\xf6scht\"\r\n", 0, "Gel\xc3\xb6scht",
+		"Gel\xf6scht", '.', false, NULL},
 	    {"* LIST () \"/\"\r\n", ERR_PROTO, NULL, NULL, 0, false, NULL},
 	    {"* LIST \\Sent \"/\" x\r\n", ERR_PROTO, NULL, NULL, 0, false, NULL},
 	    {"* LIST () \"//\" x\r\n", ERR_PROTO, NULL, NULL, 0, false, NULL},
