@@ -66,6 +66,8 @@ class Pipeline:
         self.procs = {}
         self.logs = {}
         self.start("store")
+        wait_for(lambda: os.path.exists(os.path.join(self.dir, "control.sock")), 10,
+                 "the store to listen")
         self.start("scheduler")
         for i in range(workers):
             self.start("worker.%d" % (i + 1))
