@@ -106,6 +106,8 @@ service anvil {
 }
 $USERS
 mail_max_userip_connections = 1000
+# A throwaway test server: no fsync per message (seeding 100x faster).
+mail_fsync = never
 CONF
 	dovecot -c "$LAB/etc/dovecot.conf" </dev/null >>"$LAB/dovecot.stdout" 2>&1
 	for _ in $(seq 100); do
