@@ -26,8 +26,8 @@ is_quotable(unsigned char c)
 }
 
 int
-imap_append_astring(struct buf *b, const char *s, size_t len,
-    bool nonsync_literal)
+imap_append_astring(
+    struct buf *b, const char *s, size_t len, bool nonsync_literal)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t i, mark;
@@ -67,8 +67,8 @@ imap_append_astring(struct buf *b, const char *s, size_t len,
 		}
 		goto out;
 	}
-	n = snprintf(hdr, sizeof(hdr), "{%zu%s}\r\n", len,
-	    nonsync_literal ? "+" : "");
+	n = snprintf(
+	    hdr, sizeof(hdr), "{%zu%s}\r\n", len, nonsync_literal ? "+" : "");
 	if (n < 0 || (size_t)n >= sizeof(hdr)) {
 		return (ERR_INVAL);
 	}

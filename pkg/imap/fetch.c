@@ -23,11 +23,11 @@ static const struct {
 	const char *name;
 	uint32_t bit;
 } fetch_flag_bits[] = {
-    {"\\Seen", IMAP_FLAG_SEEN},
-    {"\\Answered", IMAP_FLAG_ANSWERED},
-    {"\\Flagged", IMAP_FLAG_FLAGGED},
-    {"\\Deleted", IMAP_FLAG_DELETED},
-    {"\\Draft", IMAP_FLAG_DRAFT},
+	{ "\\Seen", IMAP_FLAG_SEEN },
+	{ "\\Answered", IMAP_FLAG_ANSWERED },
+	{ "\\Flagged", IMAP_FLAG_FLAGGED },
+	{ "\\Deleted", IMAP_FLAG_DELETED },
+	{ "\\Draft", IMAP_FLAG_DRAFT },
 };
 
 void
@@ -278,7 +278,7 @@ static int
 format_addrs(const struct imap_tok *v, char **out_r)
 {
 	const struct imap_tok *a;
-	struct addr_state st = {false, false};
+	struct addr_state st = { false, false };
 	struct buf b;
 	size_t mark;
 	int rv = 0;
@@ -348,8 +348,8 @@ parse_envelope(const struct imap_tok *v, struct imap_fetch *f)
 	f->subject = f->from = f->to = f->cc = f->message_id = NULL;
 	f->date = 0;
 	date = nth(v, 0);
-	if (imap_tok_is_str(date) &&
-	    mime_parse_date(date->s, date->len, &t) == 0) {
+	if (imap_tok_is_str(date)
+	    && mime_parse_date(date->s, date->len, &t) == 0) {
 		f->date = t;
 	}
 	rv = decode_nstring(nth(v, 1), &f->subject);
@@ -398,9 +398,8 @@ param_has(const struct imap_tok *params, const char *key)
 	}
 	for (k = params->child; k != NULL && k->next != NULL; k = v->next) {
 		v = k->next;
-		if (!imap_tok_is_str(k) || !imap_tok_is_str(v) ||
-		    v->len == 0 || k->len < n ||
-		    strncasecmp(k->s, key, n) != 0) {
+		if (!imap_tok_is_str(k) || !imap_tok_is_str(v) || v->len == 0
+		    || k->len < n || strncasecmp(k->s, key, n) != 0) {
 			continue;
 		}
 		if (k->len == n) {
@@ -409,9 +408,8 @@ param_has(const struct imap_tok *params, const char *key)
 		if (k->s[n] != '*') {
 			continue;
 		}
-		for (i = n + 1; i < k->len && (k->s[i] >= '0' &&
-			k->s[i] <= '9'); i++) {
-		}
+		for (i = n + 1;
+		     i < k->len && (k->s[i] >= '0' && k->s[i] <= '9'); i++) { }
 		if (i == k->len || (i + 1 == k->len && k->s[i] == '*')) {
 			return (true);
 		}
@@ -426,10 +424,10 @@ find_disposition(const struct imap_tok *part)
 	const struct imap_tok *t = nth(part, 7);
 
 	for (; t != NULL; t = t->next) {
-		if (t->type == IMAP_TOK_LIST && t->nchild == 2 &&
-		    imap_tok_is_str(t->child) &&
-		    (t->child->next->type == IMAP_TOK_LIST ||
-			t->child->next->type == IMAP_TOK_NIL)) {
+		if (t->type == IMAP_TOK_LIST && t->nchild == 2
+		    && imap_tok_is_str(t->child)
+		    && (t->child->next->type == IMAP_TOK_LIST
+		        || t->child->next->type == IMAP_TOK_NIL)) {
 			return (t);
 		}
 	}
@@ -442,8 +440,8 @@ body_walk(const struct imap_tok *b, unsigned depth, bool *att)
 	const struct imap_tok *type, *sub, *disp, *c;
 	bool named, inline_text;
 
-	if (*att || depth > FETCH_MAX_BODY_DEPTH || b == NULL ||
-	    b->type != IMAP_TOK_LIST || b->child == NULL) {
+	if (*att || depth > FETCH_MAX_BODY_DEPTH || b == NULL
+	    || b->type != IMAP_TOK_LIST || b->child == NULL) {
 		return;
 	}
 	if (b->child->type == IMAP_TOK_LIST) {
@@ -458,8 +456,8 @@ body_walk(const struct imap_tok *b, unsigned depth, bool *att)
 	if (!imap_tok_is_str(type) || !imap_tok_is_str(sub)) {
 		return; /* too odd to judge */
 	}
-	if (imap_tok_is(type, "message") &&
-	    (imap_tok_is(sub, "rfc822") || imap_tok_is(sub, "global"))) {
+	if (imap_tok_is(type, "message")
+	    && (imap_tok_is(sub, "rfc822") || imap_tok_is(sub, "global"))) {
 		*att = true;
 		return;
 	}
@@ -468,11 +466,11 @@ body_walk(const struct imap_tok *b, unsigned depth, bool *att)
 		*att = true;
 		return;
 	}
-	named = param_has(sub->next, "name") ||
-	    (disp != NULL && param_has(disp->child->next, "filename"));
-	inline_text = imap_tok_is(type, "text") &&
-	    (imap_tok_is(sub, "plain") || imap_tok_is(sub, "html")) &&
-	    (disp == NULL || imap_tok_is(disp->child, "inline"));
+	named = param_has(sub->next, "name")
+	    || (disp != NULL && param_has(disp->child->next, "filename"));
+	inline_text = imap_tok_is(type, "text")
+	    && (imap_tok_is(sub, "plain") || imap_tok_is(sub, "html"))
+	    && (disp == NULL || imap_tok_is(disp->child, "inline"));
 	if (named && !inline_text) {
 		*att = true;
 	}
@@ -486,12 +484,12 @@ imap_fetch_parse(const struct imap_resp *resp, struct imap_fetch *f)
 	int rv = 0;
 
 	memset(f, 0, sizeof(*f));
-	if (resp == NULL || resp->name == NULL ||
-	    strcmp(resp->name, "FETCH") != 0) {
+	if (resp == NULL || resp->name == NULL
+	    || strcmp(resp->name, "FETCH") != 0) {
 		return (ERR_INVAL);
 	}
-	if (!resp->has_number || resp->args == NULL ||
-	    resp->args->type != IMAP_TOK_LIST) {
+	if (!resp->has_number || resp->args == NULL
+	    || resp->args->type != IMAP_TOK_LIST) {
 		return (ERR_PROTO);
 	}
 	f->seq = resp->number;
@@ -516,8 +514,8 @@ imap_fetch_parse(const struct imap_resp *resp, struct imap_fetch *f)
 			/* Unparseable dates are left out, not fatal. */
 			if (!imap_tok_is_str(v)) {
 				rv = ERR_PROTO;
-			} else if (mime_parse_internaldate(v->s, v->len,
-				       &t) == 0) {
+			} else if (mime_parse_internaldate(v->s, v->len, &t)
+			    == 0) {
 				f->internal_date = t;
 				f->has_internal_date = true;
 			}

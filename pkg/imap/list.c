@@ -14,41 +14,41 @@ static const struct {
 	const char *attr;
 	const char *role; /* NULL: known, but no role of ours */
 } list_attr_roles[] = {
-    {"\\Sent", "sent"},
-    {"\\Drafts", "drafts"},
-    {"\\Trash", "trash"},
-    {"\\Junk", "junk"},
-    {"\\Archive", "archive"},
-    {"\\All", NULL},
-    {"\\Flagged", NULL},
+	{ "\\Sent", "sent" },
+	{ "\\Drafts", "drafts" },
+	{ "\\Trash", "trash" },
+	{ "\\Junk", "junk" },
+	{ "\\Archive", "archive" },
+	{ "\\All", NULL },
+	{ "\\Flagged", NULL },
 };
 
 static const struct {
 	const char *name;
 	const char *role;
 } list_name_roles[] = {
-    {"INBOX", "inbox"},
-    {"Sent", "sent"},
-    {"Sent Items", "sent"},
-    {"Sent Messages", "sent"},
-    {"Sent Mail", "sent"},
-    {"Gesendet", "sent"},
-    {"Gesendete Elemente", "sent"},
-    {"Gesendete Objekte", "sent"},
-    {"Drafts", "drafts"},
-    {"Draft", "drafts"},
-    {"Entw\xc3\xbcrfe", "drafts"},
-    {"Trash", "trash"},
-    {"Deleted Items", "trash"},
-    {"Deleted Messages", "trash"},
-    {"Papierkorb", "trash"},
-    {"Junk", "junk"},
-    {"Junk E-mail", "junk"},
-    {"Junk Email", "junk"},
-    {"Spam", "junk"},
-    {"Archive", "archive"},
-    {"Archives", "archive"},
-    {"Archiv", "archive"},
+	{ "INBOX", "inbox" },
+	{ "Sent", "sent" },
+	{ "Sent Items", "sent" },
+	{ "Sent Messages", "sent" },
+	{ "Sent Mail", "sent" },
+	{ "Gesendet", "sent" },
+	{ "Gesendete Elemente", "sent" },
+	{ "Gesendete Objekte", "sent" },
+	{ "Drafts", "drafts" },
+	{ "Draft", "drafts" },
+	{ "Entw\xc3\xbcrfe", "drafts" },
+	{ "Trash", "trash" },
+	{ "Deleted Items", "trash" },
+	{ "Deleted Messages", "trash" },
+	{ "Papierkorb", "trash" },
+	{ "Junk", "junk" },
+	{ "Junk E-mail", "junk" },
+	{ "Junk Email", "junk" },
+	{ "Spam", "junk" },
+	{ "Archive", "archive" },
+	{ "Archives", "archive" },
+	{ "Archiv", "archive" },
 };
 
 const char *
@@ -62,8 +62,8 @@ imap_role_from_name(const char *name)
 	if (strcasecmp(name, "INBOX") == 0) {
 		return ("inbox");
 	}
-	if (strncasecmp(name, "INBOX", 5) == 0 &&
-	    (name[5] == '.' || name[5] == '/') && name[6] != '\0') {
+	if (strncasecmp(name, "INBOX", 5) == 0
+	    && (name[5] == '.' || name[5] == '/') && name[6] != '\0') {
 		name += 6;
 	}
 	for (i = 1; i < ARRAY_LEN(list_name_roles); i++) {
@@ -93,9 +93,9 @@ imap_list_parse(const struct imap_resp *resp, struct imap_list_item *it)
 	int rv;
 
 	memset(it, 0, sizeof(*it));
-	if (resp == NULL || resp->name == NULL ||
-	    (strcmp(resp->name, "LIST") != 0 &&
-		strcmp(resp->name, "LSUB") != 0)) {
+	if (resp == NULL || resp->name == NULL
+	    || (strcmp(resp->name, "LIST") != 0
+	        && strcmp(resp->name, "LSUB") != 0)) {
 		return (ERR_INVAL);
 	}
 	attrs = resp->args;
@@ -122,13 +122,13 @@ imap_list_parse(const struct imap_resp *resp, struct imap_list_item *it)
 		if (a->type != IMAP_TOK_ATOM) {
 			return (ERR_PROTO);
 		}
-		if (imap_tok_is(a, "\\Noselect") ||
-		    imap_tok_is(a, "\\NonExistent")) {
+		if (imap_tok_is(a, "\\Noselect")
+		    || imap_tok_is(a, "\\NonExistent")) {
 			it->noselect = true;
 		}
 		for (i = 0; i < ARRAY_LEN(list_attr_roles); i++) {
-			if (it->role == NULL &&
-			    imap_tok_is(a, list_attr_roles[i].attr)) {
+			if (it->role == NULL
+			    && imap_tok_is(a, list_attr_roles[i].attr)) {
 				it->role = list_attr_roles[i].role;
 			}
 		}

@@ -34,8 +34,8 @@ b64_val(unsigned char c)
 	return (-1);
 }
 
-static const char b64_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+static const char b64_chars[]
+    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
 /* Appends code point cp (valid, not a surrogate) as UTF-8 at *w. */
 static void
@@ -90,8 +90,9 @@ decode_shift(const char *in, size_t len, size_t *ip, char **w)
 				if (u < 0xdc00 || u > 0xdfff) {
 					return (ERR_PROTO);
 				}
-				put_utf8(w, 0x10000 + ((hi - 0xd800) << 10) +
-					(u - 0xdc00));
+				put_utf8(w,
+				    0x10000 + ((hi - 0xd800) << 10)
+				        + (u - 0xdc00));
 				hi = 0;
 			} else if (u >= 0xd800 && u <= 0xdbff) {
 				hi = u;
@@ -255,8 +256,8 @@ imap_utf7_encode(const char *in, size_t len, char **out_r)
 		if (cp >= 0x20 && cp <= 0x7e) {
 			if (shifted) {
 				if (nbits > 0) {
-					ch = b64_chars[(bits << (6 - nbits)) &
-					    0x3f];
+					ch = b64_chars[(bits << (6 - nbits))
+					    & 0x3f];
 					rv = buf_add(&b, &ch, 1);
 					if (rv != 0) {
 						goto fail;

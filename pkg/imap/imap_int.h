@@ -1,0 +1,61 @@
+/*
+ * imap_int.h: what parse.c (the scanner, which gathers one complete
+ * response) and tokenize.c (which turns it into the token tree) share.
+ * Not for use outside pkg/imap.
+ */
+#ifndef MAILSYNC_IMAP_INT_H
+#define MAILSYNC_IMAP_INT_H
+
+#include "imap/imap.h"
+
+#define IMAPI_TOK_BLOCK 256
+
+/* Tokens are allocated from a chain of these, reused response after
+ * response; at most limits.max_tokens are in use. */
+struct imapi_tok_block {
+	struct imapi_tok_block *next;
+	struct imap_tok t[IMAPI_TOK_BLOCK];
+};
+
+/* One open list while tokenizing. */
+struct imapi_frame {
+	struct imap_tok *list; /* NULL for the top level */
+	struct imap_tok **tail;
+	size_t open_off; /* offset of the '(' */
+};
+
+enum imapi_scan_state { IMAPI_SCAN_LINE, IMAPI_SCAN_LITERAL, IMAPI_SCAN_DONE };
+
+struct imap_parser {
+	struct imap_limits lim;
+	struct buf buf; /* the response being accumulated */
+	enum imapi_scan_state state;
+	size_t line_start; /* offset where the current line segment starts */
+	uint64_t lit_left; /* literal bytes still to read */
+	size_t term; /* offset of the final line terminator */
+
+	struct imapi_tok_block *blocks; /* arena */
+	struct imapi_tok_block *cur;
+	size_t cur_used;
+	size_t ntok;
+
+	struct imapi_frame *stack; /* grows up to max_depth + 1 */
+	size_t stack_cap;
+
+	struct imap_resp resp;
+	int err_code; /* sticky once set */
+	char err[256];
+};
+
+/* Records an error (text and code) in p; returns code. */
+int imapi_set_err(struct imap_parser *p, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* True for OK, NO, BAD, BYE, PREAUTH (any case). */
+bool imapi_is_status_word(const char *s, size_t n);
+
+/* Tokenizes the complete response in p->buf (final line terminator at
+ * p->term) into p->resp. 0 or an error recorded with imapi_set_err. */
+int imapi_tokenize(struct imap_parser *p);
+
+#endif
