@@ -286,6 +286,7 @@ wait_job(struct ctx *c, uint64_t job_id)
 	struct proto_msg req, rep;
 	nng_msg *raw = NULL;
 	struct proto_job_info last;
+	char *last_error = NULL;
 	bool have_last = false;
 	int ex = 0;
 
@@ -319,9 +320,11 @@ wait_job(struct ctx *c, uint64_t job_id)
 		if (ex != 0) {
 			goto done;
 		}
+		free(last_error);
+		last_error = proto_str_dup(rep.u.reply.jobs[0].last_error);
 		last = rep.u.reply.jobs[0];
 		last.account = proto_str_c(NULL);
-		last.last_error = proto_str_c(NULL);
+		last.last_error = proto_str_c(last_error);
 		have_last = true;
 		switch (rep.u.reply.jobs[0].state) {
 		case JOB_DONE:
@@ -342,13 +345,16 @@ wait_job(struct ctx *c, uint64_t job_id)
 		sleep_ms(POLL_INTERVAL_MS);
 	}
 	if (!have_last || ex == SUBMIT_EXIT_UNREACHABLE) {
+		free(last_error);
 		return (unreachable(c));
 	}
 	submit_print_wait(&last, NULL, true, wait_s, c->a->json);
+	free(last_error);
 	return (SUBMIT_EXIT_FAILED);
 done:
 	proto_msg_release(&rep);
 	ipc_msg_free(&raw);
+	free(last_error);
 	return (ex);
 }
 

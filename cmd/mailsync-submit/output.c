@@ -332,9 +332,14 @@ submit_print_wait(const struct proto_job_info *j,
 		return;
 	}
 	if (timed_out) {
-		printf("job %llu still running after %u s (state %s)\n",
+		printf("job %llu still running after %u s (state %s, %u "
+		       "attempts%s%s)\n",
 		    (unsigned long long)j->id, waited_s,
-		    proto_job_state_name(j->state));
+		    proto_job_state_name(j->state), j->attempts,
+		    j->last_error.len > 0 ? ", last error: " : "",
+		    j->last_error.len > 0
+		        ? show(err, sizeof(err), j->last_error)
+		        : "");
 	} else if (j->state == JOB_DONE) {
 		printf("job %llu done: %llu messages",
 		    (unsigned long long)j->id,
