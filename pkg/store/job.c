@@ -383,9 +383,17 @@ store_job_status(
 	return (store_jobs_fill(st, SQL_JOB_RECENT, true, limit, out));
 }
 
+/*
+ * The scheduler's clock for an account is the end of its last job, done
+ * or not (a failing account must wait its interval like any other), so
+ * take the later of the last success and the last finished job.
+ */
 static const char SQL_SCHED_ACCOUNTS[]
-    = "SELECT id, interval_s, last_sync_at, fail_streak FROM accounts"
-      " ORDER BY id";
+    = "SELECT a.id, a.interval_s,"
+      " MAX(COALESCE(a.last_sync_at, 0) * 1000,"
+      "     COALESCE((SELECT MAX(j.finished_at) FROM jobs j"
+      "               WHERE j.account_id = a.id), 0)),"
+      " a.fail_streak FROM accounts a ORDER BY a.id";
 
 int
 store_sched_state(struct store *st, struct store_out *out)
@@ -415,8 +423,7 @@ store_sched_state(struct store *st, struct store_out *out)
 		memset(sa, 0, sizeof(*sa));
 		sa->id = (uint64_t)sqlite3_column_int64(stmt, 0);
 		sa->interval_s = (uint32_t)sqlite3_column_int64(stmt, 1);
-		/* stored in seconds; the scheduler works in ms */
-		sa->last_sync_at = sqlite3_column_int64(stmt, 2) * 1000;
+		sa->last_sync_at = sqlite3_column_int64(stmt, 2);
 		sa->fail_streak = (uint32_t)sqlite3_column_int64(stmt, 3);
 	}
 	store_stmt_done(stmt);

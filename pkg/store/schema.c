@@ -105,7 +105,7 @@ static const struct store_migration store_migrations[] = {
 	    "  WHERE state = 'queued';"
 	    "CREATE UNIQUE INDEX jobs_one_leased ON jobs(account_id)"
 	    "  WHERE state = 'leased';"
-	    "CREATE INDEX jobs_account ON jobs(account_id);"
+	    "CREATE INDEX jobs_account ON jobs(account_id, finished_at);"
 	    "CREATE INDEX jobs_active ON jobs(state, due_at)"
 	    "  WHERE state IN ('queued', 'leased');"
 	    "CREATE TABLE job_batches ("
