@@ -26,6 +26,8 @@
 #define REPLY_TIMEOUT_MS 2000
 #define DRAIN_MAX 64 /* messages per socket per loop turn: fairness */
 #define POLL_MS 500
+#define WATCHDOG_PERIOD_MS 5000 /* listener probe interval */
+#define WATCHDOG_PROBE_MS 2000	/* time a fresh pipe may take */
 
 static volatile sig_atomic_t store_stop;
 
@@ -274,14 +276,24 @@ url_or_default(
 }
 
 static void
-open_socket(enum ipc_endpoint e, const char *url, nng_socket *s)
+open_socket(enum ipc_endpoint e, const char *url, nng_socket *s,
+    struct ipc_watchdog **w_r)
 {
+	nng_listener l;
 	char errbuf[256];
 	int rv;
 
-	rv = ipc_open(e, IPC_LISTEN, url, s, errbuf, sizeof(errbuf));
+	rv = ipc_open_ex(e, IPC_LISTEN, url, NULL, s, &l, errbuf,
+	    sizeof(errbuf));
 	if (rv != 0) {
 		fatalx("%s socket %s: %s", ipc_endpoint_name(e), url, errbuf);
+	}
+	/* Keep accepting new peers despite nng 1.5.2's ipc bug (ipc.h). */
+	rv = ipc_watchdog_start(*s, l, e, url, WATCHDOG_PERIOD_MS,
+	    WATCHDOG_PROBE_MS, w_r);
+	if (rv != 0) {
+		fatalx("%s socket %s: watchdog: %s", ipc_endpoint_name(e), url,
+		    err_str(rv));
 	}
 }
 
@@ -321,7 +333,9 @@ main(int argc, char **argv)
 	struct storeproc sp;
 	struct sigaction sa;
 	struct pollfd pfd[2];
+	struct ipc_watchdog *wd[3] = { NULL, NULL, NULL };
 	sigset_t mask, old;
+	size_t i;
 	bool verbose = false, check = false;
 	uint64_t v;
 	int c, rv, w;
@@ -417,9 +431,9 @@ main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &mask, &old);
-	open_socket(IPC_CONTROL, curl, &sp.control);
-	open_socket(IPC_RESULTS, rurl, &sp.results);
-	open_socket(IPC_EVENTS, eurl, &sp.events);
+	open_socket(IPC_CONTROL, curl, &sp.control, &wd[0]);
+	open_socket(IPC_RESULTS, rurl, &sp.results, &wd[1]);
+	open_socket(IPC_EVENTS, eurl, &sp.events, &wd[2]);
 	pfd[0].fd = recv_fd(sp.control, "control");
 	pfd[1].fd = recv_fd(sp.results, "results");
 	pfd[0].events = pfd[1].events = POLLIN;
@@ -441,6 +455,9 @@ main(int argc, char **argv)
 		drain(&sp, false);
 	}
 	log_info("event=stopping");
+	for (i = 0; i < ARRAY_LEN(wd); i++) {
+		ipc_watchdog_stop(&wd[i]);
+	}
 	nng_close(sp.control);
 	nng_close(sp.results);
 	nng_close(sp.events);

@@ -303,6 +303,14 @@ int
 ipc_open_tls(enum ipc_endpoint e, enum ipc_role role, const char *url,
     const struct ipc_tls *tls, nng_socket *s_r, char *errbuf, size_t errlen)
 {
+	return (ipc_open_ex(e, role, url, tls, s_r, NULL, errbuf, errlen));
+}
+
+int
+ipc_open_ex(enum ipc_endpoint e, enum ipc_role role, const char *url,
+    const struct ipc_tls *tls, nng_socket *s_r, nng_listener *l_r,
+    char *errbuf, size_t errlen)
+{
 	nng_socket s = NNG_SOCKET_INITIALIZER;
 	nng_listener l = NNG_LISTENER_INITIALIZER;
 	nng_dialer d = NNG_DIALER_INITIALIZER;
@@ -405,6 +413,9 @@ ipc_open_tls(enum ipc_endpoint e, enum ipc_role role, const char *url,
 		nng_tls_config_free(cfg); /* the endpoint holds a reference */
 	}
 	*s_r = s;
+	if (l_r != NULL) {
+		*l_r = l;
+	}
 	return (0);
 fail:
 	if (what != NULL) {

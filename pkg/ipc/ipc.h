@@ -50,6 +50,25 @@ int ipc_default_url(const char *dir, enum ipc_endpoint e, char *url,
 int ipc_open(enum ipc_endpoint e, enum ipc_role role, const char *url,
     nng_socket *s_r, char *errbuf, size_t errlen);
 
+/*
+ * nng 1.5.2's ipc:// listener stops accepting new pipes for good when a
+ * peer connects and goes away before the SP handshake (nng issue 1518;
+ * tcp:// is not affected). Any of our processes killed at the wrong
+ * instant could do that to the store. The watchdog guards one listener:
+ * every period_ms a thread dials url with a fresh socket of the peer
+ * protocol and waits probe_ms for s to add a new pipe; when it does not
+ * (twice), the listener is closed and re-created on s (established pipes
+ * are kept). It takes over s's NNG_PIPE_EV_ADD_POST notification. Not for IPC_JOBS: a probe puller could be handed a job.
+ * For non-ipc URLs it starts nothing and *w_r is NULL. *l is updated.
+ */
+struct ipc_watchdog;
+int ipc_watchdog_start(nng_socket s, nng_listener l, enum ipc_endpoint e,
+    const char *url, int period_ms, int probe_ms, struct ipc_watchdog **w_r);
+/* Stops the thread and frees *w (NULL is fine); sets *w to NULL. */
+void ipc_watchdog_stop(struct ipc_watchdog **w);
+/* How many times the watchdog re-created the listener. */
+unsigned ipc_watchdog_relistens(const struct ipc_watchdog *w);
+
 /* Encodes and sends m; timeout_ms < 0 blocks. Translates NNG_E* codes:
  * NNG_ETIMEDOUT -> ERR_TIMEOUT, closed -> ERR_CLOSED, others ERR_IO. */
 int ipc_send(nng_socket s, const struct proto_msg *m, int timeout_ms);
@@ -103,6 +122,13 @@ struct ipc_tls {
  */
 int ipc_open_tls(enum ipc_endpoint e, enum ipc_role role, const char *url,
     const struct ipc_tls *tls, nng_socket *s_r, char *errbuf, size_t errlen);
+
+/* As ipc_open_tls(); for IPC_LISTEN also returns the listener in *l_r
+ * (may be NULL), which ipc_watchdog_start() needs. */
+int ipc_open_ex(enum ipc_endpoint e, enum ipc_role role, const char *url,
+    const struct ipc_tls *tls, nng_socket *s_r, nng_listener *l_r,
+    char *errbuf, size_t errlen);
+
 
 /*
  * Wipes the body of *raw (it may hold a password) and frees it; *raw

@@ -152,6 +152,20 @@ class SyncTest(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
 
+    def test_07_store_survives_half_open_peers(self):
+        # A peer that connects and leaves before the nng handshake wedges
+        # an nng 1.5.2 ipc listener; the store's watchdog must recover.
+        import socket as so
+        for name in ("control.sock", "results.sock"):
+            s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+            s.connect(os.path.join(self.p.dir, name))
+            s.close()
+        time.sleep(0.2)
+        r = self.p.submit("--timeout", "30", "account", "list", check=0)
+        self.assertIn("alice", r.stdout)
+        self.p.submit("sync", "alice", "--wait", "--timeout", "60", check=0)
+
+
 class CliTest(unittest.TestCase):
     def run_submit(self, *args, d=None):
         d = d or "/nonexistent-mailsync-dir"
