@@ -9,6 +9,7 @@ if [ "$FLAVOUR" = release ]; then BIN=bin; else BIN=$B/bin; fi
 export MAILSYNC_BIN=$PWD/$BIN
 if [ "$FLAVOUR" = asan ]; then
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+	export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
 out=$(mktemp)

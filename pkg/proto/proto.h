@@ -70,7 +70,11 @@ enum proto_msg_type {
 };
 
 /* Job kinds and states, as strings on the wire and in SQLite. */
-enum proto_job_kind { JOB_KIND_SYNC = 0, JOB_KIND_DRAIN = 1 };
+enum proto_job_kind {
+	JOB_KIND_SYNC = 0,
+	JOB_KIND_DRAIN = 1,
+	JOB_KIND_FETCH_BODY = 2 /* one message's raw body, on demand */
+};
 enum proto_job_state {
 	JOB_QUEUED = 0, /* waiting to be leased (maybe with a due time) */
 	JOB_LEASED = 1, /* handed to a worker until lease_until */
@@ -111,6 +115,10 @@ struct proto_account_add {
 	struct proto_str tls_ca_pem; /* PEM text, or nil for system CAs */
 	bool starttls;
 	bool plaintext; /* explicit consent to send the password in clear */
+	/* Optional; nil = defaults. "none" | "all" | "recent:DAYS" */
+	struct proto_str bodies;
+	/* "password" (default) or "oauth2": password then holds a token */
+	struct proto_str auth;
 	uint32_t interval_s; /* 0: store default */
 };
 
@@ -122,6 +130,7 @@ struct proto_name {
 struct proto_job_submit {
 	struct proto_str account; /* account name */
 	uint8_t kind;		  /* enum proto_job_kind */
+	uint64_t message_id; /* JOB_KIND_FETCH_BODY: messages.id */
 };
 
 /* submit.job.status: job_id 0 asks for the most recent jobs. */
@@ -170,6 +179,13 @@ struct proto_job_run {
 	struct proto_str tls_ca_pem;
 	bool starttls;
 	bool plaintext;
+	struct proto_str auth;	 /* "password" (nil) or "oauth2" */
+	struct proto_str bodies; /* prefetch policy, nil = "none" */
+	uint64_t max_body;	 /* bytes; larger bodies get an error row */
+	/* JOB_KIND_FETCH_BODY: the message to fetch. */
+	struct proto_str target_mailbox;
+	uint32_t target_uidvalidity;
+	uint32_t target_uid;
 	struct proto_checkpoint *checkpoints;
 	size_t ncheckpoints;
 };
@@ -182,6 +198,9 @@ struct proto_mailbox_row {
 	struct proto_str remote_id; /* JMAP id; nil for IMAP */
 	uint32_t uidvalidity;
 	bool reset; /* UIDVALIDITY changed: drop this mailbox's rows first */
+	/* Renamed on the server: the store renames old_name's row (keeping
+	 * its messages) instead of creating a new one. nil otherwise. */
+	struct proto_str old_name;
 };
 
 /*
@@ -209,6 +228,43 @@ struct proto_message_row {
 	bool has_attachments;
 };
 
+/* Messages removed on the server. */
+enum proto_expunge_kind {
+	EXPUNGE_VANISHED = 0, /* `uids` are gone (QRESYNC VANISHED) */
+	EXPUNGE_PRESENT = 1   /* `uids` are all that exist below `below` */
+};
+struct proto_expunge_row {
+	struct proto_str mailbox;
+	uint8_t kind;	       /* enum proto_expunge_kind */
+	struct proto_str uids; /* IMAP sequence-set of UIDs: "1:4,9" */
+	uint32_t below;	       /* EXPUNGE_PRESENT only */
+};
+
+/* One attachment of a message (from BODYSTRUCTURE or JMAP). The full
+ * set of a message travels in the same batch as its full message row. */
+struct proto_attachment_row {
+	struct proto_str mailbox;
+	uint32_t uid;
+	struct proto_str part; /* IMAP part number "2", "1.3"; JMAP partId */
+	struct proto_str filename; /* RFC 2231/2047 decoded */
+	struct proto_str mime_type; /* lower-case "application/pdf" */
+	uint64_t size;		    /* encoded size in bytes */
+	struct proto_str disposition; /* "attachment" | "inline" | nil */
+	struct proto_str content_id;
+};
+
+/* A slice of a message's raw body; offsets are contiguous from 0. */
+struct proto_body_chunk {
+	struct proto_str mailbox;
+	uint32_t uid;
+	uint64_t offset;
+	struct proto_str data; /* raw bytes, at most PROTO_MAX_STR */
+	bool last;	       /* the body is complete after this chunk */
+	uint64_t total;	       /* total size, when known */
+	int32_t status;	       /* non-zero: no body (error says why) */
+	struct proto_str error;
+};
+
 /* worker.result.batch: one bounded slice of a job's results. */
 struct proto_batch {
 	uint64_t job_id;
@@ -218,6 +274,12 @@ struct proto_batch {
 	size_t nmailboxes;
 	struct proto_message_row *messages;
 	size_t nmessages;
+	struct proto_expunge_row *expunged;
+	size_t nexpunged;
+	struct proto_attachment_row *attachments;
+	size_t nattachments;
+	struct proto_body_chunk *bodies;
+	size_t nbodies;
 };
 
 /* worker.result.done: end of an attempt, success or failure. */

@@ -72,6 +72,8 @@ static const struct proto_field f_account_add[] = {
 	F_(proto_account_add, starttls, BOOL, OPT, 0),
 	F_(proto_account_add, plaintext, BOOL, OPT, 0),
 	F_(proto_account_add, interval_s, U32, OPT, 0),
+	F_(proto_account_add, bodies, STR, OPT, MAX_PROTO),
+	F_(proto_account_add, auth, STR, OPT, MAX_PROTO),
 };
 TABLE_(t_account_add, proto_account_add, f_account_add);
 
@@ -82,7 +84,8 @@ TABLE_(t_name, proto_name, f_name);
 
 static const struct proto_field f_job_submit[] = {
 	F_(proto_job_submit, account, STR, REQ, MAX_NAME),
-	F_(proto_job_submit, kind, U8, OPT, JOB_KIND_DRAIN),
+	F_(proto_job_submit, kind, U8, OPT, JOB_KIND_FETCH_BODY),
+	F_(proto_job_submit, message_id, U64, OPT, 0),
 };
 TABLE_(t_job_submit, proto_job_submit, f_job_submit);
 
@@ -96,7 +99,7 @@ static const struct proto_field f_job_info[] = {
 	F_(proto_job_info, id, U64, REQ, 0),
 	F_(proto_job_info, account_id, U64, OPT, 0),
 	F_(proto_job_info, account, STR, OPT, MAX_NAME),
-	F_(proto_job_info, kind, U8, OPT, JOB_KIND_DRAIN),
+	F_(proto_job_info, kind, U8, OPT, JOB_KIND_FETCH_BODY),
 	F_(proto_job_info, state, U8, OPT, JOB_DEAD),
 	F_(proto_job_info, priority, U8, OPT, PRIO_USER),
 	F_(proto_job_info, attempts, U32, OPT, 0),
@@ -120,7 +123,7 @@ TABLE_(t_checkpoint, proto_checkpoint, f_checkpoint);
 static const struct proto_field f_job_run[] = {
 	F_(proto_job_run, job_id, U64, REQ, 0),
 	F_(proto_job_run, attempt, U32, REQ, 0),
-	F_(proto_job_run, kind, U8, OPT, JOB_KIND_DRAIN),
+	F_(proto_job_run, kind, U8, OPT, JOB_KIND_FETCH_BODY),
 	F_(proto_job_run, lease_until, I64, REQ, 0),
 	F_(proto_job_run, account_id, U64, REQ, 0),
 	F_(proto_job_run, account, STR, OPT, MAX_NAME),
@@ -131,6 +134,12 @@ static const struct proto_field f_job_run[] = {
 	F_(proto_job_run, tls_ca_pem, STR, OPT, 0),
 	F_(proto_job_run, starttls, BOOL, OPT, 0),
 	F_(proto_job_run, plaintext, BOOL, OPT, 0),
+	F_(proto_job_run, auth, STR, OPT, MAX_PROTO),
+	F_(proto_job_run, bodies, STR, OPT, MAX_PROTO),
+	F_(proto_job_run, max_body, U64, OPT, 0),
+	F_(proto_job_run, target_mailbox, STR, OPT, MAX_SHORT),
+	F_(proto_job_run, target_uidvalidity, U32, OPT, 0),
+	F_(proto_job_run, target_uid, U32, OPT, 0),
 	FA_(proto_job_run, checkpoints, STRUCT_ARRAY, &t_checkpoint, OPT, 0),
 };
 TABLE_(t_job_run, proto_job_run, f_job_run);
@@ -142,6 +151,7 @@ static const struct proto_field f_mailbox_row[] = {
 	F_(proto_mailbox_row, remote_id, STR, OPT, MAX_SHORT),
 	F_(proto_mailbox_row, uidvalidity, U32, OPT, 0),
 	F_(proto_mailbox_row, reset, BOOL, OPT, 0),
+	F_(proto_mailbox_row, old_name, STR, OPT, MAX_SHORT),
 };
 TABLE_(t_mailbox_row, proto_mailbox_row, f_mailbox_row);
 
@@ -165,12 +175,48 @@ static const struct proto_field f_message_row[] = {
 };
 TABLE_(t_message_row, proto_message_row, f_message_row);
 
+static const struct proto_field f_expunge_row[] = {
+	F_(proto_expunge_row, mailbox, STR, REQ, MAX_SHORT),
+	F_(proto_expunge_row, kind, U8, OPT, EXPUNGE_PRESENT),
+	F_(proto_expunge_row, uids, STR, OPT, 0),
+	F_(proto_expunge_row, below, U32, OPT, 0),
+};
+TABLE_(t_expunge_row, proto_expunge_row, f_expunge_row);
+
+static const struct proto_field f_attachment_row[] = {
+	F_(proto_attachment_row, mailbox, STR, REQ, MAX_SHORT),
+	F_(proto_attachment_row, uid, U32, REQ, 0),
+	F_(proto_attachment_row, part, STR, REQ, MAX_SHORT),
+	F_(proto_attachment_row, filename, STR, OPT, MAX_HEADER),
+	F_(proto_attachment_row, mime_type, STR, OPT, MAX_SHORT),
+	F_(proto_attachment_row, size, U64, OPT, 0),
+	F_(proto_attachment_row, disposition, STR, OPT, MAX_SHORT),
+	F_(proto_attachment_row, content_id, STR, OPT, MAX_SHORT),
+};
+TABLE_(t_attachment_row, proto_attachment_row, f_attachment_row);
+
+static const struct proto_field f_body_chunk[] = {
+	F_(proto_body_chunk, mailbox, STR, REQ, MAX_SHORT),
+	F_(proto_body_chunk, uid, U32, REQ, 0),
+	F_(proto_body_chunk, offset, U64, OPT, 0),
+	F_(proto_body_chunk, data, STR, OPT, 0),
+	F_(proto_body_chunk, last, BOOL, OPT, 0),
+	F_(proto_body_chunk, total, U64, OPT, 0),
+	F_(proto_body_chunk, status, I32, OPT, 0),
+	F_(proto_body_chunk, error, STR, OPT, MAX_ERROR),
+};
+TABLE_(t_body_chunk, proto_body_chunk, f_body_chunk);
+
 static const struct proto_field f_batch[] = {
 	F_(proto_batch, job_id, U64, REQ, 0),
 	F_(proto_batch, attempt, U32, REQ, 0),
 	F_(proto_batch, seq, U32, REQ, 0),
 	FA_(proto_batch, mailboxes, STRUCT_ARRAY, &t_mailbox_row, OPT, 0),
 	FA_(proto_batch, messages, STRUCT_ARRAY, &t_message_row, OPT, 0),
+	FA_(proto_batch, expunged, STRUCT_ARRAY, &t_expunge_row, OPT, 0),
+	FA_(proto_batch, attachments, STRUCT_ARRAY, &t_attachment_row, OPT,
+	    0),
+	FA_(proto_batch, bodies, STRUCT_ARRAY, &t_body_chunk, OPT, 0),
 };
 TABLE_(t_batch, proto_batch, f_batch);
 
@@ -190,7 +236,7 @@ TABLE_(t_done, proto_done, f_done);
 
 static const struct proto_field f_job_create[] = {
 	F_(proto_job_create, account_id, U64, REQ, 0),
-	F_(proto_job_create, kind, U8, OPT, JOB_KIND_DRAIN),
+	F_(proto_job_create, kind, U8, OPT, JOB_KIND_FETCH_BODY),
 	F_(proto_job_create, priority, U8, OPT, PRIO_USER),
 	F_(proto_job_create, due_at, I64, OPT, 0),
 };
@@ -329,7 +375,8 @@ proto_str_dup(struct proto_str s)
 	return (xstrndup(s.p, s.len));
 }
 
-static const char *const job_kind_names[] = { "sync", "drain" };
+static const char *const job_kind_names[] = { "sync", "drain",
+	"fetch_body" };
 static const char *const job_state_names[]
     = { "queued", "leased", "done", "failed", "dead" };
 

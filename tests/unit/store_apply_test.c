@@ -58,7 +58,7 @@ three_rows(struct three *t, uint64_t job, uint32_t attempt, uint32_t seq)
 	t->m[0] = row("INBOX", 1, PROTO_FLAG_SEEN, "one");
 	t->m[1] = row("INBOX", 2, 0, "two");
 	t->m[2] = row("INBOX", 3, PROTO_FLAG_FLAGGED, "three");
-	t->b = (struct proto_batch) { job, attempt, seq, t->mb, 1, t->m, 3 };
+	t->b = (struct proto_batch) { .job_id = job, .attempt = attempt, .seq = seq, .mailboxes = t->mb, .nmailboxes = 1, .messages = t->m, .nmessages = 3 };
 }
 
 /* An empty batch (lease renewal only). */
@@ -66,7 +66,7 @@ static int
 empty_batch(
     struct fx *f, uint64_t job, uint32_t attempt, uint32_t seq, int64_t now)
 {
-	struct proto_batch b = { job, attempt, seq, NULL, 0, NULL, 0 };
+	struct proto_batch b = { .job_id = job, .attempt = attempt, .seq = seq, .mailboxes = NULL, .nmailboxes = 0, .messages = NULL, .nmessages = 0 };
 
 	return (store_apply_batch(f->st, &b, now, fx_out(f)));
 }
@@ -166,7 +166,7 @@ test_batch_flag_only_rows(void **state)
 	fl[0].modseq = 99;
 	fl[1] = fl[0];
 	fl[1].uid = 77; /* absent: ignored */
-	b = (struct proto_batch) { j, 1, 2, NULL, 0, fl, 2 };
+	b = (struct proto_batch) { .job_id = j, .attempt = 1, .seq = 2, .mailboxes = NULL, .nmailboxes = 0, .messages = fl, .nmessages = 2 };
 	assert_int_equal(store_apply_batch(f->st, &b, T0, fx_out(f)), 0);
 	assert_int_equal(fx_q(f,
 	                     "SELECT seen + deleted FROM messages WHERE "
@@ -353,7 +353,7 @@ test_done_success(void **state)
 	struct proto_mailbox_row old = { .name = { "Old", 3 } };
 	struct proto_checkpoint cp = { S("INBOX"), 100, 4, 777 };
 	struct proto_str keep[] = { S("INBOX") };
-	struct proto_job_submit js = { S("a"), JOB_KIND_SYNC };
+	struct proto_job_submit js = { .account = S("a"), .kind = JOB_KIND_SYNC };
 	struct proto_batch b;
 	struct proto_message_row m;
 	struct proto_done d;
@@ -369,7 +369,7 @@ test_done_success(void **state)
 	three_rows(&t, j, 1, 1);
 	assert_int_equal(store_apply_batch(f->st, &t.b, T0, fx_out(f)), 0);
 	m = row("Old", 5, 0, "old");
-	b = (struct proto_batch) { j, 1, 2, &old, 1, &m, 1 };
+	b = (struct proto_batch) { .job_id = j, .attempt = 1, .seq = 2, .mailboxes = &old, .nmailboxes = 1, .messages = &m, .nmessages = 1 };
 	assert_int_equal(store_apply_batch(f->st, &b, T0, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM mailboxes"), 2);
 	/* checkpoints have not moved yet */
@@ -507,7 +507,7 @@ test_done_failure_never_and_dead(void **state)
 	    1);
 
 	/* max_attempts (3 in the fixture): transient failures -> dead */
-	struct proto_job_submit js = { S("a"), JOB_KIND_SYNC };
+	struct proto_job_submit js = { .account = S("a"), .kind = JOB_KIND_SYNC };
 	assert_int_equal(store_job_submit(f->st, &js, T0, fx_out(f)), 0);
 	j = f->out.reply.id;
 	for (uint32_t a = 1; a <= 3; a++) {
@@ -581,7 +581,7 @@ test_batch_reset(void **state)
 {
 	struct fx *f = *state;
 	struct proto_checkpoint cp = { S("INBOX"), 100, 4, 777 };
-	struct proto_job_submit js = { S("a"), JOB_KIND_SYNC };
+	struct proto_job_submit js = { .account = S("a"), .kind = JOB_KIND_SYNC };
 	struct proto_mailbox_row mb;
 	struct proto_message_row m;
 	struct proto_batch b;
@@ -604,7 +604,7 @@ test_batch_reset(void **state)
 	mb.uidvalidity = 200;
 	mb.reset = true;
 	m = row("INBOX", 1, 0, "new one");
-	b = (struct proto_batch) { j, 1, 1, &mb, 1, &m, 1 };
+	b = (struct proto_batch) { .job_id = j, .attempt = 1, .seq = 1, .mailboxes = &mb, .nmailboxes = 1, .messages = &m, .nmessages = 1 };
 	assert_int_equal(store_apply_batch(f->st, &b, T0 + 3, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 1);
 	assert_int_equal(fx_q(f, "SELECT uidvalidity FROM mailboxes"), 200);
@@ -616,9 +616,9 @@ test_batch_reset(void **state)
 	    1);
 	/* the reset batch replayed (duplicate) deletes nothing more */
 	m = row("INBOX", 2, 0, "new two");
-	b = (struct proto_batch) { j, 1, 2, NULL, 0, &m, 1 };
+	b = (struct proto_batch) { .job_id = j, .attempt = 1, .seq = 2, .mailboxes = NULL, .nmailboxes = 0, .messages = &m, .nmessages = 1 };
 	assert_int_equal(store_apply_batch(f->st, &b, T0 + 4, fx_out(f)), 0);
-	b = (struct proto_batch) { j, 1, 1, &mb, 1, &m, 1 };
+	b = (struct proto_batch) { .job_id = j, .attempt = 1, .seq = 1, .mailboxes = &mb, .nmailboxes = 1, .messages = &m, .nmessages = 1 };
 	assert_int_equal(store_apply_batch(f->st, &b, T0 + 5, fx_out(f)), 0);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 2);
 }

@@ -28,7 +28,7 @@ static void
 test_busy_write_lock(void **state)
 {
 	struct fx *f = *state;
-	struct proto_job_submit js = { S("a"), JOB_KIND_SYNC };
+	struct proto_job_submit js = { .account = S("a"), .kind = JOB_KIND_SYNC };
 	struct proto_job_lease jl;
 	sqlite3 *db = NULL;
 	uint64_t acct, j;
@@ -74,7 +74,7 @@ test_batch_aborted_midway(void **state)
 		m[i].full = true;
 		m[i].subject = S("s");
 	}
-	b = (struct proto_batch) { j, 1, 1, &mb, 1, m, 3 };
+	b = (struct proto_batch) { .job_id = j, .attempt = 1, .seq = 1, .mailboxes = &mb, .nmailboxes = 1, .messages = m, .nmessages = 3 };
 	/* the third row's insert fails, after the mailbox and two rows */
 	assert_int_equal(fx_exec(f,
 	                     "CREATE TRIGGER boom BEFORE INSERT ON "
@@ -111,7 +111,7 @@ test_done_aborted_midway(void **state)
 	uint64_t j;
 
 	j = leased_job(f);
-	b = (struct proto_batch) { j, 1, 1, &mb, 1, NULL, 0 };
+	b = (struct proto_batch) { .job_id = j, .attempt = 1, .seq = 1, .mailboxes = &mb, .nmailboxes = 1, .messages = NULL, .nmessages = 0 };
 	assert_int_equal(store_apply_batch(f->st, &b, T0, fx_out(f)), 0);
 	memset(&d, 0, sizeof(d));
 	d.job_id = j;

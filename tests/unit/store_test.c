@@ -62,7 +62,9 @@ test_schema_newer_refused(void **state)
 	assert_non_null(strstr(err, "version 99 is newer"));
 	/* untouched: still 99, tables intact */
 	assert_int_equal(fx_q(f, "PRAGMA user_version"), 99);
-	assert_int_equal(fx_exec(f, "PRAGMA user_version = 1"), SQLITE_OK);
+	assert_int_equal(fx_exec(f, "PRAGMA user_version = "
+				    "2" /* STORE_SCHEMA_VERSION */),
+	    SQLITE_OK);
 	fx_open(f);
 }
 
@@ -261,8 +263,8 @@ test_job_submit_coalesce(void **state)
 {
 	struct fx *f = *state;
 	uint64_t acct, j1;
-	struct proto_job_submit js = { S("a"), JOB_KIND_SYNC };
-	struct proto_job_submit bad = { S("zz"), JOB_KIND_SYNC };
+	struct proto_job_submit js = { .account = S("a"), .kind = JOB_KIND_SYNC };
+	struct proto_job_submit bad = { .account = S("zz"), .kind = JOB_KIND_SYNC };
 	struct proto_job_create jc;
 
 	acct = fx_account(f, "a");
@@ -333,7 +335,7 @@ static void
 test_submit_while_leased(void **state)
 {
 	struct fx *f = *state;
-	struct proto_job_submit js = { S("a"), JOB_KIND_SYNC };
+	struct proto_job_submit js = { .account = S("a"), .kind = JOB_KIND_SYNC };
 	struct proto_job_create jc;
 	uint64_t acct, j1;
 
@@ -507,7 +509,7 @@ test_retry_joins_queued(void **state)
 {
 	struct fx *f = *state;
 	struct proto_job_retry jr;
-	struct proto_job_submit js = { S("a"), JOB_KIND_SYNC };
+	struct proto_job_submit js = { .account = S("a"), .kind = JOB_KIND_SYNC };
 	uint64_t acct, j1, j2;
 
 	acct = fx_account(f, "a");
