@@ -146,10 +146,11 @@ class SyncTest(unittest.TestCase):
                                       timeout=5).read().decode()
         self.assertIn("mailsync_jobs_emitted_total", body)
         self.assertIn("mailsync_job_duration_seconds_bucket", body)
+        # scripts/deps.sh installs Debian's prometheus package for promtool.
         promtool = subprocess.run(["which", "promtool"], capture_output=True, text=True).stdout.strip()
-        if promtool:
-            r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, text=True)
-            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertTrue(promtool, "promtool missing: run scripts/deps.sh")
+        r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
 
     def test_07_store_survives_half_open_peers(self):
