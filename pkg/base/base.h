@@ -128,6 +128,8 @@ char *xstrndup(const char *s, size_t n);
 void mem_wipe(void *p, size_t n);
 /* Parses a decimal unsigned integer with bounds; ERR_INVAL if malformed. */
 int parse_u64(const char *s, uint64_t max, uint64_t *v_r);
+/* Value of a hexadecimal digit (either case), or -1. */
+int hex_digit_val(char c);
 /* Copies s into dst of size n, always terminated; ERR_TOOBIG if cut. */
 int strlcpy_checked(char *dst, const char *s, size_t n);
 

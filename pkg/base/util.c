@@ -101,3 +101,18 @@ strlcpy_checked(char *dst, const char *s, size_t n)
 	memcpy(dst, s, len + 1);
 	return (ERR_OK);
 }
+
+int
+hex_digit_val(char c)
+{
+	if (c >= '0' && c <= '9') {
+		return (c - '0');
+	}
+	if (c >= 'A' && c <= 'F') {
+		return (c - 'A' + 10);
+	}
+	if (c >= 'a' && c <= 'f') {
+		return (c - 'a' + 10);
+	}
+	return (-1);
+}

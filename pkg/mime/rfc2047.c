@@ -52,21 +52,6 @@ rfc2047_is_wsp(char c)
 }
 
 static int
-rfc2047_hexval(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return (c - '0');
-	}
-	if (c >= 'A' && c <= 'F') {
-		return (c - 'A' + 10);
-	}
-	if (c >= 'a' && c <= 'f') {
-		return (c - 'a' + 10);
-	}
-	return (-1);
-}
-
-static int
 rfc2047_b64val(char c)
 {
 	if (c >= 'A' && c <= 'Z') {
@@ -152,8 +137,8 @@ rfc2047_decode_q(const char *t, size_t n, struct buf *out)
 			if (n - i < 3) {
 				return (ERR_INVAL);
 			}
-			hi = rfc2047_hexval(t[i + 1]);
-			lo = rfc2047_hexval(t[i + 2]);
+			hi = hex_digit_val(t[i + 1]);
+			lo = hex_digit_val(t[i + 2]);
 			if (hi < 0 || lo < 0) {
 				return (ERR_INVAL);
 			}

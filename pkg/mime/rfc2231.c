@@ -16,21 +16,6 @@
 #include "base/base.h"
 #include "mime/mime.h"
 
-static int
-rfc2231_hexval(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return (c - '0');
-	}
-	if (c >= 'A' && c <= 'F') {
-		return (c - 'A' + 10);
-	}
-	if (c >= 'a' && c <= 'f') {
-		return (c - 'a' + 10);
-	}
-	return (-1);
-}
-
 /* Percent-decodes s[0..n) into out. */
 static int
 rfc2231_unescape(const char *s, size_t n, struct buf *out)
@@ -42,8 +27,8 @@ rfc2231_unescape(const char *s, size_t n, struct buf *out)
 	for (i = 0; i < n; i++) {
 		c = s[i];
 		if (c == '%' && n - i >= 3) {
-			hi = rfc2231_hexval(s[i + 1]);
-			lo = rfc2231_hexval(s[i + 2]);
+			hi = hex_digit_val(s[i + 1]);
+			lo = hex_digit_val(s[i + 2]);
 			if (hi >= 0 && lo >= 0) {
 				c = (char)(hi << 4 | lo);
 				i += 2;
