@@ -784,6 +784,8 @@ main(int argc, char **argv)
 	struct config cfg;
 	struct sched s;
 	struct sigaction sa;
+	struct ipc_watchdog *wd = NULL;
+	nng_listener jobs_l;
 	char err[256];
 	int rv;
 
@@ -838,10 +840,16 @@ main(int argc, char **argv)
 	if (rv != 0) {
 		fatalx("events %s: %s", cfg.events, err);
 	}
-	rv = ipc_open(
-	    IPC_JOBS, IPC_LISTEN, cfg.jobs, &s.push, err, sizeof(err));
+	rv = ipc_open_ex(IPC_JOBS, IPC_LISTEN, cfg.jobs, NULL, &s.push,
+	    &jobs_l, err, sizeof(err));
 	if (rv != 0) {
 		fatalx("jobs %s: %s", cfg.jobs, err);
+	}
+	/* New workers must always get in despite nng 1.5.2's ipc bug. */
+	rv = ipc_watchdog_start(s.push, jobs_l, IPC_JOBS, cfg.jobs, 5000,
+	    2000, &wd);
+	if (rv != 0) {
+		fatalx("jobs %s: watchdog: %s", cfg.jobs, err_str(rv));
 	}
 	log_info("started control=%s events=%s jobs=%s metrics=%s "
 	         "max_inflight=%u lease_s=%lld max_attempts=%u",
@@ -854,6 +862,7 @@ main(int argc, char **argv)
 
 	log_info("stopping");
 	metrics_http_stop(&s.http);
+	ipc_watchdog_stop(&wd);
 	nng_close(s.push);
 	nng_close(s.sub);
 	nng_close(s.ctl);

@@ -55,11 +55,13 @@ int ipc_open(enum ipc_endpoint e, enum ipc_role role, const char *url,
  * peer connects and goes away before the SP handshake (nng issue 1518;
  * tcp:// is not affected). Any of our processes killed at the wrong
  * instant could do that to the store. The watchdog guards one listener:
- * every period_ms a thread dials url with a fresh socket of the peer
- * protocol and waits probe_ms for s to add a new pipe; when it does not
- * (twice), the listener is closed and re-created on s (established pipes
- * are kept). It takes over s's NNG_PIPE_EV_ADD_POST notification. Not for IPC_JOBS: a probe puller could be handed a job.
- * For non-ipc URLs it starts nothing and *w_r is NULL. *l is updated.
+ * every period_ms a thread dials url with a probe socket of s's own
+ * protocol (refused as a peer after the handshake, so it never receives a
+ * job, request or event) and waits probe_ms for s to finish a handshake;
+ * when it does not (twice), the listener is closed and re-created on s
+ * (established pipes are kept). It takes over s's NNG_PIPE_EV_ADD_PRE
+ * notification.
+ * For non-ipc URLs it starts nothing and *w_r is NULL.
  */
 struct ipc_watchdog;
 int ipc_watchdog_start(nng_socket s, nng_listener l, enum ipc_endpoint e,

@@ -8,12 +8,15 @@
  * the store off from every later peer. tcp:// is not affected.
  *
  * The watchdog is one thread per guarded listener. It counts the pipes
- * the guarded socket adds (NNG_PIPE_EV_ADD_POST on that socket: the
- * dialer's side of a handshake can finish while the wedged listener's
- * never does, so only the listener's own count is evidence). Each period
- * it dials the URL with a probe socket of the peer protocol and waits for
- * the count to move. No new pipe within probe_ms, twice, means the
- * listener is wedged: it is closed and listened again on the same socket.
+ * whose handshake the guarded socket finished (NNG_PIPE_EV_ADD_PRE on that
+ * socket: the dialer's side of a handshake can finish while the wedged
+ * listener's never does, so only the listener's own count is evidence).
+ * Each period it dials the URL with a probe socket of the guarded
+ * socket's OWN protocol: the handshake completes (ADD_PRE fires) and the
+ * protocol then refuses the pipe before ADD_POST, so a probe never becomes
+ * a peer: it is never handed a job, a request or an event. No handshake
+ * within probe_ms, twice, means the listener is wedged: it is closed and
+ * listened again on the same socket.
  *
  * nng functions are thread-safe; the owner thread never sees this one
  * except through the relisten counter.
@@ -29,8 +32,8 @@
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/pull.h>
 #include <nng/protocol/pipeline0/push.h>
-#include <nng/protocol/pubsub0/sub.h>
-#include <nng/protocol/reqrep0/req.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/reqrep0/rep.h>
 
 #include "base/base.h"
 #include "ipc.h"
@@ -48,7 +51,7 @@ struct ipc_watchdog {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
-	uint64_t added; /* pipes the guarded socket added (under mu) */
+	uint64_t added; /* handshakes the guarded socket finished (mu) */
 	unsigned relistens;
 };
 
@@ -77,16 +80,19 @@ deadline_in(struct timespec *ts, int ms)
 	}
 }
 
+/* A probe speaks the listener's own protocol, which refuses it as a peer. */
 static int
-open_peer(enum ipc_endpoint e, nng_socket *p)
+open_probe(enum ipc_endpoint e, nng_socket *p)
 {
 	switch (e) {
 	case IPC_CONTROL:
-		return (nng_req0_open(p));
+		return (nng_rep0_open(p));
 	case IPC_RESULTS:
-		return (nng_push0_open(p));
+		return (nng_pull0_open(p));
 	case IPC_EVENTS:
-		return (nng_sub0_open(p));
+		return (nng_pub0_open(p));
+	case IPC_JOBS:
+		return (nng_push0_open(p));
 	default:
 		return (NNG_ENOTSUP);
 	}
@@ -102,7 +108,7 @@ probe_ok(struct ipc_watchdog *w)
 	uint64_t before;
 	bool ok;
 
-	if (open_peer(w->e, &p) != 0) {
+	if (open_probe(w->e, &p) != 0) {
 		return (true);
 	}
 	pthread_mutex_lock(&w->mu);
@@ -188,7 +194,8 @@ ipc_watchdog_start(nng_socket s, nng_listener l, enum ipc_endpoint e,
 	if (strncmp(url, "ipc://", 6) != 0) {
 		return (ERR_OK); /* only ipc:// has the bug */
 	}
-	if (e == IPC_JOBS || period_ms <= 0 || probe_ms <= 0 ||
+	if ((int)e < 0 || e >= IPC_ENDPOINT_COUNT || period_ms <= 0 ||
+	    probe_ms <= 0 ||
 	    strlen(url) >= WATCHDOG_URL_MAX) {
 		return (ERR_INVAL);
 	}
@@ -204,8 +211,8 @@ ipc_watchdog_start(nng_socket s, nng_listener l, enum ipc_endpoint e,
 	w->probe_ms = probe_ms;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
-	/* The watchdog owns ADD_POST notifications of the guarded socket. */
-	if (nng_pipe_notify(s, NNG_PIPE_EV_ADD_POST, guarded_added, w) != 0 ||
+	/* The watchdog owns ADD_PRE notifications of the guarded socket. */
+	if (nng_pipe_notify(s, NNG_PIPE_EV_ADD_PRE, guarded_added, w) != 0 ||
 	    pthread_create(&w->thread, NULL, watchdog_main, w) != 0) {
 		pthread_mutex_destroy(&w->mu);
 		pthread_cond_destroy(&w->cv);

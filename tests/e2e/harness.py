@@ -69,6 +69,8 @@ class Pipeline:
         wait_for(lambda: os.path.exists(os.path.join(self.dir, "control.sock")), 10,
                  "the store to listen")
         self.start("scheduler")
+        wait_for(lambda: os.path.exists(os.path.join(self.dir, "jobs.sock")), 10,
+                 "the scheduler to listen")
         for i in range(workers):
             self.start("worker.%d" % (i + 1))
 

@@ -157,13 +157,18 @@ class SyncTest(unittest.TestCase):
         # A peer that connects and leaves before the nng handshake wedges
         # an nng 1.5.2 ipc listener; the store's watchdog must recover.
         import socket as so
-        for name in ("control.sock", "results.sock"):
+        for name in ("control.sock", "results.sock", "jobs.sock"):
             s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
             s.connect(os.path.join(self.p.dir, name))
             s.close()
         time.sleep(0.2)
         r = self.p.submit("--timeout", "30", "account", "list", check=0)
         self.assertIn("alice", r.stdout)
+        self.p.submit("sync", "alice", "--wait", "--timeout", "60", check=0)
+        # A worker started after the wedge must still be handed jobs.
+        for w in self.p.workers():
+            self.p.kill(w, signal.SIGKILL)
+            self.p.restart(w)
         self.p.submit("sync", "alice", "--wait", "--timeout", "60", check=0)
 
 

@@ -102,7 +102,7 @@ test_watchdog_recovers_wedged_listener(void **state)
 }
 
 static void
-test_watchdog_not_for_tcp_or_jobs(void **state)
+test_watchdog_not_for_tcp_or_bad_endpoint(void **state)
 {
 	struct ipc_watchdog *w = (struct ipc_watchdog *)1;
 	nng_socket s = NNG_SOCKET_INITIALIZER;
@@ -113,10 +113,60 @@ test_watchdog_not_for_tcp_or_jobs(void **state)
 			     "tcp://127.0.0.1:1", 100, 100, &w),
 	    0);
 	assert_null(w);
-	assert_int_equal(ipc_watchdog_start(s, l, IPC_JOBS,
+	assert_int_equal(ipc_watchdog_start(s, l, IPC_ENDPOINT_COUNT,
 			     "ipc:///tmp/x.sock", 100, 100, &w),
 	    ERR_INVAL);
 	ipc_watchdog_stop(&w);
+}
+
+/* Probes of a jobs listener must never be handed a job. */
+static void
+test_probes_never_take_jobs(void **state)
+{
+	char dir[] = "/tmp/mailsync-wdXXXXXX", url[128];
+	struct ipc_watchdog *w = NULL;
+	struct proto_msg m, got;
+	nng_socket push, pull;
+	nng_listener l;
+	nng_msg *raw;
+	char err[256];
+	int i, n = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(url, sizeof(url), "ipc://%s/jobs.sock", dir);
+	assert_int_equal(ipc_open_ex(IPC_JOBS, IPC_LISTEN, url, NULL, &push,
+			     &l, err, sizeof(err)),
+	    0);
+	assert_int_equal(ipc_watchdog_start(push, l, IPC_JOBS, url, 20, 200,
+			     &w),
+	    0);
+	assert_int_equal(
+	    ipc_open(IPC_JOBS, IPC_DIAL, url, &pull, err, sizeof(err)), 0);
+	usleep(200000);
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_WORKER_JOB_RUN;
+	for (i = 0; i < 40; i++) {
+		m.id = (uint64_t)i + 1;
+		m.u.job_run.job_id = (uint64_t)i + 1;
+		m.u.job_run.attempt = 1;
+		m.u.job_run.protocol = proto_str_c("imap");
+		m.u.job_run.server = proto_str_c("imap://127.0.0.1");
+		m.u.job_run.username = proto_str_c("u");
+		assert_int_equal(ipc_send(push, &m, 2000), 0);
+		if (ipc_recv(pull, &got, &raw, 2000) == 0) {
+			assert_int_equal(got.u.job_run.job_id, (uint64_t)i + 1);
+			proto_msg_release(&got);
+			ipc_msg_free(&raw);
+			n++;
+		}
+		usleep(10000); /* probes run every 20 ms meanwhile */
+	}
+	assert_int_equal(n, 40);
+	assert_int_equal(ipc_watchdog_relistens(w), 0);
+	ipc_watchdog_stop(&w);
+	nng_close(pull);
+	nng_close(push);
 }
 
 int
@@ -124,7 +174,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_watchdog_recovers_wedged_listener),
-		cmocka_unit_test(test_watchdog_not_for_tcp_or_jobs),
+		cmocka_unit_test(test_watchdog_not_for_tcp_or_bad_endpoint),
+		cmocka_unit_test(test_probes_never_take_jobs),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
