@@ -172,6 +172,23 @@ class SyncTest(unittest.TestCase):
         self.p.submit("sync", "alice", "--wait", "--timeout", "60", check=0)
 
 
+    def test_08_account_remove_cascades(self):
+        self.add_account("gone", "alice")
+        self.p.submit("sync", "gone", "--wait", "--timeout", "60", check=0)
+        aid = self.p.query("SELECT id FROM accounts WHERE name = 'gone'")[0]["id"]
+        self.assertGreater(self.p.query("SELECT COUNT(*) AS n FROM messages WHERE account_id = ?", aid)[0]["n"], 0)
+        self.p.submit("account", "remove", "gone", check=0)
+        for table in ("messages", "mailboxes", "jobs"):
+            n = self.p.query("SELECT COUNT(*) AS n FROM %s WHERE account_id = ?" % table, aid)[0]["n"]
+            self.assertEqual(n, 0, table)
+        r = self.p.submit("account", "remove", "gone")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("gone", r.stderr)
+        r = self.p.submit("sync", "gone")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("no account", r.stderr.lower())
+
+
 class CliTest(unittest.TestCase):
     def run_submit(self, *args, d=None):
         d = d or "/nonexistent-mailsync-dir"
