@@ -27,6 +27,10 @@
 #define DRAIN_MAX 64 /* messages per socket per loop turn: fairness */
 #define POLL_MS 500
 #define WATCHDOG_PERIOD_MS 5000 /* listener probe interval */
+#define KEEP_JOBS_DAYS INT64_C(7)   /* finished jobs kept this long */
+#define KEEP_LOG_DAYS INT64_C(30)   /* sync_log rows kept this long */
+#define PRUNE_EVERY_MS 600000	    /* prune pass period */
+#define PRUNE_ROWS 5000u	    /* rows per table per pass */
 #define WATCHDOG_PROBE_MS 2000	/* time a fresh pipe may take */
 
 static volatile sig_atomic_t store_stop;
@@ -233,6 +237,28 @@ drain(struct storeproc *sp, bool control)
 	}
 }
 
+/*
+ * One bounded pruning pass (pkg/store/prune.c). Returns when the next
+ * pass is due: soon when this one hit its row cap, else a period later.
+ */
+static int64_t
+prune(struct storeproc *sp, int64_t keep_jobs_ms, int64_t keep_log_ms)
+{
+	uint64_t n = 0;
+	int rv;
+
+	rv = store_prune(sp->st, clock_wall_ms(), keep_jobs_ms, keep_log_ms,
+	    PRUNE_ROWS, &n);
+	if (rv != 0) {
+		log_warnx("event=prune_failed err=\"%s\"", err_str(rv));
+		return (clock_mono_ms() + PRUNE_EVERY_MS);
+	}
+	if (n > 0) {
+		log_info("event=pruned rows=%llu", (unsigned long long)n);
+	}
+	return (clock_mono_ms() + (n >= PRUNE_ROWS ? 1000 : PRUNE_EVERY_MS));
+}
+
 static void
 usage(void)
 {
@@ -241,7 +267,9 @@ usage(void)
 	    "                      [--results-listen URL] "
 	    "[--events-listen URL]\n"
 	    "                      [--default-interval SECONDS] "
-	    "[--max-attempts N] [--verbose] [-n]\n");
+	    "[--max-attempts N]\n"
+	    "                      [--keep-jobs DAYS] [--keep-log DAYS] "
+	    "[--verbose] [-n]\n");
 	exit(2);
 }
 
@@ -319,6 +347,8 @@ main(int argc, char **argv)
 		{ "events-listen", required_argument, NULL, 'e' },
 		{ "default-interval", required_argument, NULL, 'i' },
 		{ "max-attempts", required_argument, NULL, 'a' },
+		{ "keep-jobs", required_argument, NULL, 'J' },
+		{ "keep-log", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -334,6 +364,9 @@ main(int argc, char **argv)
 	struct sigaction sa;
 	struct pollfd pfd[2];
 	struct ipc_watchdog *wd[3] = { NULL, NULL, NULL };
+	int64_t keep_jobs_ms = KEEP_JOBS_DAYS * 86400000;
+	int64_t keep_log_ms = KEEP_LOG_DAYS * 86400000;
+	int64_t next_prune = 0;
 	sigset_t mask, old;
 	size_t i;
 	bool verbose = false, check = false;
@@ -375,6 +408,20 @@ main(int argc, char **argv)
 				exit(2);
 			}
 			cfg.max_attempts = (uint32_t)v;
+			break;
+		case 'J':
+		case 'L':
+			if (parse_u64(optarg, 3650, &v) != 0 || v == 0) {
+				fprintf(stderr,
+				    "mailsync-store: --keep-jobs and --keep-log "
+				    "must be 1..3650 days\n");
+				exit(2);
+			}
+			if (c == 'J') {
+				keep_jobs_ms = (int64_t)v * 86400000;
+			} else {
+				keep_log_ms = (int64_t)v * 86400000;
+			}
 			break;
 		case 'n':
 			check = true;
@@ -453,6 +500,9 @@ main(int argc, char **argv)
 		/* Both are cheap to try; control first (users wait on it). */
 		drain(&sp, true);
 		drain(&sp, false);
+		if (clock_mono_ms() >= next_prune) {
+			next_prune = prune(&sp, keep_jobs_ms, keep_log_ms);
+		}
 	}
 	log_info("event=stopping");
 	for (i = 0; i < ARRAY_LEN(wd); i++) {

@@ -109,6 +109,14 @@ int store_job_retry(struct store *st, const struct proto_job_retry *jr,
  * attempt) (ERR_STALE), applied in one transaction each. A duplicate batch
  * (same job, attempt, seq) returns 0 and changes nothing.
  */
+/*
+ * Deletes finished jobs that ended more than keep_jobs_ms before now_ms
+ * and sync_log rows older than keep_log_ms, at most max_rows of each, in
+ * short transactions. *deleted_r counts the rows removed (both tables).
+ */
+int store_prune(struct store *st, int64_t now_ms, int64_t keep_jobs_ms,
+    int64_t keep_log_ms, uint32_t max_rows, uint64_t *deleted_r);
+
 int store_apply_batch(struct store *st, const struct proto_batch *b,
     int64_t now_ms, struct store_out *out);
 int store_apply_done(struct store *st, const struct proto_done *d,
