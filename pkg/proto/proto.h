@@ -73,7 +73,8 @@ enum proto_msg_type {
 enum proto_job_kind {
 	JOB_KIND_SYNC = 0,
 	JOB_KIND_DRAIN = 1,
-	JOB_KIND_FETCH_BODY = 2 /* one message's raw body, on demand */
+	JOB_KIND_FETCH_BODY = 2, /* one message's raw body, on demand */
+	JOB_KIND_WATCH = 3	 /* hold a push connection (IDLE/NOTIFY) */
 };
 enum proto_job_state {
 	JOB_QUEUED = 0, /* waiting to be leased (maybe with a due time) */

@@ -84,7 +84,7 @@ TABLE_(t_name, proto_name, f_name);
 
 static const struct proto_field f_job_submit[] = {
 	F_(proto_job_submit, account, STR, REQ, MAX_NAME),
-	F_(proto_job_submit, kind, U8, OPT, JOB_KIND_FETCH_BODY),
+	F_(proto_job_submit, kind, U8, OPT, JOB_KIND_WATCH),
 	F_(proto_job_submit, message_id, U64, OPT, 0),
 };
 TABLE_(t_job_submit, proto_job_submit, f_job_submit);
@@ -99,7 +99,7 @@ static const struct proto_field f_job_info[] = {
 	F_(proto_job_info, id, U64, REQ, 0),
 	F_(proto_job_info, account_id, U64, OPT, 0),
 	F_(proto_job_info, account, STR, OPT, MAX_NAME),
-	F_(proto_job_info, kind, U8, OPT, JOB_KIND_FETCH_BODY),
+	F_(proto_job_info, kind, U8, OPT, JOB_KIND_WATCH),
 	F_(proto_job_info, state, U8, OPT, JOB_DEAD),
 	F_(proto_job_info, priority, U8, OPT, PRIO_USER),
 	F_(proto_job_info, attempts, U32, OPT, 0),
@@ -123,7 +123,7 @@ TABLE_(t_checkpoint, proto_checkpoint, f_checkpoint);
 static const struct proto_field f_job_run[] = {
 	F_(proto_job_run, job_id, U64, REQ, 0),
 	F_(proto_job_run, attempt, U32, REQ, 0),
-	F_(proto_job_run, kind, U8, OPT, JOB_KIND_FETCH_BODY),
+	F_(proto_job_run, kind, U8, OPT, JOB_KIND_WATCH),
 	F_(proto_job_run, lease_until, I64, REQ, 0),
 	F_(proto_job_run, account_id, U64, REQ, 0),
 	F_(proto_job_run, account, STR, OPT, MAX_NAME),
@@ -236,7 +236,7 @@ TABLE_(t_done, proto_done, f_done);
 
 static const struct proto_field f_job_create[] = {
 	F_(proto_job_create, account_id, U64, REQ, 0),
-	F_(proto_job_create, kind, U8, OPT, JOB_KIND_FETCH_BODY),
+	F_(proto_job_create, kind, U8, OPT, JOB_KIND_WATCH),
 	F_(proto_job_create, priority, U8, OPT, PRIO_USER),
 	F_(proto_job_create, due_at, I64, OPT, 0),
 };
@@ -376,7 +376,7 @@ proto_str_dup(struct proto_str s)
 }
 
 static const char *const job_kind_names[] = { "sync", "drain",
-	"fetch_body" };
+	"fetch_body", "watch" };
 static const char *const job_state_names[]
     = { "queued", "leased", "done", "failed", "dead" };
 

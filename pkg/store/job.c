@@ -13,50 +13,29 @@
 
 #include "store_int.h"
 
-static const char *const store_kind_names[] = { "sync", "drain" };
-static const char *const store_state_names[]
-    = { "queued", "leased", "done", "failed", "dead" };
-
+/* Names are proto's, so the wire and the database always agree. */
 const char *
 store_kind_name(uint8_t kind)
 {
-	return (kind < ARRAY_LEN(store_kind_names) ? store_kind_names[kind]
-	                                           : "unknown");
+	return (proto_job_kind_name(kind));
 }
 
 const char *
 store_state_name(uint8_t state)
 {
-	return (state < ARRAY_LEN(store_state_names) ? store_state_names[state]
-	                                             : "unknown");
+	return (proto_job_state_name(state));
 }
 
 int
 store_state_parse(const char *s, uint8_t *state_r)
 {
-	size_t i;
-
-	for (i = 0; i < ARRAY_LEN(store_state_names); i++) {
-		if (s != NULL && strcmp(s, store_state_names[i]) == 0) {
-			*state_r = (uint8_t)i;
-			return (ERR_OK);
-		}
-	}
-	return (ERR_INVAL);
+	return (s != NULL ? proto_job_state_parse(s, state_r) : ERR_INVAL);
 }
 
 static int
 store_kind_parse(const char *s, uint8_t *kind_r)
 {
-	size_t i;
-
-	for (i = 0; i < ARRAY_LEN(store_kind_names); i++) {
-		if (s != NULL && strcmp(s, store_kind_names[i]) == 0) {
-			*kind_r = (uint8_t)i;
-			return (ERR_OK);
-		}
-	}
-	return (ERR_INVAL);
+	return (s != NULL ? proto_job_kind_parse(s, kind_r) : ERR_INVAL);
 }
 
 static const char SQL_JOB_QUEUED_FIND[]
@@ -215,7 +194,7 @@ store_job_submit(struct store *st, const struct proto_job_submit *js,
 	int64_t account_id;
 	int rv;
 
-	if (js->kind >= ARRAY_LEN(store_kind_names)) {
+	if (js->kind > JOB_KIND_FETCH_BODY) {
 		return (store_out_fail(
 		    out, ERR_INVAL, "unknown job kind %u", js->kind));
 	}
@@ -244,7 +223,7 @@ store_job_create(struct store *st, const struct proto_job_create *jc,
 	int64_t dummy;
 	int rv;
 
-	if (jc->kind >= ARRAY_LEN(store_kind_names)) {
+	if (jc->kind > JOB_KIND_WATCH) {
 		return (store_out_fail(
 		    out, ERR_INVAL, "unknown job kind %u", jc->kind));
 	}

@@ -90,7 +90,7 @@ static const struct store_migration store_migrations[] = {
 	    "  account_id INTEGER NOT NULL"
 	    "    REFERENCES accounts(id) ON DELETE CASCADE,"
 	    "  kind TEXT NOT NULL CHECK (kind IN ('sync', 'drain', "
-	    "'fetch_body')),"
+	    "'fetch_body', 'watch')),"
 	    "  state TEXT NOT NULL CHECK (state IN ('queued', 'leased', "
 	    "'done',"
 	    "    'failed', 'dead')),"

@@ -462,7 +462,7 @@ test_limits(void **state)
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_SUBMIT_JOB_SUBMIT;
 	m.u.job_submit.account = proto_str_c("a");
-	m.u.job_submit.kind = JOB_KIND_FETCH_BODY + 1;
+	m.u.job_submit.kind = JOB_KIND_WATCH + 1;
 	assert_int_equal(proto_encode(&m, &buf, &len), ERR_INVAL);
 	m.type = MSG_TYPE_COUNT;
 	assert_int_equal(proto_encode(&m, &buf, &len), ERR_INVAL);
@@ -586,8 +586,8 @@ static const struct bad_case bad_cases[] = {
 	    B_("\x81\xa5limit\xcf\x00\x00\x00\x01\x00\x00\x00\x00"),
 	    ERR_PROTO, "b.limit: expected unsigned integer <= 4294967295" },
 	{ "kind out of range", "submit.job.submit",
-	    B_("\x82\xa7" "account\xa1" "a\xa4kind\x03"), ERR_PROTO,
-	    "b.kind: expected unsigned integer <= 2" },
+	    B_("\x82\xa7" "account\xa1" "a\xa4kind\x04"), ERR_PROTO,
+	    "b.kind: expected unsigned integer <= 3" },
 	{ "state out of range", "sched.job.retry",
 	    B_("\x83\xa6job_id\x01\xa7" "attempt\x01\xa5state\x05"),
 	    ERR_PROTO, "b.state: expected unsigned integer <= 4" },
