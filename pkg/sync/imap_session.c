@@ -274,6 +274,14 @@ session_greeting(struct imap_session *s, bool *preauth_r,
 
 	rv = session_read(s, &r, res);
 	if (rv != 0) {
+		char why[sizeof(res->error)];
+
+		/* Say which step hung or broke: "waiting for the greeting:
+		 * reading from server: timed out" (sync_fail keeps the
+		 * first failure, so the text is rewritten in place). */
+		snprintf(why, sizeof(why), "%s", res->error);
+		snprintf(res->error, sizeof(res->error),
+		    "waiting for the greeting: %.480s", why);
 		return (rv);
 	}
 	if (r->kind != IMAP_RESP_UNTAGGED ||

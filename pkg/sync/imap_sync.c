@@ -249,15 +249,18 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 	memset(cmds, 0, sizeof(cmds));
 	cmds[0].text = ex.data;
 	rv = imap_session_run(x->s, cmds, 1, on_examine, x, x->res);
-	buf_release(&ex);
 	if (rv != 0) {
+		buf_release(&ex);
 		return (rv);
 	}
 	if (cmds[0].status == IMAP_ST_NO) {
+		buf_release(&ex);
 		m->gone = true; /* deleted since LIST: the store drops it */
 		return (ERR_OK);
 	}
+	/* cmds[0].text is ex.data: the error text quotes it. */
 	rv = cmd_check(x, &cmds[0]);
+	buf_release(&ex);
 	if (rv != 0) {
 		return (rv);
 	}

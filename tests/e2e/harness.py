@@ -57,12 +57,13 @@ class Pipeline:
     """store + scheduler + N workers, started directly so tests can kill
     any one of them."""
 
-    def __init__(self, workers=2, lease=5, batch_rows=200, interval=3600):
+    def __init__(self, workers=2, lease=5, batch_rows=200, interval=3600, io_timeout=None):
         self.dir = tempfile.mkdtemp(prefix="mailsync-e2e-")
         self.metrics_port = free_port()
         self.lease = lease
         self.batch_rows = batch_rows
         self.interval = interval
+        self.io_timeout = io_timeout
         self.procs = {}
         self.logs = {}
         self.start("store")
@@ -82,8 +83,9 @@ class Pipeline:
             return [os.path.join(BIN, "mailsync-scheduler"), "--dir", self.dir,
                     "--lease", str(self.lease),
                     "--metrics-listen", "127.0.0.1:%d" % self.metrics_port]
+        extra = ["--io-timeout", str(self.io_timeout)] if self.io_timeout else []
         return [os.path.join(BIN, "mailsync-worker"), "--dir", self.dir,
-                "--batch-rows", str(self.batch_rows)]
+                "--batch-rows", str(self.batch_rows)] + extra
 
     def start(self, name):
         log = open(os.path.join(self.dir, name + ".log"), "ab")
