@@ -5,19 +5,17 @@
  * BODYSTRUCTURE) are decoded; anything else, BODY[...] sections included,
  * is skipped (its value is one token, maybe a list or a literal). Header
  * text goes through pkg/mime for RFC 2047 words and dates. BODYSTRUCTURE
- * is only walked for one fact: does the message carry attachments.
+ * becomes the list of attachments (bodystructure.c).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "imap/imap.h"
+#include "imap/imap_int.h"
 #include "mime/mime.h"
 
 /* Longest formatted address list we keep; more addresses become "...". */
 #define FETCH_MAX_ADDRS (64u * 1024)
-/* BODYSTRUCTURE nesting we follow (the parser bounds it too). */
-#define FETCH_MAX_BODY_DEPTH 64
 
 static const struct {
 	const char *name;
@@ -42,6 +40,7 @@ imap_fetch_release(struct imap_fetch *f)
 	free(f->to);
 	free(f->cc);
 	free(f->message_id);
+	imapi_attachments_free(f);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -386,96 +385,6 @@ parse_envelope(const struct imap_tok *v, struct imap_fetch *f)
 	return (0);
 }
 
-/* True if a (key value ...) list has key, or key* / key*N / key*N*. */
-static bool
-param_has(const struct imap_tok *params, const char *key)
-{
-	const struct imap_tok *k, *v;
-	size_t n = strlen(key), i;
-
-	if (params == NULL || params->type != IMAP_TOK_LIST) {
-		return (false);
-	}
-	for (k = params->child; k != NULL && k->next != NULL; k = v->next) {
-		v = k->next;
-		if (!imap_tok_is_str(k) || !imap_tok_is_str(v) || v->len == 0
-		    || k->len < n || strncasecmp(k->s, key, n) != 0) {
-			continue;
-		}
-		if (k->len == n) {
-			return (true);
-		}
-		if (k->s[n] != '*') {
-			continue;
-		}
-		for (i = n + 1;
-		     i < k->len && (k->s[i] >= '0' && k->s[i] <= '9'); i++) { }
-		if (i == k->len || (i + 1 == k->len && k->s[i] == '*')) {
-			return (true);
-		}
-	}
-	return (false);
-}
-
-/* Finds the ("disposition" (params)) list among extension data. */
-static const struct imap_tok *
-find_disposition(const struct imap_tok *part)
-{
-	const struct imap_tok *t = nth(part, 7);
-
-	for (; t != NULL; t = t->next) {
-		if (t->type == IMAP_TOK_LIST && t->nchild == 2
-		    && imap_tok_is_str(t->child)
-		    && (t->child->next->type == IMAP_TOK_LIST
-		        || t->child->next->type == IMAP_TOK_NIL)) {
-			return (t);
-		}
-	}
-	return (NULL);
-}
-
-static void
-body_walk(const struct imap_tok *b, unsigned depth, bool *att)
-{
-	const struct imap_tok *type, *sub, *disp, *c;
-	bool named, inline_text;
-
-	if (*att || depth > FETCH_MAX_BODY_DEPTH || b == NULL
-	    || b->type != IMAP_TOK_LIST || b->child == NULL) {
-		return;
-	}
-	if (b->child->type == IMAP_TOK_LIST) {
-		for (c = b->child; c != NULL && c->type == IMAP_TOK_LIST;
-		     c = c->next) {
-			body_walk(c, depth + 1, att);
-		}
-		return;
-	}
-	type = b->child;
-	sub = type->next;
-	if (!imap_tok_is_str(type) || !imap_tok_is_str(sub)) {
-		return; /* too odd to judge */
-	}
-	if (imap_tok_is(type, "message")
-	    && (imap_tok_is(sub, "rfc822") || imap_tok_is(sub, "global"))) {
-		*att = true;
-		return;
-	}
-	disp = find_disposition(b);
-	if (disp != NULL && imap_tok_is(disp->child, "attachment")) {
-		*att = true;
-		return;
-	}
-	named = param_has(sub->next, "name")
-	    || (disp != NULL && param_has(disp->child->next, "filename"));
-	inline_text = imap_tok_is(type, "text")
-	    && (imap_tok_is(sub, "plain") || imap_tok_is(sub, "html"))
-	    && (disp == NULL || imap_tok_is(disp->child, "inline"));
-	if (named && !inline_text) {
-		*att = true;
-	}
-}
-
 int
 imap_fetch_parse(const struct imap_resp *resp, struct imap_fetch *f)
 {
@@ -528,9 +437,8 @@ imap_fetch_parse(const struct imap_resp *resp, struct imap_fetch *f)
 			if (v->type != IMAP_TOK_LIST) {
 				rv = ERR_PROTO;
 			} else {
-				f->has_attachments = false;
-				body_walk(v, 0, &f->has_attachments);
-				f->has_bodystructure = true;
+				rv = imapi_bodystructure(v, f);
+				f->has_bodystructure = rv == 0;
 			}
 		}
 		if (rv != 0) {

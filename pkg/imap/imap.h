@@ -5,7 +5,8 @@
  *   parse.c   the incremental response parser (one response at a time,
  *             every size bounded by struct imap_limits)
  *   fetch.c   FETCH data items -> struct imap_fetch (ENVELOPE, FLAGS,
- *             BODYSTRUCTURE -> has_attachments, ...)
+ *             ...)
+ *   bodystructure.c  BODYSTRUCTURE -> attachments, has_attachments
  *   list.c    LIST / STATUS / SELECT data -> small structs
  *   utf7.c    modified UTF-7 mailbox names (RFC 3501 5.1.3)
  *   cmd.c     command formatting: tags, quoting, literals
@@ -139,6 +140,23 @@ int imap_resp_format(const struct imap_resp *r, struct buf *b);
 #define IMAP_FLAG_DELETED 0x08u
 #define IMAP_FLAG_DRAFT 0x10u
 
+/* Attachments listed per message at most; further ones are left out. */
+#define IMAP_MAX_ATTACHMENTS 1000u
+/* Longest filename or content-id kept, in bytes: a longer filename is
+ * cut at a character boundary, a longer content-id left out. */
+#define IMAP_MAX_ATTACHMENT_STR 1024u
+
+/* One attachment found in BODYSTRUCTURE (rules in bodystructure.c).
+ * Strings are heap-allocated clean UTF-8, NULL when absent. */
+struct imap_attachment {
+	char *part;	   /* IMAP part number: "2", "1.3"; never NULL */
+	char *filename;	   /* RFC 2231 / 2047 decoded */
+	char *mime_type;   /* lower-case "type/subtype"; never NULL */
+	uint64_t size;	   /* body size field: encoded octets, 0 unknown */
+	char *disposition; /* lower-case "attachment", "inline"... */
+	char *content_id;  /* as sent, e.g. "<logo@x>" */
+};
+
 /* What one "* n FETCH (...)" carried. Strings are heap-allocated UTF-8,
  * NULL when absent; imap_fetch_release() frees them. */
 struct imap_fetch {
@@ -161,7 +179,9 @@ struct imap_fetch {
 	char *cc;
 	char *message_id; /* as sent, with <> */
 	bool has_bodystructure;
-	bool has_attachments;
+	bool has_attachments; /* nattachments > 0 */
+	struct imap_attachment *attachments; /* in part order */
+	size_t nattachments;
 };
 
 /* Fills f from a FETCH response (resp->name == "FETCH"). Unknown items

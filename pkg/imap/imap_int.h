@@ -1,6 +1,7 @@
 /*
  * imap_int.h: what parse.c (the scanner, which gathers one complete
- * response) and tokenize.c (which turns it into the token tree) share.
+ * response) and tokenize.c (which turns it into the token tree) share,
+ * and the BODYSTRUCTURE walk fetch.c calls in bodystructure.c.
  * Not for use outside pkg/imap.
  */
 #ifndef MAILSYNC_IMAP_INT_H
@@ -57,5 +58,12 @@ bool imapi_is_status_word(const char *s, size_t n);
 /* Tokenizes the complete response in p->buf (final line terminator at
  * p->term) into p->resp. 0 or an error recorded with imapi_set_err. */
 int imapi_tokenize(struct imap_parser *p);
+
+/* bodystructure.c: fills f->attachments (freeing any earlier list) and
+ * f->has_attachments from a BODYSTRUCTURE value v (borrowed). 0 or
+ * ERR_NOMEM (then f holds no list); odd forms are never an error. */
+int imapi_bodystructure(const struct imap_tok *v, struct imap_fetch *f);
+/* Frees f->attachments; has_attachments becomes false. */
+void imapi_attachments_free(struct imap_fetch *f);
 
 #endif

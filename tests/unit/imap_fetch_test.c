@@ -1,6 +1,7 @@
 /*
  * imap_fetch_test.c: decoding of parsed responses: FETCH items into
- * struct imap_fetch (flags, envelope, attachments), LIST lines into
+ * struct imap_fetch (flags, envelope, attachments and their list with
+ * part numbers and decoded names), LIST lines into
  * struct imap_list_item, mailbox role guesses, and astring formatting
  * for commands.
  */
@@ -342,6 +343,229 @@ test_bodystructure_attachments(void **state)
 	}
 }
 
+/* One expected attachment; part NULL ends a list. */
+struct att_want {
+	const char *part, *filename, *mime_type;
+	uint64_t size;
+	const char *disposition, *content_id;
+};
+
+#define ATT_MAX_WANT 4
+
+/* The attachment list for BODYSTRUCTUREs: part numbers, names, types. */
+static void
+test_bodystructure_attachment_list(void **state)
+{
+	static const struct {
+		const char *what, *bs;
+		struct att_want want[ATT_MAX_WANT];
+	} cases[] = {
+	    {"mixed(alternative(text, html), pdf, inline png with filename*)",
+		"(((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+		"\"7bit\" 10 0 NIL NIL NIL NIL)(\"text\" \"html\" (\"charset\" "
+		"\"us-ascii\") NIL NIL \"7bit\" 16 0 NIL NIL NIL NIL) "
+		"\"alternative\" (\"boundary\" \"YY\") NIL NIL "
+		"NIL)(\"application\" \"pdf\" (\"name\" \"report.pdf\") NIL NIL "
+		"\"base64\" 12 NIL (\"attachment\" (\"filename\" "
+		"\"report.pdf\")) NIL NIL)(\"image\" \"png\" NIL NIL NIL "
+		"\"base64\" 12 NIL (\"inline\" (\"filename*\" "
+		"\"utf-8''%E2%82%AC.png\")) NIL NIL) \"mixed\" (\"boundary\" "
+		"\"XX\") NIL NIL NIL)",
+		{{"2", "report.pdf", "application/pdf", 12, "attachment", NULL},
+		    {"3", "\xe2\x82\xac.png", "image/png", 12, "inline", NULL}}},
+	    {"mixed(alternative(text, related(html, inline image with cid)))",
+		"(((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"UTF-8\") NIL NIL \"QP\" 1 "
+		"1 NIL NIL NIL)((\"TEXT\" \"HTML\" NIL NIL NIL \"7BIT\" 2 8 NIL "
+		"NIL NIL)(\"IMAGE\" \"PNG\" (\"NAME\" \"logo.png\") \"<l@x>\" "
+		"NIL \"BASE64\" 3 NIL (\"INLINE\" (\"FILENAME\" \"logo.png\")) "
+		"NIL) \"RELATED\" NIL NIL NIL) \"ALTERNATIVE\" NIL NIL NIL) "
+		"\"MIXED\")",
+		{{"1.2.2", "logo.png", "image/png", 3, "inline", "<l@x>"}}},
+	    {"RFC 2231 continuations with charset, out of order",
+		"(\"application\" \"pdf\" NIL NIL NIL \"base64\" 5 NIL "
+		"(\"attachment\" (\"filename*1*\" \"%E9%20final\" \"filename*0*\" "
+		"\"iso-8859-1'fr'R%E9sum\" \"filename*2\" \".pdf\")) NIL NIL)",
+		{{"1", "R\xc3\xa9sum\xc3\xa9 final.pdf", "application/pdf", 5,
+		    "attachment", NULL}}},
+	    {"plain continuation with a literal % among encoded ones",
+		"(\"application\" \"pdf\" NIL NIL NIL \"base64\" 5 NIL "
+		"(\"attachment\" (\"filename*0*\" \"utf-8''a%20b\" \"filename*1\" "
+		"\"100%41.txt\")) NIL NIL)",
+		{{"1", "a b100%41.txt", "application/pdf", 5, "attachment",
+		    NULL}}},
+	    {"unencoded continuations; a gap ends them",
+		"(\"text\" \"csv\" (\"name*0\" \"long\" \"name*1\" \"name.csv\" "
+		"\"name*3\" \"lost\") NIL NIL \"7bit\" 9 1)",
+		{{"1", "longname.csv", "text/csv", 9, NULL, NULL}}},
+	    {"RFC 2047 in the Content-Type name",
+		"(\"APPLICATION\" \"OCTET-STREAM\" (\"NAME\" "
+		"\"=?utf-8?B?w6l0w6k=?=.bin\") NIL NIL \"BASE64\" 10)",
+		{{"1", "\xc3\xa9t\xc3\xa9.bin", "application/octet-stream", 10,
+		    NULL, NULL}}},
+	    {"filename* wins over filename, filename over name",
+		"((\"text\" \"plain\" NIL NIL NIL \"7bit\" 1 1)(\"application\" "
+		"\"zip\" (\"name\" \"ct.zip\") NIL NIL \"base64\" 4 NIL "
+		"(\"ATTACHMENT\" (\"filename\" \"plain.zip\" \"filename*\" "
+		"\"utf-8'en'%C3%A9.zip\")) NIL NIL)(\"application\" \"zip\" "
+		"(\"name\" \"ct.zip\") NIL NIL \"base64\" 6 NIL (\"attachment\" "
+		"(\"filename\" \"d.zip\")) NIL NIL) \"mixed\")",
+		{{"2", "\xc3\xa9.zip", "application/zip", 4, "attachment", NULL},
+		    {"3", "d.zip", "application/zip", 6, "attachment", NULL}}},
+	    {"message/rfc822: one attachment, inner parts not listed",
+		"((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+		"\"7bit\" 12 0 NIL NIL NIL NIL)(\"message\" \"rfc822\" NIL NIL "
+		"NIL \"7bit\" 390 (NIL \"inner\" NIL NIL NIL NIL NIL NIL NIL NIL) "
+		"((\"text\" \"plain\" NIL NIL NIL \"7bit\" 1 1)(\"application\" "
+		"\"pdf\" (\"name\" \"in.pdf\") NIL NIL \"base64\" 5 NIL "
+		"(\"attachment\" (\"filename\" \"in.pdf\")) NIL NIL) \"mixed\" "
+		"NIL NIL NIL) 9 NIL (\"attachment\" (\"filename\" \"fwd.eml\")) "
+		"NIL NIL) \"mixed\" (\"boundary\" \"ZZ\") NIL NIL NIL)",
+		{{"2", "fwd.eml", "message/rfc822", 390, "attachment", NULL}}},
+	    {"bare message/rfc822 without extension data",
+		"((\"text\" \"plain\" NIL NIL NIL \"7bit\" 12 0)(\"message\" "
+		"\"rfc822\" NIL NIL NIL \"7bit\" 39 (NIL NIL NIL NIL NIL NIL NIL "
+		"NIL NIL NIL) (\"text\" \"plain\" NIL NIL NIL \"7bit\" 1 1) 3) "
+		"\"mixed\")",
+		{{"2", NULL, "message/rfc822", 39, NULL, NULL}}},
+	    {"inline text with a filename is a body; text attachment is not",
+		"((\"text\" \"plain\" NIL NIL NIL \"7bit\" 5 1 NIL (\"inline\" "
+		"(\"filename\" \"a.txt\")) NIL NIL)(\"text\" \"plain\" NIL NIL "
+		"NIL \"7bit\" 7 1 NIL (\"attachment\" (\"filename\" \"b.txt\")) "
+		"NIL NIL) \"mixed\" NIL NIL NIL)",
+		{{"2", "b.txt", "text/plain", 7, "attachment", NULL}}},
+	    {"Exchange-style: description set, inline image",
+		"((\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"qp\" 5 1 "
+		"NIL NIL NIL NIL)(\"image\" \"jpeg\" (\"name\" \"p.jpg\") "
+		"\"<cid>\" \"p.jpg\" \"base64\" 5 NIL (\"inline\" (\"filename\" "
+		"\"p.jpg\" \"size\" \"5\")) NIL NIL) \"related\" (\"boundary\" "
+		"\"b\" \"type\" \"text/html\") NIL NIL NIL)",
+		{{"2", "p.jpg", "image/jpeg", 5, "inline", "<cid>"}}},
+	    {"missing extension data",
+		"(\"application\" \"pdf\" (\"name\" \"a.pdf\") NIL NIL "
+		"\"base64\" 5)",
+		{{"1", "a.pdf", "application/pdf", 5, NULL, NULL}}},
+	    {"NIL everywhere, odd size, empty filename and content-id",
+		"((\"application\" \"pdf\" NIL \"\" NIL NIL abc NIL "
+		"(\"attachment\" NIL) NIL NIL)(\"image\" \"gif\" NIL NIL NIL NIL "
+		"18446744073709551615 NIL (\"attachment\" (\"filename\" \"\")) "
+		"NIL NIL) \"mixed\")",
+		{{"1", NULL, "application/pdf", 0, "attachment", NULL},
+		    {"2", NULL, "image/gif", 0, "attachment", NULL}}},
+	    {"control characters and 8-bit bytes in strings",
+		"(\"application\" \"pdf\" (\"name\" \"a\tb\xe9.pdf\") "
+		"\"<c\x01id>\" NIL \"base64\" 5)",
+		{{"1", "a b\xc3\xa9.pdf", "application/pdf", 5, NULL,
+		    "<c id>"}}},
+	    {"nested multiparts number their children",
+		"(((((((((((\"image\" \"gif\" (\"name\" \"x.gif\") NIL NIL "
+		"\"base64\" 1)))))))))))",
+		{{"1.1.1.1.1.1.1.1.1.1", "x.gif", "image/gif", 1, NULL, NULL}}},
+	    {"no attachments", "((\"text\" \"plain\" NIL NIL NIL \"7bit\" 5 "
+			       "1)(\"text\" \"html\" NIL NIL NIL \"7bit\" 5 "
+			       "1) \"alternative\")",
+		{{NULL}}},
+	    {"odd forms", "((TEXT PLAIN NIL NIL NIL 7BIT 1 1) NIL \"mixed\")",
+		{{NULL}}},
+	    {"empty", "()", {{NULL}}},
+	    {"NIL", "(NIL)", {{NULL}}},
+	};
+	char line[4096];
+	const struct att_want *w;
+	const struct imap_attachment *a;
+	const struct imap_resp *r;
+	struct imap_parser *p = NULL;
+	struct imap_fetch f;
+	size_t i, j, n;
+
+	(void)state;
+	for (i = 0; i < ARRAY_LEN(cases); i++) {
+		snprintf(line, sizeof(line),
+		    "* 1 FETCH (UID 1 BODYSTRUCTURE %s)\r\n", cases[i].bs);
+		r = parse_one(&p, line);
+		assert_int_equal(imap_fetch_parse(r, &f), 0);
+		for (n = 0; n < ATT_MAX_WANT && cases[i].want[n].part != NULL;
+		     n++) { }
+		if (f.nattachments != n || f.has_attachments != (n > 0)) {
+			fail_msg("%s: %zu attachments (has %d), want %zu",
+			    cases[i].what, f.nattachments, f.has_attachments,
+			    n);
+		}
+		for (j = 0; j < n; j++) {
+			w = &cases[i].want[j];
+			a = &f.attachments[j];
+			assert_str_or_null(a->part, w->part, "part",
+			    cases[i].what);
+			assert_str_or_null(a->filename, w->filename,
+			    "filename", cases[i].what);
+			assert_str_or_null(a->mime_type, w->mime_type,
+			    "mime_type", cases[i].what);
+			if (a->size != w->size) {
+				fail_msg("%s: size %llu want %llu",
+				    cases[i].what,
+				    (unsigned long long)a->size,
+				    (unsigned long long)w->size);
+			}
+			assert_str_or_null(a->disposition, w->disposition,
+			    "disposition", cases[i].what);
+			assert_str_or_null(a->content_id, w->content_id,
+			    "content_id", cases[i].what);
+		}
+		imap_fetch_release(&f);
+		assert_null(f.attachments);
+		assert_int_equal(f.nattachments, 0);
+		imap_parser_free(&p);
+	}
+}
+
+/* Caps: 1000 attachments listed, long names cut, long ids dropped. */
+static void
+test_bodystructure_attachment_caps(void **state)
+{
+	struct buf b;
+	const struct imap_resp *r;
+	struct imap_parser *p = NULL;
+	struct imap_fetch f;
+	size_t i;
+
+	(void)state;
+	buf_init(&b, 1u << 20);
+	assert_int_equal(buf_addstr(&b, "* 1 FETCH (UID 1 BODYSTRUCTURE ("),
+	    0);
+	/* 1: a 3000-byte "é" name (cut to 1024 bytes, whole characters)
+	 * and a 2000-byte content-id (dropped). */
+	assert_int_equal(buf_addstr(&b, "(\"image\" \"png\" (\"name\" \""), 0);
+	for (i = 0; i < 1500; i++) {
+		assert_int_equal(buf_addstr(&b, "\xc3\xa9"), 0);
+	}
+	assert_int_equal(buf_addstr(&b, "\") \"<"), 0);
+	for (i = 0; i < 2000; i++) {
+		assert_int_equal(buf_addstr(&b, "c"), 0);
+	}
+	assert_int_equal(buf_addstr(&b, ">\" NIL \"base64\" 1)"), 0);
+	/* 2..1050: short attachments (the line stays under 64 KiB). */
+	for (i = 0; i < 1049; i++) {
+		assert_int_equal(buf_printf(&b,
+				     "(a b NIL NIL NIL NIL %zu NIL "
+				     "(attachment NIL))",
+				     i),
+		    0);
+	}
+	assert_int_equal(buf_addstr(&b, " \"mixed\"))\r\n"), 0);
+	r = parse_one(&p, b.data);
+	assert_int_equal(imap_fetch_parse(r, &f), 0);
+	assert_int_equal(f.nattachments, IMAP_MAX_ATTACHMENTS);
+	assert_true(f.has_attachments);
+	assert_int_equal(strlen(f.attachments[0].filename), 1024);
+	assert_memory_equal(f.attachments[0].filename, "\xc3\xa9\xc3\xa9", 4);
+	assert_null(f.attachments[0].content_id);
+	assert_string_equal(f.attachments[999].part, "1000");
+	assert_string_equal(f.attachments[999].mime_type, "a/b");
+	assert_int_equal(f.attachments[999].size, 998);
+	imap_fetch_release(&f);
+	imap_parser_free(&p);
+	buf_release(&b);
+}
+
 static void
 test_list_parse(void **state)
 {
@@ -515,6 +739,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fetch_table),
 	    cmocka_unit_test(test_bodystructure_attachments),
+	    cmocka_unit_test(test_bodystructure_attachment_list),
+	    cmocka_unit_test(test_bodystructure_attachment_caps),
 	    cmocka_unit_test(test_list_parse),
 	    cmocka_unit_test(test_role_from_name),
 	    cmocka_unit_test(test_append_astring),
