@@ -4,6 +4,10 @@
  * whatever the size of the mailbox. A batch is flushed when it reaches
  * batch_rows rows or batch_bytes bytes of strings. Every string is copied
  * into a per-batch arena (a struct buf), so callers keep no obligations.
+ *
+ * Attachment rows are added just before their message's full row and are
+ * pending until it comes; flushes happen only after a message or mailbox
+ * row, so a message's attachments always travel in its batch.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +25,13 @@ struct sync_batcher {
 	size_t nmbx, capmbx;
 	struct proto_message_row *msg;
 	size_t nmsg;
+	struct proto_attachment_row *att;
+	size_t natt, capatt;
+	/* Attachments added since the last message row, all for one
+	 * (mailbox, uid); pend_mbox is an arena offset like the rows'. */
+	size_t npending;
+	uint32_t pend_uid;
+	struct proto_str pend_mbox;
 	/*
 	 * Strings of pending rows. Rows hold offsets into it (cast into the
 	 * pointer field) until flush, because the arena may move as it
@@ -64,6 +75,38 @@ arena_fix(const struct sync_batcher *b, struct proto_str *s)
 	}
 }
 
+/* s cut to at most max bytes at a UTF-8 character boundary. */
+static struct proto_str
+clip(struct proto_str s, size_t max)
+{
+	if (s.p != NULL && s.len > max) {
+		s.len = max;
+		while (s.len > 0 &&
+		    ((unsigned char)s.p[s.len] & 0xC0) == 0x80) {
+			s.len--;
+		}
+	}
+	return (s);
+}
+
+/* True when the pending attachments belong to (mailbox, uid). */
+static bool
+pending_is(const struct sync_batcher *b, struct proto_str mailbox,
+    uint32_t uid)
+{
+	struct proto_str m = clip(mailbox, SYNC_MAX_ATTACH_FIELD);
+	const char *p;
+
+	if (uid != b->pend_uid || m.len != b->pend_mbox.len) {
+		return (false);
+	}
+	if (m.p == NULL || b->pend_mbox.p == NULL) {
+		return (m.p == b->pend_mbox.p);
+	}
+	p = b->arena.data + ((uintptr_t)b->pend_mbox.p - 1);
+	return (memcmp(p, m.p, m.len) == 0);
+}
+
 int
 sync_batcher_new(uint64_t job_id, uint32_t attempt,
     const struct sync_limits *l, const struct sync_sink *sink,
@@ -88,8 +131,11 @@ sync_batcher_new(uint64_t job_id, uint32_t attempt,
 	b->attempt = attempt;
 	b->lim = *l;
 	b->sink = *sink;
-	/* Room for one more row's strings past the flush threshold. */
-	buf_init(&b->arena, l->batch_bytes + 16 * (SYNC_MAX_FIELD + 1));
+	/* Room for one more row's strings past the flush threshold, and
+	 * for the attachment rows pending before it. */
+	buf_init(&b->arena,
+	    l->batch_bytes + 16 * (SYNC_MAX_FIELD + 1)
+		+ SYNC_MAX_ATTACHMENTS * 6 * (SYNC_MAX_ATTACH_FIELD + 1));
 	*b_r = b;
 	return (ERR_OK);
 }
@@ -105,6 +151,7 @@ sync_batcher_free(struct sync_batcher **bp)
 	buf_release(&b->arena);
 	free(b->mbx);
 	free(b->msg);
+	free(b->att);
 	free(b);
 	*bp = NULL;
 }
@@ -113,7 +160,8 @@ static bool
 batcher_full(const struct sync_batcher *b)
 {
 	return (b->nmsg >= b->lim.batch_rows ||
-	    b->nmbx >= b->lim.batch_rows || b->arena.len >= b->lim.batch_bytes);
+	    b->nmbx >= b->lim.batch_rows || b->natt >= b->lim.batch_rows ||
+	    b->arena.len >= b->lim.batch_bytes);
 }
 
 int
@@ -123,7 +171,10 @@ sync_batcher_flush(struct sync_batcher *b)
 	size_t i;
 	int rv;
 
-	if (b->nmsg == 0 && b->nmbx == 0) {
+	if (b->npending > 0) {
+		return (ERR_INVAL); /* attachments without their message */
+	}
+	if (b->nmsg == 0 && b->nmbx == 0 && b->natt == 0) {
 		return (ERR_OK);
 	}
 	for (i = 0; i < b->nmbx; i++) {
@@ -144,6 +195,16 @@ sync_batcher_flush(struct sync_batcher *b)
 		arena_fix(b, &m->to_addrs);
 		arena_fix(b, &m->cc_addrs);
 	}
+	for (i = 0; i < b->natt; i++) {
+		struct proto_attachment_row *a = &b->att[i];
+
+		arena_fix(b, &a->mailbox);
+		arena_fix(b, &a->part);
+		arena_fix(b, &a->filename);
+		arena_fix(b, &a->mime_type);
+		arena_fix(b, &a->disposition);
+		arena_fix(b, &a->content_id);
+	}
 	memset(&pb, 0, sizeof(pb));
 	pb.job_id = b->job_id;
 	pb.attempt = b->attempt;
@@ -152,10 +213,13 @@ sync_batcher_flush(struct sync_batcher *b)
 	pb.nmailboxes = b->nmbx;
 	pb.messages = b->msg;
 	pb.nmessages = b->nmsg;
+	pb.attachments = b->att;
+	pb.nattachments = b->natt;
 	rv = b->sink.batch(&pb, b->sink.arg);
 	/* Sent or not, the rows' pointers are now invalid: start afresh. */
 	b->nmbx = 0;
 	b->nmsg = 0;
+	b->natt = 0;
 	buf_reset(&b->arena);
 	if (rv != 0) {
 		return (rv);
@@ -171,6 +235,9 @@ sync_batcher_add_mailbox(struct sync_batcher *b,
 	struct proto_mailbox_row r = *row;
 	int rv;
 
+	if (b->npending > 0) {
+		return (ERR_INVAL); /* attachments without their message */
+	}
 	if (b->nmbx == b->capmbx) {
 		size_t ncap = b->capmbx != 0 ? b->capmbx * 2 : 16;
 		struct proto_mailbox_row *p;
@@ -219,28 +286,75 @@ sync_batcher_add_message(struct sync_batcher *b,
 	size_t i;
 	int rv;
 
+	if (b->npending > 0
+	    && (!row->full || !pending_is(b, row->mailbox, row->uid))) {
+		return (ERR_INVAL); /* attachments of another message */
+	}
 	for (i = 0; i < ARRAY_LEN(src); i++) {
 		/* A server may send anything: clip long fields at a UTF-8
 		 * character boundary so one row stays small. */
-		struct proto_str s = *src[i];
-
-		if (s.len > SYNC_MAX_FIELD) {
-			s.len = SYNC_MAX_FIELD;
-			while (s.len > 0 &&
-			    ((unsigned char)s.p[s.len] & 0xC0) == 0x80) {
-				s.len--;
-			}
-		}
-		rv = arena_put(b, s, dst[i]);
+		rv = arena_put(b, clip(*src[i], SYNC_MAX_FIELD), dst[i]);
 		if (rv != 0) {
 			return (rv);
 		}
 	}
 	b->msg[b->nmsg++] = r;
 	b->nmessages++;
+	b->npending = 0;
 	if (batcher_full(b)) {
 		return (sync_batcher_flush(b));
 	}
+	return (ERR_OK);
+}
+
+int
+sync_batcher_add_attachment(struct sync_batcher *b,
+    const struct proto_attachment_row *row)
+{
+	struct proto_attachment_row r = *row;
+	const struct proto_str *src[] = { &row->mailbox, &row->part,
+		&row->filename, &row->mime_type, &row->disposition,
+		&row->content_id };
+	struct proto_str *dst[] = { &r.mailbox, &r.part, &r.filename,
+		&r.mime_type, &r.disposition, &r.content_id };
+	size_t i, mark = b->arena.len;
+	int rv;
+
+	if (b->npending > 0 && !pending_is(b, row->mailbox, row->uid)) {
+		return (ERR_INVAL); /* the previous message's row is missing */
+	}
+	if (b->npending >= SYNC_MAX_ATTACHMENTS
+	    || b->natt >= PROTO_MAX_ROWS) {
+		return (ERR_TOOBIG);
+	}
+	if (b->natt == b->capatt) {
+		size_t ncap = b->capatt != 0 ? b->capatt * 2 : 16;
+		struct proto_attachment_row *p;
+
+		p = realloc(b->att, ncap * sizeof(*p));
+		if (p == NULL) {
+			return (ERR_NOMEM);
+		}
+		b->att = p;
+		b->capatt = ncap;
+	}
+	for (i = 0; i < ARRAY_LEN(src); i++) {
+		rv = arena_put(b, clip(*src[i], SYNC_MAX_ATTACH_FIELD), dst[i]);
+		if (rv != 0) {
+			/* Drop this row's strings: the batch stays whole. */
+			b->arena.len = mark;
+			if (b->arena.data != NULL) {
+				b->arena.data[mark] = '\0';
+			}
+			return (rv);
+		}
+	}
+	if (b->npending == 0) {
+		b->pend_uid = row->uid;
+		b->pend_mbox = r.mailbox;
+	}
+	b->att[b->natt++] = r;
+	b->npending++;
 	return (ERR_OK);
 }
 

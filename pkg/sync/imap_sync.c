@@ -181,7 +181,11 @@ on_fetch(const struct imap_resp *r, void *arg)
 		row.size = f.has_size ? f.size : 0;
 		row.has_attachments = f.has_attachments;
 	}
-	rv = sync_batcher_add_message(x->b, &row);
+	/* A full row's attachments go first, into the same batch. */
+	rv = row.full ? sync_imap_add_attachments(x->b, &row, &f) : ERR_OK;
+	if (rv == 0) {
+		rv = sync_batcher_add_message(x->b, &row);
+	}
 	imap_fetch_release(&f);
 	if (rv != 0) {
 		return (sync_fail(x->res, rv, RETRY_LATER,

@@ -7,6 +7,7 @@
  *   batcher.c      accumulates rows, flushes by row count or bytes
  *   imap_session.c one IMAP connection: TLS/STARTTLS, capabilities,
  *                  login, pipelined commands with tagged completion
+ *   imap_attach.c  BODYSTRUCTURE attachments to attachment rows
  *   imap_sync.c    the IMAP sync job: LIST, per mailbox EXAMINE and
  *                  UID FETCH (full for new UIDs, flags for known ones)
  *   sync.c         entry point: dispatch on the account's protocol
@@ -24,6 +25,10 @@
 
 /* Longest string column a row carries; longer ones are clipped. */
 #define SYNC_MAX_FIELD 65536u
+/* Attachment rows: at most this many per message, each string clipped
+ * to SYNC_MAX_ATTACH_FIELD bytes (the proto limit of most of them). */
+#define SYNC_MAX_ATTACHMENTS 1000u
+#define SYNC_MAX_ATTACH_FIELD 1024u
 
 struct sync_limits {
 	uint32_t batch_rows;  /* rows per batch (default 500) */
@@ -87,6 +92,20 @@ int sync_batcher_add_mailbox(struct sync_batcher *b,
     const struct proto_mailbox_row *row);
 int sync_batcher_add_message(struct sync_batcher *b,
     const struct proto_message_row *row);
+/*
+ * Adds one attachment row (deep-copied, strings clipped at a character
+ * boundary). A message's attachments are added right before its full
+ * message row, which then carries them into the same batch; anything
+ * else between them (another message's attachment or row, a flag-only
+ * row, a mailbox row, a flush) is ERR_INVAL. ERR_TOOBIG past
+ * SYNC_MAX_ATTACHMENTS for one message.
+ */
+int sync_batcher_add_attachment(struct sync_batcher *b,
+    const struct proto_attachment_row *row);
+/* imap_attach.c: adds f's attachments (borrowed) as rows for msg's
+ * mailbox and uid; call right before adding msg, a full row. */
+int sync_imap_add_attachments(struct sync_batcher *b,
+    const struct proto_message_row *msg, const struct imap_fetch *f);
 /* Sends what is pending (no-op when empty). */
 int sync_batcher_flush(struct sync_batcher *b);
 uint32_t sync_batcher_nbatches(const struct sync_batcher *b);
