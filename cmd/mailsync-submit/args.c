@@ -25,6 +25,7 @@ enum opt_id {
 	OPT_IMAP,
 	OPT_USER,
 	OPT_PASSWORD_FILE,
+	OPT_TOKEN_FILE,
 	OPT_TLS_CA,
 	OPT_STARTTLS,
 	OPT_PLAINTEXT,
@@ -51,6 +52,7 @@ static const struct opt {
 	[OPT_IMAP] = { "--imap", true, CMD_ADD },
 	[OPT_USER] = { "--user", true, CMD_ADD },
 	[OPT_PASSWORD_FILE] = { "--password-file", true, CMD_ADD },
+	[OPT_TOKEN_FILE] = { "--token-file", true, CMD_ADD },
 	[OPT_TLS_CA] = { "--tls-ca", true, CMD_ADD },
 	[OPT_STARTTLS] = { "--starttls", false, CMD_ADD },
 	[OPT_PLAINTEXT] = { "--plaintext", false, CMD_ADD },
@@ -74,7 +76,8 @@ static const char usage_text[]
     = "usage: mailsync-submit [--dir DIR] [--control URL] [--json] "
       "[--timeout SECONDS] COMMAND ...\n"
       "  account add NAME --imap imap[s]://HOST[:PORT] --user USER\n"
-      "              --password-file FILE [--tls-ca FILE] [--starttls]\n"
+      "              (--password-file FILE | --token-file FILE)\n"
+      "              [--tls-ca FILE] [--starttls]\n"
       "              [--plaintext] [--interval SECONDS]\n"
       "  account list\n"
       "  account remove NAME\n"
@@ -258,9 +261,15 @@ check_add(struct submit_args *a, char *errbuf, size_t errlen)
 		return (usage_err(
 		    errbuf, errlen, "--user: must be 1 to 1024 bytes"));
 	}
-	if (a->password_file == NULL) {
+	if (a->password_file != NULL && a->token_file != NULL) {
 		return (usage_err(errbuf, errlen,
-		    "account add: missing --password-file FILE"));
+		    "--password-file and --token-file exclude each other: "
+		    "give a password or an OAuth 2.0 token"));
+	}
+	if (a->password_file == NULL && a->token_file == NULL) {
+		return (usage_err(errbuf, errlen,
+		    "account add: missing --password-file FILE (or "
+		    "--token-file FILE)"));
 	}
 	if (net_url_parse(a->server, &a->url, uerr, sizeof(uerr)) != 0) {
 		return (usage_err(errbuf, errlen,
@@ -336,6 +345,9 @@ set_opt(
 		return (0);
 	case OPT_PASSWORD_FILE:
 		a->password_file = v;
+		return (0);
+	case OPT_TOKEN_FILE:
+		a->token_file = v;
 		return (0);
 	case OPT_TLS_CA:
 		a->tls_ca_file = v;
@@ -494,16 +506,17 @@ read_capped(const char *what, const char *path, struct buf *b, size_t max,
 	return (rv);
 }
 
-int
-submit_read_password(
-    const char *path, struct buf *pw, char *errbuf, size_t errlen)
+/* Reads a secret file (what: "password file" or "token file"). */
+static int
+read_secret(const char *what, const char *path, struct buf *pw,
+    char *errbuf, size_t errlen)
 {
 	size_t i;
 	int rv;
 
 	/* One more byte than the limit, for the trailing newline. */
-	rv = read_capped("password file", path, pw, SUBMIT_PASSWORD_MAX + 1,
-	    errbuf, errlen);
+	rv = read_capped(
+	    what, path, pw, SUBMIT_PASSWORD_MAX + 1, errbuf, errlen);
 	if (rv != 0) {
 		return (rv);
 	}
@@ -513,11 +526,11 @@ submit_read_password(
 	}
 	if (pw->len == 0) {
 		return (usage_err(
-		    errbuf, errlen, "password file %.256s: empty", path));
+		    errbuf, errlen, "%s %.256s: empty", what, path));
 	}
 	if (pw->len > SUBMIT_PASSWORD_MAX) {
 		return (usage_err(errbuf, errlen,
-		    "password file %.256s: larger than %d bytes", path,
+		    "%s %.256s: larger than %d bytes", what, path,
 		    SUBMIT_PASSWORD_MAX));
 	}
 	for (i = 0; i < pw->len; i++) {
@@ -525,12 +538,26 @@ submit_read_password(
 
 		if (c == '\0' || c == '\r' || c == '\n') {
 			return (usage_err(errbuf, errlen,
-			    "password file %.256s: contains a NUL, CR or LF "
+			    "%s %.256s: contains a NUL, CR or LF "
 			    "byte (only one trailing newline is allowed)",
-			    path));
+			    what, path));
 		}
 	}
 	return (0);
+}
+
+int
+submit_read_password(
+    const char *path, struct buf *pw, char *errbuf, size_t errlen)
+{
+	return (read_secret("password file", path, pw, errbuf, errlen));
+}
+
+int
+submit_read_token(
+    const char *path, struct buf *pw, char *errbuf, size_t errlen)
+{
+	return (read_secret("token file", path, pw, errbuf, errlen));
 }
 
 int

@@ -111,7 +111,10 @@ read_files(struct ctx *c)
 	const struct submit_args *a = c->a;
 	char err[512];
 
-	if (submit_read_password(a->password_file, &c->pw, err, sizeof(err))
+	if ((a->token_file != NULL
+	            ? submit_read_token(a->token_file, &c->pw, err, sizeof(err))
+	            : submit_read_password(
+	                a->password_file, &c->pw, err, sizeof(err)))
 	    != 0) {
 		submit_print_error(a->json, SUBMIT_EXIT_USAGE, "%s", err);
 		return (SUBMIT_EXIT_USAGE);
@@ -147,6 +150,9 @@ do_account_add(struct ctx *c)
 	}
 	req.u.account_add.starttls = a->starttls;
 	req.u.account_add.plaintext = a->plaintext;
+	if (a->token_file != NULL) {
+		req.u.account_add.auth = proto_str_c("oauth2");
+	}
 	req.u.account_add.interval_s = a->interval_s;
 	ex = call(c, &req, &rep, &raw, c->call_ms, false);
 	if (ex != 0) {

@@ -58,6 +58,7 @@ struct submit_args {
 	struct net_url url; /* parsed --imap */
 	const char *user; /* --user */
 	const char *password_file; /* --password-file */
+	const char *token_file; /* --token-file: OAuth 2.0 bearer token */
 	const char *tls_ca_file; /* --tls-ca */
 	bool starttls;
 	bool plaintext;
@@ -87,6 +88,11 @@ bool submit_name_valid(const char *name);
  * password itself never appears in it).
  */
 int submit_read_password(
+    const char *path, struct buf *pw, char *errbuf, size_t errlen);
+
+/* Same rules for the OAuth 2.0 bearer token file of --token-file (the
+ * messages say "token file"). */
+int submit_read_token(
     const char *path, struct buf *pw, char *errbuf, size_t errlen);
 
 /* Reads a PEM CA file (at most 1 MiB, with a certificate) into pem

@@ -19,8 +19,8 @@
 
 static const char SQL_ACCOUNT_INSERT[]
     = "INSERT INTO accounts(name, protocol, server, username, secret,"
-      " tls_ca_pem, starttls, plaintext, interval_s, created_at)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+      " tls_ca_pem, starttls, plaintext, interval_s, created_at, auth)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 
 static const char SQL_ACCOUNT_LIST[]
     = "SELECT a.id, a.name, a.protocol, a.server, a.username, a.interval_s,"
@@ -117,6 +117,13 @@ store_account_check(const struct proto_account_add *a, uint32_t *interval_r,
 		    "interval %u s is longer than %u s", a->interval_s,
 		    STORE_MAX_INTERVAL_S));
 	}
+	/* auth: nil = "password"; "oauth2": the secret is a bearer token. */
+	if (a->auth.p != NULL && !store_str_is(a->auth, "password")
+	    && !store_str_is(a->auth, "oauth2")) {
+		return (store_out_fail(out, ERR_INVAL,
+		    "auth '%.*s' is not 'password' or 'oauth2'",
+		    (int)(a->auth.len > 16 ? 16 : a->auth.len), a->auth.p));
+	}
 	*interval_r = a->interval_s;
 	return (ERR_OK);
 }
@@ -166,6 +173,9 @@ store_account_add(struct store *st, const struct proto_account_add *a,
 	sqlite3_bind_int(stmt, 8, a->plaintext ? 1 : 0);
 	sqlite3_bind_int64(stmt, 9, interval);
 	sqlite3_bind_int64(stmt, 10, now_ms / 1000);
+	sqlite3_bind_text(stmt, 11,
+	    store_str_is(a->auth, "oauth2") ? "oauth2" : "password", -1,
+	    SQLITE_STATIC);
 	rv = store_stmt_exec(stmt);
 	sqlite3_clear_bindings(stmt);
 	if (rv == ERR_EXISTS) {

@@ -225,7 +225,7 @@ static const char SQL_LEASE_SET[]
       " WHERE id = ?1";
 static const char SQL_LEASE_ACCOUNT[]
     = "SELECT name, protocol, server, username, secret, tls_ca_pem,"
-      " starttls, plaintext FROM accounts WHERE id = ?1";
+      " starttls, plaintext, auth FROM accounts WHERE id = ?1";
 static const char SQL_LEASE_CHECKPOINTS[]
     = "SELECT name, uidvalidity, uidnext, highestmodseq FROM mailboxes"
       " WHERE account_id = ?1 ORDER BY name";
@@ -297,6 +297,7 @@ store_lease_account(
 	rv = rv != 0 ? rv : store_out_col(out, stmt, 2, &run->server);
 	rv = rv != 0 ? rv : store_out_col(out, stmt, 3, &run->username);
 	rv = rv != 0 ? rv : store_out_col(out, stmt, 5, &run->tls_ca_pem);
+	rv = rv != 0 ? rv : store_out_col(out, stmt, 8, &run->auth);
 	if (rv != 0) {
 		store_stmt_done(stmt);
 		return (store_out_fail(

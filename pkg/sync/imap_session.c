@@ -5,7 +5,8 @@
  * offers one primitive, imap_session_run(): send a pipeline of commands
  * back to back, then read until every tagged completion arrived, handing
  * untagged data to a callback. Login is the only exchange that needs a
- * continuation ("+"), and it is handled here.
+ * continuation ("+"), and it is handled here: LOGIN, or AUTHENTICATE
+ * PLAIN, OAUTHBEARER or XOAUTH2 (responses built by sasl.c).
  *
  * Security decisions live here: TLS is verified by pkg/net; a password is
  * sent over an unencrypted link only with the account's explicit
@@ -17,10 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "net/net.h"
-#include "sync.h"
+#include "sync_int.h"
 
 #define SESSION_RBUF 65536
 #define SESSION_WMAX (1024u * 1024)
@@ -57,6 +56,8 @@ static const struct {
 	{ "ENABLE", SYNC_CAP_ENABLE },
 	{ "LIST-STATUS", SYNC_CAP_LIST_STATUS },
 	{ "NOTIFY", SYNC_CAP_NOTIFY },
+	{ "AUTH=OAUTHBEARER", SYNC_CAP_AUTH_OAUTHBEARER },
+	{ "AUTH=XOAUTH2", SYNC_CAP_AUTH_XOAUTH2 },
 };
 
 static uint32_t
@@ -301,45 +302,41 @@ session_capability(struct imap_session *s, struct sync_result *res)
 	return (session_simple(s, "CAPABILITY", ERR_PROTO, RETRY_LATER, res));
 }
 
-/* AUTHENTICATE PLAIN (RFC 4616), with SASL-IR when offered. */
+/* Continuations one AUTHENTICATE may see before we give up on it. */
+#define SESSION_SASL_MAX_CONT 4
+
+/*
+ * One AUTHENTICATE exchange (RFC 3501 6.2.2) for mech with the base64
+ * initial response ir (borrowed, a credential): on the command line with
+ * SASL-IR, else after the server's first "+". A "+" after the initial
+ * response is a challenge we have nothing for: PLAIN cancels it ("*");
+ * for OAUTHBEARER and XOAUTH2 it is the JSON error (RFC 7628 3.2.2),
+ * answered with the dummy response (OAUTHBEARER: %x01, RFC 7628 3.2.3;
+ * XOAUTH2: empty) and its "status" quoted in the failure.
+ */
 static int
-session_auth_plain(struct imap_session *s, const char *user,
-    const char *pass, struct sync_result *res)
+session_sasl(struct imap_session *s, const char *mech, const char *ir,
+    bool oauth, struct sync_result *res)
 {
-	size_t ul = strlen(user), pl = strlen(pass);
-	size_t rawlen = ul + pl + 2;
-	unsigned char *raw = NULL, *b64 = NULL;
 	const struct imap_resp *r;
+	char status[96] = "";
+	bool sent_ir = (s->caps & SYNC_CAP_SASL_IR) != 0;
+	unsigned ncont = 0;
 	int rv;
 
-	if (ul > 1024 || pl > 4096) {
-		return (sync_fail(res, ERR_INVAL, RETRY_NEVER,
-		    "credentials too long"));
-	}
-	raw = malloc(rawlen);
-	b64 = malloc(4 * ((rawlen + 2) / 3) + 1);
-	if (raw == NULL || b64 == NULL) {
-		rv = sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory");
-		goto out;
-	}
-	/* authzid (empty) NUL authcid NUL password */
-	raw[0] = '\0';
-	memcpy(raw + 1, user, ul);
-	raw[1 + ul] = '\0';
-	memcpy(raw + 2 + ul, pass, pl);
-	EVP_EncodeBlock(b64, raw, (int)rawlen);
 	s->tagn++;
-	if (s->caps & SYNC_CAP_SASL_IR) {
-		rv = buf_printf(&s->wbuf, "A%u AUTHENTICATE PLAIN %s\r\n",
-		    s->tagn, (char *)b64);
+	if (sent_ir) {
+		rv = buf_printf(&s->wbuf, "A%u AUTHENTICATE %s %s\r\n",
+		    s->tagn, mech, ir);
 	} else {
-		rv = buf_printf(&s->wbuf, "A%u AUTHENTICATE PLAIN\r\n",
-		    s->tagn);
+		rv = buf_printf(&s->wbuf, "A%u AUTHENTICATE %s\r\n", s->tagn,
+		    mech);
 	}
 	if (rv == 0) {
 		rv = session_flush(s, res);
 	} else {
-		rv = sync_fail(res, rv, RETRY_LATER, "command too long");
+		buf_reset(&s->wbuf);
+		rv = sync_fail(res, rv, RETRY_NEVER, "credentials too long");
 	}
 	while (rv == 0) {
 		rv = session_read(s, &r, res);
@@ -347,13 +344,23 @@ session_auth_plain(struct imap_session *s, const char *user,
 			break;
 		}
 		if (r->kind == IMAP_RESP_CONT) {
-			if (s->caps & SYNC_CAP_SASL_IR) {
-				/* Challenge after an initial response: the
-				 * server wants us to abort. */
-				rv = buf_addstr(&s->wbuf, "*\r\n");
+			if (++ncont > SESSION_SASL_MAX_CONT) {
+				rv = sync_fail(res, ERR_PROTO, RETRY_LATER,
+				    "AUTHENTICATE %s: more than %d challenges",
+				    mech, SESSION_SASL_MAX_CONT);
+				break;
+			}
+			if (!sent_ir) {
+				rv = buf_printf(&s->wbuf, "%s\r\n", ir);
+				sent_ir = true;
+			} else if (oauth) {
+				sync_sasl_oauth_status(r->text, r->text_len,
+				    status, sizeof(status));
+				rv = buf_addstr(&s->wbuf,
+				    strcmp(mech, "XOAUTH2") == 0 ? "\r\n" :
+								    "AQ==\r\n");
 			} else {
-				rv = buf_printf(&s->wbuf, "%s\r\n",
-				    (char *)b64);
+				rv = buf_addstr(&s->wbuf, "*\r\n");
 			}
 			if (rv == 0) {
 				rv = session_flush(s, res);
@@ -367,7 +374,10 @@ session_auth_plain(struct imap_session *s, const char *user,
 			session_learn_caps(s, r);
 			if (r->status != IMAP_ST_OK) {
 				rv = sync_fail(res, ERR_AUTH, RETRY_NEVER,
-				    "authentication failed: %s", text);
+				    "authentication failed: %s%s%s%s", text,
+				    status[0] != '\0' ? " (" : "",
+				    status[0] != '\0' ? status : "",
+				    status[0] != '\0' ? ")" : "");
 			}
 			break;
 		}
@@ -378,15 +388,43 @@ session_auth_plain(struct imap_session *s, const char *user,
 		}
 		session_learn_caps(s, r);
 	}
-out:
-	if (raw != NULL) {
-		mem_wipe(raw, rawlen);
+	return (rv);
+}
+
+/* Builds the raw response (PLAIN, or OAuth with oauth_mech), base64s it
+ * and runs the exchange; both buffers are wiped. */
+static int
+session_auth(struct imap_session *s, const struct imap_session_conf *c,
+    const char *mech, int oauth_mech, struct sync_result *res)
+{
+	struct buf raw, b64;
+	int rv;
+
+	if (strlen(c->username) > 1024 || strlen(c->password) > 4096) {
+		return (sync_fail(res, ERR_INVAL, RETRY_NEVER,
+		    "credentials too long"));
 	}
-	if (b64 != NULL) {
-		mem_wipe(b64, 4 * ((rawlen + 2) / 3) + 1);
+	buf_init(&raw, 8192);
+	buf_init(&b64, 16384);
+	if (oauth_mech < 0) {
+		rv = sync_sasl_plain(c->username, c->password, &raw);
+	} else {
+		rv = sync_sasl_oauth((enum sync_sasl_mech)oauth_mech,
+		    c->username, c->host, c->port, c->password, &raw);
 	}
-	free(raw);
-	free(b64);
+	if (rv == 0) {
+		rv = sync_sasl_b64(raw.data, raw.len, &b64);
+	}
+	if (rv != 0) {
+		rv = sync_fail(res, rv, RETRY_NEVER,
+		    "cannot encode credentials for %s: %s", mech,
+		    rv == ERR_INVAL ? "they contain a control character" :
+				      err_str(rv));
+	} else {
+		rv = session_sasl(s, mech, b64.data, oauth_mech >= 0, res);
+	}
+	buf_wipe_release(&raw);
+	buf_wipe_release(&b64);
 	return (rv);
 }
 
@@ -520,9 +558,19 @@ imap_session_open(const struct imap_session_conf *c,
 		}
 	}
 	if (!preauth) {
-		if (s->caps & SYNC_CAP_AUTH_PLAIN) {
-			rv = session_auth_plain(s, c->username, c->password,
+		if (c->oauth2 && (s->caps & SYNC_CAP_AUTH_OAUTHBEARER)) {
+			rv = session_auth(s, c, "OAUTHBEARER",
+			    SYNC_SASL_OAUTHBEARER, res);
+		} else if (c->oauth2 && (s->caps & SYNC_CAP_AUTH_XOAUTH2)) {
+			rv = session_auth(s, c, "XOAUTH2", SYNC_SASL_XOAUTH2,
 			    res);
+		} else if (c->oauth2) {
+			rv = sync_fail(res, ERR_AUTH, RETRY_NEVER,
+			    "the account uses an OAuth 2.0 token, but the "
+			    "server offers neither AUTH=OAUTHBEARER nor "
+			    "AUTH=XOAUTH2");
+		} else if (s->caps & SYNC_CAP_AUTH_PLAIN) {
+			rv = session_auth(s, c, "PLAIN", -1, res);
 		} else if (s->caps & SYNC_CAP_LOGINDISABLED) {
 			rv = sync_fail(res, ERR_AUTH, RETRY_NEVER,
 			    "server disables LOGIN and offers no AUTH=PLAIN");

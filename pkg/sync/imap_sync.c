@@ -448,6 +448,15 @@ sync_imap_run(const struct proto_job_run *job, const struct sync_limits *l,
 	conf.ca_pem = ca;
 	conf.username = user;
 	conf.password = pass;
+	if (job->auth.p != NULL && !proto_str_eq(job->auth, "password") &&
+	    !proto_str_eq(job->auth, "oauth2")) {
+		rv = sync_fail(res, ERR_CONFIG, RETRY_NEVER,
+		    "unknown authentication method '%.*s'",
+		    (int)(job->auth.len > 16 ? 16 : job->auth.len),
+		    job->auth.p);
+		goto out;
+	}
+	conf.oauth2 = proto_str_eq(job->auth, "oauth2");
 	rv = imap_session_open(&conf, l, &x.s, res);
 	mem_wipe(pass, strlen(pass));
 	if (rv != 0) {

@@ -7,6 +7,7 @@
  *   batcher.c      accumulates rows, flushes by row count or bytes
  *   imap_session.c one IMAP connection: TLS/STARTTLS, capabilities,
  *                  login, pipelined commands with tagged completion
+ *   sasl.c         SASL responses: PLAIN, OAUTHBEARER, XOAUTH2 (pure)
  *   imap_attach.c  BODYSTRUCTURE attachments to attachment rows
  *   imap_sync.c    the IMAP sync job: LIST, per mailbox EXAMINE and
  *                  UID FETCH (full for new UIDs, flags for known ones)
@@ -130,6 +131,8 @@ uint64_t sync_batcher_nmessages(const struct sync_batcher *b);
 #define SYNC_CAP_ENABLE (1u << 13)
 #define SYNC_CAP_LIST_STATUS (1u << 14)
 #define SYNC_CAP_NOTIFY (1u << 15)
+#define SYNC_CAP_AUTH_OAUTHBEARER (1u << 16)
+#define SYNC_CAP_AUTH_XOAUTH2 (1u << 17)
 
 struct imap_session;
 
@@ -143,6 +146,9 @@ struct imap_session_conf {
 	const char *ca_pem; /* NULL: system CAs */
 	const char *username;
 	const char *password;
+	/* password is an OAuth 2.0 bearer token: AUTHENTICATE OAUTHBEARER
+	 * (RFC 7628) when offered, else XOAUTH2; never LOGIN or PLAIN. */
+	bool oauth2;
 };
 
 /* Called for every untagged response while a command runs. */

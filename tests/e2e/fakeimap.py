@@ -43,6 +43,7 @@ NOOP, LOGOUT), and anything else is "TAG BAD unknown command". Actions:
     ("fetch_one",)            only the first FETCH response of ("fetch",),
                               without the tagged completion
 """
+import base64
 import re
 import socket
 import threading
@@ -93,6 +94,20 @@ FAULTS = {
     "examine_bad": scenario([(r"^EXAMINE ", [
         "{tag} BAD [SERVERBUG] internal error (fake)"])]),
 }
+
+
+def b64(raw):
+    return base64.b64encode(raw.encode("utf-8") if isinstance(raw, str) else raw).decode("ascii")
+
+
+def oauthbearer_ir(user, port, token, host="127.0.0.1"):
+    """The exact RFC 7628 initial client response mailsync must send."""
+    return b64("n,a=%s,\x01host=%s\x01port=%d\x01auth=Bearer %s\x01\x01" % (
+        user.replace("=", "=3D").replace(",", "=2C"), host, port, token))
+
+
+def xoauth2_ir(user, token):
+    return b64("user=%s\x01auth=Bearer %s\x01\x01" % (user, token))
 
 
 def _envelope(uid, subject):
@@ -272,6 +287,7 @@ DEFAULT_RULES = [
     (r"^CAPABILITY$", ["* CAPABILITY {caps}", "{tag} OK CAPABILITY done"]),
     (r"^LOGIN ", ["{tag} OK [CAPABILITY {caps}] logged in"]),
     (r"^AUTHENTICATE PLAIN", ["{tag} OK logged in"]),
+    (r"^AUTHENTICATE ", ["{tag} NO [AUTHENTICATIONFAILED] fakeimap: unexpected SASL exchange"]),
     (r"^LIST ", [("list",), "{tag} OK LIST done"]),
     (r"^EXAMINE ", [("examine",)]),
     (r"^UID FETCH ", [("fetch",)]),
