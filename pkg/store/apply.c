@@ -393,6 +393,9 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 	int one, rc, rv;
 
 	rv = store_batch_check(b, out);
+	if (rv == 0) {
+		rv = store_attach_check(b, out);
+	}
 	if (rv != 0) {
 		return (rv);
 	}
@@ -465,6 +468,10 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 			goto dbfail;
 		}
 		applied += (uint64_t)one;
+	}
+	rv = store_attach_apply(st, account_id, b); /* attach.c */
+	if (rv != 0) {
+		goto dbfail;
 	}
 	rv = store_stmt(st, SQL_JOB_PROGRESS, &stmt);
 	if (rv != 0) {

@@ -115,6 +115,16 @@ int store_plen(struct proto_str s);
 /* Arguments for "%.*s" printing a peer string safely (nil prints ""). */
 #define STORE_PS(s) store_plen(s), ((s).p != NULL ? (s).p : "")
 
+/* attach.c -------------------------------------------------------------- */
+
+/* Validates b's attachment rows (strings, ranges, and that each has a
+ * full message row in b) before the transaction; fills out on error. */
+int store_attach_check(const struct proto_batch *b, struct store_out *out);
+/* Inside the batch's transaction, after its message rows: each full
+ * message row's attachments become exactly b's rows for it. */
+int store_attach_apply(
+    struct store *st, uint64_t account_id, const struct proto_batch *b);
+
 /* job.c ----------------------------------------------------------------- */
 
 /* Fencing: the job exists, is LEASED, and its attempts == attempt. Fills
