@@ -463,11 +463,11 @@ test_bodystructure_attachment_list(void **state)
 	    {"no attachments", "((\"text\" \"plain\" NIL NIL NIL \"7bit\" 5 "
 			       "1)(\"text\" \"html\" NIL NIL NIL \"7bit\" 5 "
 			       "1) \"alternative\")",
-		{{NULL}}},
+		{{NULL, NULL, NULL, 0, NULL, NULL}}},
 	    {"odd forms", "((TEXT PLAIN NIL NIL NIL 7BIT 1 1) NIL \"mixed\")",
-		{{NULL}}},
-	    {"empty", "()", {{NULL}}},
-	    {"NIL", "(NIL)", {{NULL}}},
+		{{NULL, NULL, NULL, 0, NULL, NULL}}},
+	    {"empty", "()", {{NULL, NULL, NULL, 0, NULL, NULL}}},
+	    {"NIL", "(NIL)", {{NULL, NULL, NULL, 0, NULL, NULL}}},
 	};
 	char line[4096];
 	const struct att_want *w;
