@@ -25,6 +25,7 @@ decode_resp(const struct imap_resp *r, struct buf *out)
 {
 	struct imap_fetch f;
 	struct imap_list_item it;
+	size_t i;
 	int rv;
 
 	if (r->name == NULL) {
@@ -48,10 +49,20 @@ decode_resp(const struct imap_resp *r, struct buf *out)
 			    f.cc ? f.cc : "-",
 			    f.message_id ? f.message_id : "-",
 			    f.has_bodystructure, f.has_attachments);
+			for (i = 0; i < f.nattachments; i++) {
+				const struct imap_attachment *a =
+				    &f.attachments[i];
+
+				(void)buf_printf(out, " [%s %s %s %llu %s %s]",
+				    a->part, a->filename ? a->filename : "-",
+				    a->mime_type, (unsigned long long)a->size,
+				    a->disposition ? a->disposition : "-",
+				    a->content_id ? a->content_id : "-");
+			}
 			imap_fetch_release(&f);
 		} else if (f.keywords != NULL || f.subject != NULL ||
 		    f.from != NULL || f.to != NULL || f.cc != NULL ||
-		    f.message_id != NULL) {
+		    f.message_id != NULL || f.attachments != NULL) {
 			abort(); /* error must leave nothing to free */
 		}
 	} else if (strcmp(r->name, "LIST") == 0 ||
