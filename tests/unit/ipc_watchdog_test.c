@@ -138,7 +138,7 @@ test_probes_never_take_jobs(void **state)
 	assert_int_equal(ipc_open_ex(IPC_JOBS, IPC_LISTEN, url, NULL, &push,
 			     &l, err, sizeof(err)),
 	    0);
-	assert_int_equal(ipc_watchdog_start(push, l, IPC_JOBS, url, 20, 200,
+	assert_int_equal(ipc_watchdog_start(push, l, IPC_JOBS, url, 20, 3000,
 			     &w),
 	    0);
 	assert_int_equal(

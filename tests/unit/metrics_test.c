@@ -17,6 +17,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,6 +323,7 @@ struct hammer {
 	struct metrics_family *fams[3];
 	atomic_int stop;
 	long n;
+	atomic_int started; /* set after the first update */
 };
 
 static void *
@@ -334,6 +336,7 @@ hammer_main(void *arg)
 		(void)metrics_observe(hm->fams[1], "drain", NULL, 0.2);
 		(void)metrics_set(hm->fams[2], NULL, NULL, (double)hm->n);
 		hm->n++;
+		atomic_store(&hm->started, 1);
 	}
 	return (NULL);
 }
@@ -384,6 +387,10 @@ test_http(void **state)
 	for (i = 0; i < 20; i++) {
 		http_fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", &resp);
 		assert_non_null(strstr(resp.data, "test_in_flight "));
+	}
+	/* On a loaded machine the updater may not have run yet. */
+	while (!atomic_load(&hm.started)) {
+		sched_yield();
 	}
 	atomic_store(&hm.stop, 1);
 	assert_int_equal(pthread_join(th, NULL), 0);
