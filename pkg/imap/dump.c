@@ -73,6 +73,9 @@ dump_toks(struct buf *b, const struct imap_tok *t, unsigned depth)
 				rv = dump_quoted(b, t->s, t->len);
 			}
 			break;
+		case IMAP_TOK_STREAMED:
+			rv = buf_printf(b, "{%zu}<streamed>", t->len);
+			break;
 		case IMAP_TOK_NIL:
 			rv = buf_add(b, "NIL", 3);
 			break;

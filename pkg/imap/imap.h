@@ -37,8 +37,10 @@ enum imap_tok_type {
 	IMAP_TOK_STRING,  /* quoted string, unescaped */
 	IMAP_TOK_LITERAL, /* {n} literal, raw bytes */
 	IMAP_TOK_NIL,
-	IMAP_TOK_LIST /* ( ... ); also [ ... ] inside BODY[...] atoms is
+	IMAP_TOK_LIST, /* ( ... ); also [ ... ] inside BODY[...] atoms is
 		       * kept in the atom text */
+	IMAP_TOK_STREAMED /* a literal given to the literal sink, not kept:
+			   * s is NULL and len its size in bytes */
 };
 
 /* One token. Strings are views into the parser; see imap_parser_feed. */
@@ -111,6 +113,28 @@ void imap_parser_free(struct imap_parser **p);
 int imap_parser_feed(struct imap_parser *p, const char *data, size_t len,
     size_t *used_r, const struct imap_resp **resp_r);
 
+/*
+ * Literal sink: where the bytes of large literals go instead of the
+ * response buffer. fn gets every byte of such a literal, in order and in
+ * any chunking (chunk points into the caller's data of that feed call and
+ * is valid during the call only): offset is where chunk starts within the
+ * literal, total the literal's announced size. A non-zero return (an enum
+ * err) stops the parser with that error.
+ */
+typedef int (*imap_literal_sink_fn)(const char *chunk, size_t len,
+    uint64_t offset, uint64_t total, void *arg);
+
+/*
+ * From the next literal announcement on, a literal of more than threshold
+ * bytes is streamed to fn (arg borrowed) instead of being buffered; its
+ * token is IMAP_TOK_STREAMED. Streamed literals count neither against
+ * max_literal nor max_response; one of more than max bytes is ERR_TOOBIG
+ * before any of its bytes is read. fn NULL removes the sink (buffer every
+ * literal again). Returns 0, or ERR_INVAL for max 0 with a sink.
+ */
+int imap_parser_set_literal_sink(struct imap_parser *p, uint64_t threshold,
+    uint64_t max, imap_literal_sink_fn fn, void *arg);
+
 /* Text of the last error, e.g. "literal of 9999999999 bytes exceeds
  * limit 8388608". Never NULL. */
 const char *imap_parser_error(const struct imap_parser *p);
@@ -120,14 +144,15 @@ bool imap_tok_is(const struct imap_tok *t, const char *s);
 /* Parses an atom token as a u32 / u64 number; ERR_PROTO if not one. */
 int imap_tok_u32(const struct imap_tok *t, uint32_t *v_r);
 int imap_tok_u64(const struct imap_tok *t, uint64_t *v_r);
-/* True for tokens usable as strings (atom, string, literal). */
+/* True for tokens usable as strings (atom, string, literal; a streamed
+ * literal is not one). */
 bool imap_tok_is_str(const struct imap_tok *t);
 
 /*
  * Appends a one-line, unambiguous rendering of r to b, for tests, fuzzers
  * and debugging (never for logs: it includes literal bytes). Tokens are
  * written as atoms, "quoted" (\" \\ and \xNN escaped), {n}"bytes" for
- * literals, NIL and (lists); e.g. `* 3 FETCH (UID 7 BODY[] {2}"hi")` or
+ * literals, {n}<streamed> for streamed literals, NIL and (lists); e.g. `* 3 FETCH (UID 7 BODY[] {2}"hi")` or
  * `A1 OK [UIDNEXT 5] "done"`. Returns 0 or the buf_add error.
  */
 int imap_resp_format(const struct imap_resp *r, struct buf *b);

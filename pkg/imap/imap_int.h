@@ -25,7 +25,12 @@ struct imapi_frame {
 	size_t open_off; /* offset of the '(' */
 };
 
-enum imapi_scan_state { IMAPI_SCAN_LINE, IMAPI_SCAN_LITERAL, IMAPI_SCAN_DONE };
+enum imapi_scan_state {
+	IMAPI_SCAN_LINE,
+	IMAPI_SCAN_LITERAL,
+	IMAPI_SCAN_STREAM, /* a literal going to the sink */
+	IMAPI_SCAN_DONE
+};
 
 struct imap_parser {
 	struct imap_limits lim;
@@ -42,6 +47,16 @@ struct imap_parser {
 
 	struct imapi_frame *stack; /* grows up to max_depth + 1 */
 	size_t stack_cap;
+
+	/* Literal sink (imap_parser_set_literal_sink). */
+	imap_literal_sink_fn sink;
+	void *sink_arg;
+	uint64_t sink_threshold, sink_max;
+	uint64_t stream_total, stream_off; /* the literal being streamed */
+	/* Offsets in buf where the bytes of each streamed literal of this
+	 * response would have been; the tokenizer walks them in order. */
+	size_t *streamed;
+	size_t nstreamed, capstreamed, streamed_next;
 
 	struct imap_resp resp;
 	int err_code; /* sticky once set */

@@ -9,6 +9,11 @@
  * number of times whatever the chunking; a literal's size is checked
  * against max_literal and max_response before any of its bytes is read.
  *
+ * With a literal sink installed (imap_parser_set_literal_sink), a literal
+ * larger than the sink's threshold is not buffered: its bytes go to the
+ * sink as they arrive and only its position is remembered, so a message
+ * body of any size passes through a buffer of one line.
+ *
  * The complete response then goes to tokenize.c (imapi_tokenize), which
  * builds the token tree; imap_int.h is what the two files share.
  *
@@ -80,6 +85,7 @@ imap_parser_free(struct imap_parser **pp)
 	}
 	p = *pp;
 	buf_release(&p->buf);
+	free(p->streamed);
 	for (b = p->blocks; b != NULL; b = nb) {
 		nb = b->next;
 		free(b);
@@ -98,6 +104,23 @@ imap_parser_error(const struct imap_parser *p)
 	return (p->err);
 }
 
+int
+imap_parser_set_literal_sink(struct imap_parser *p, uint64_t threshold,
+    uint64_t max, imap_literal_sink_fn fn, void *arg)
+{
+	if (fn != NULL && max == 0) {
+		return (ERR_INVAL);
+	}
+	if (max > SIZE_MAX) {
+		max = SIZE_MAX; /* a token's len is a size_t */
+	}
+	p->sink = fn;
+	p->sink_arg = arg;
+	p->sink_threshold = threshold;
+	p->sink_max = fn != NULL ? max : 0;
+	return (0);
+}
+
 /* Forgets the last response so the buffer can take the next one. */
 static void
 reset_response(struct imap_parser *p)
@@ -111,6 +134,10 @@ reset_response(struct imap_parser *p)
 	p->state = IMAPI_SCAN_LINE;
 	p->line_start = 0;
 	p->lit_left = 0;
+	p->stream_total = 0;
+	p->stream_off = 0;
+	p->nstreamed = 0;
+	p->streamed_next = 0;
 	p->term = 0;
 	p->cur = p->blocks;
 	p->cur_used = 0;
@@ -155,6 +182,40 @@ first_line_is_text(const char *b, size_t term)
 	i++;
 	for (k = i; k < term && b[k] != ' '; k++) { }
 	return (imapi_is_status_word(b + i, k - i));
+}
+
+/* Starts streaming a literal of v bytes whose bytes would start at the
+ * current end of the buffer. */
+static int
+stream_start(struct imap_parser *p, uint64_t v)
+{
+	size_t *ns, ncap;
+
+	if (v > p->sink_max) {
+		return (imapi_set_err(p, ERR_TOOBIG,
+		    "streamed literal of %llu bytes exceeds limit %llu",
+		    (unsigned long long)v, (unsigned long long)p->sink_max));
+	}
+	if (p->nstreamed >= p->lim.max_tokens) {
+		return (imapi_set_err(p, ERR_TOOBIG,
+		    "response has more than %zu streamed literals",
+		    p->lim.max_tokens));
+	}
+	if (p->nstreamed == p->capstreamed) {
+		ncap = p->capstreamed == 0 ? 4 : p->capstreamed * 2;
+		ns = realloc(p->streamed, ncap * sizeof(*ns));
+		if (ns == NULL) {
+			return (imapi_set_err(p, ERR_NOMEM, "out of memory"));
+		}
+		p->streamed = ns;
+		p->capstreamed = ncap;
+	}
+	p->streamed[p->nstreamed++] = p->buf.len;
+	p->line_start = p->buf.len;
+	p->stream_total = v;
+	p->stream_off = 0;
+	p->state = IMAPI_SCAN_STREAM;
+	return (0);
 }
 
 /*
@@ -205,6 +266,9 @@ line_end(struct imap_parser *p)
 		}
 		v = v * 10 + d;
 	}
+	if (!over && p->sink != NULL && v > p->sink_threshold) {
+		return (stream_start(p, v));
+	}
 	if (over || v > p->lim.max_literal) {
 		nd = i - j;
 		return (imapi_set_err(p, ERR_TOOBIG,
@@ -246,6 +310,29 @@ imap_parser_feed(struct imap_parser *p, const char *data, size_t len,
 		reset_response(p);
 	}
 	while (off < len) {
+		if (p->state == IMAPI_SCAN_STREAM) {
+			n = len - off;
+			if ((uint64_t)n > p->stream_total - p->stream_off) {
+				n = (size_t)(p->stream_total - p->stream_off);
+			}
+			rv = p->sink(data + off, n, p->stream_off,
+			    p->stream_total, p->sink_arg);
+			if (rv != 0) {
+				rv = imapi_set_err(p, rv < 0 ? rv : ERR_IO,
+				    "literal sink refused %zu bytes at offset "
+				    "%llu: %s",
+				    n, (unsigned long long)p->stream_off,
+				    err_str(rv < 0 ? rv : ERR_IO));
+				goto fail;
+			}
+			off += n;
+			p->stream_off += n;
+			if (p->stream_off == p->stream_total) {
+				p->state = IMAPI_SCAN_LINE;
+				p->line_start = p->buf.len;
+			}
+			continue;
+		}
 		if (p->state == IMAPI_SCAN_LITERAL) {
 			n = len - off;
 			if ((uint64_t)n > p->lit_left) {
@@ -318,7 +405,8 @@ imap_tok_is(const struct imap_tok *t, const char *s)
 {
 	size_t n;
 
-	if (t == NULL || s == NULL || t->type == IMAP_TOK_LIST) {
+	if (t == NULL || s == NULL || t->type == IMAP_TOK_LIST
+	    || t->s == NULL) {
 		return (false);
 	}
 	n = strlen(s);

@@ -170,10 +170,12 @@ tok_quoted(struct imap_parser *p, size_t *ip, size_t lim, const char **s_r,
 	return (0);
 }
 
-/* Scans "{N}" / "{N+}" at b[*ip] == '{', its line break and N bytes. */
+/* Scans "{N}" / "{N+}" at b[*ip] == '{', its line break and N bytes;
+ * a literal the scanner streamed to the sink has no bytes here:
+ * *streamed_r is then true and *s_r NULL. */
 static int
 tok_literal(struct imap_parser *p, size_t *ip, size_t lim, const char **s_r,
-    size_t *len_r)
+    size_t *len_r, bool *streamed_r)
 {
 	const char *b = p->buf.data;
 	size_t i = *ip + 1, start = *ip;
@@ -209,6 +211,16 @@ tok_literal(struct imap_parser *p, size_t *ip, size_t lim, const char **s_r,
 		    "literal at offset %zu not at end of line", start));
 	}
 	i++;
+	*streamed_r = false;
+	if (p->streamed_next < p->nstreamed
+	    && p->streamed[p->streamed_next] == i) {
+		p->streamed_next++;
+		*streamed_r = true;
+		*s_r = NULL;
+		*len_r = (size_t)v;
+		*ip = i;
+		return (0);
+	}
 	if (v > (uint64_t)(lim - i)) {
 		return (imapi_set_err(p, ERR_PROTO,
 		    "literal at offset %zu runs past the response", start));
@@ -283,6 +295,7 @@ tok_seq(struct imap_parser *p, size_t *ip, size_t lim, enum tok_ctx ctx,
 	size_t i = *ip, depth = 0, len = 0;
 	const char *s = NULL;
 	enum imap_tok_type type;
+	bool streamed = false;
 	int rv;
 	unsigned char c;
 
@@ -366,8 +379,9 @@ tok_seq(struct imap_parser *p, size_t *ip, size_t lim, enum tok_ctx ctx,
 			if (c == '~') {
 				i++;
 			}
-			type = IMAP_TOK_LITERAL;
-			rv = tok_literal(p, &i, lim, &s, &len);
+			rv = tok_literal(p, &i, lim, &s, &len, &streamed);
+			type = streamed ? IMAP_TOK_STREAMED
+					: IMAP_TOK_LITERAL;
 		} else {
 			type = IMAP_TOK_ATOM;
 			rv = tok_atom(p, &i, lim, ctx, &s, &len);
@@ -540,6 +554,7 @@ imapi_tokenize(struct imap_parser *p)
 	p->cur = p->blocks;
 	p->cur_used = 0;
 	p->ntok = 0;
+	p->streamed_next = 0;
 	memset(r, 0, sizeof(*r));
 	if (lim == 0) {
 		return (imapi_set_err(p, ERR_PROTO, "empty response line"));

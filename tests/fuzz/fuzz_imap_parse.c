@@ -6,10 +6,15 @@
  * whole, one byte at a time and in pseudo-random chunks. Each run renders
  * every response (imap_resp_format), the result of imap_fetch_parse /
  * imap_list_parse on it, and the final error code; the three renderings
- * must be identical, or the harness aborts. Error texts are not compared:
+ * must be identical, or the harness aborts. Bit 1 of the first byte also
+ * installs a literal sink (literals over 8 bytes streamed, at most 4096):
+ * the sink checks that offsets are contiguous, and the streamed bytes of
+ * each complete response are rendered after it, so they too must agree
+ * whatever the chunking. Error texts are not compared:
  * when a line is too long AND the response is too big, which limit trips
  * first may depend on where a chunk ends (both are ERR_TOOBIG).
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,17 +87,54 @@ decode_resp(const struct imap_resp *r, struct buf *out)
 	}
 }
 
+/* Bytes streamed for the response being read. */
+struct streamed {
+	struct buf bytes;
+	uint64_t next, total;
+};
+
+static int
+sink(const char *chunk, size_t len, uint64_t offset, uint64_t total,
+    void *arg)
+{
+	struct streamed *st = arg;
+
+	if (offset == 0) {
+		if (st->next != st->total) {
+			abort(); /* the previous literal was cut short */
+		}
+		st->total = total;
+		(void)buf_printf(&st->bytes, "[%llu]",
+		    (unsigned long long)total);
+	} else if (offset != st->next || total != st->total) {
+		abort();
+	}
+	if (len == 0 || offset + len > total || total <= 8 || total > 4096) {
+		abort();
+	}
+	st->next = offset + len;
+	(void)buf_add(&st->bytes, chunk, len);
+	return (0);
+}
+
 /* Feeds data in the given chunking; renders everything into out. */
 static void
 run(const struct imap_limits *lim, const uint8_t *data, size_t size,
-    int mode, unsigned seed, struct buf *out)
+    int mode, unsigned seed, bool stream, struct buf *out)
 {
 	struct imap_parser *p = NULL;
 	const struct imap_resp *r;
+	struct streamed st;
 	size_t off = 0, n, used;
 	int rv = 0;
 
+	memset(&st, 0, sizeof(st));
+	buf_init(&st.bytes, 1u << 30);
 	if (imap_parser_new(lim, &p) != 0) {
+		abort();
+	}
+	if (stream && imap_parser_set_literal_sink(p, 8, 4096, sink, &st)
+	    != 0) {
 		abort();
 	}
 	while (off < size) {
@@ -129,6 +171,12 @@ run(const struct imap_limits *lim, const uint8_t *data, size_t size,
 			}
 			(void)imap_resp_format(r, out);
 			decode_resp(r, out);
+			if (st.bytes.len > 0) {
+				(void)buf_add(out, " streamed=", 10);
+				(void)buf_add(out, st.bytes.data,
+				    st.bytes.len);
+				buf_reset(&st.bytes);
+			}
 			(void)buf_add(out, "\n", 1);
 		} else if (used != n) {
 			abort();
@@ -136,6 +184,7 @@ run(const struct imap_limits *lim, const uint8_t *data, size_t size,
 	}
 	(void)buf_printf(out, "end %d\n", rv < 0 ? rv : 0);
 	imap_parser_free(&p);
+	buf_release(&st.bytes);
 }
 
 int
@@ -144,6 +193,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct imap_limits lim;
 	struct buf a, b;
 	unsigned seed;
+	bool stream;
 
 	if (size < 1) {
 		return (0);
@@ -157,17 +207,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		lim.max_tokens = 40;
 	}
 	seed = data[0] >> 1;
+	stream = (data[0] & 2) != 0;
 	data++;
 	size--;
 	buf_init(&a, 256u * 1024 * 1024);
 	buf_init(&b, 256u * 1024 * 1024);
-	run(&lim, data, size, 0, 0, &a);
-	run(&lim, data, size, 1, 0, &b);
+	run(&lim, data, size, 0, 0, stream, &a);
+	run(&lim, data, size, 1, 0, stream, &b);
 	if (a.len != b.len || (a.len > 0 && memcmp(a.data, b.data, a.len))) {
 		abort();
 	}
 	buf_reset(&b);
-	run(&lim, data, size, 2, seed, &b);
+	run(&lim, data, size, 2, seed, stream, &b);
 	if (a.len != b.len || (a.len > 0 && memcmp(a.data, b.data, a.len))) {
 		abort();
 	}
