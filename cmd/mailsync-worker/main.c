@@ -112,7 +112,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: mailsync-worker [--dir DIR] [--jobs URL] [--results URL]\n"
 	    "                       [--batch-rows N] [--io-timeout SECONDS] "
-	    "[--verbose]\n");
+	    "[--job-timeout SECONDS] [--verbose]\n");
 	exit(2);
 }
 
@@ -125,6 +125,7 @@ main(int argc, char **argv)
 		{ "results", required_argument, NULL, 'r' },
 		{ "batch-rows", required_argument, NULL, 'b' },
 		{ "io-timeout", required_argument, NULL, 't' },
+		{ "job-timeout", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -166,6 +167,14 @@ main(int argc, char **argv)
 				exit(2);
 			}
 			w.lim.io_timeout_ms = (int)v * 1000;
+			break;
+		case 'T':
+			if (parse_u64(optarg, 7 * 86400, &v) != 0 || v == 0) {
+				fprintf(stderr, "mailsync-worker: --job-timeout "
+						"must be 1..604800 seconds\n");
+				exit(2);
+			}
+			w.lim.job_timeout_ms = (int64_t)v * 1000;
 			break;
 		case 'v':
 			verbose = true;

@@ -30,6 +30,7 @@ struct imap_session {
 	struct sync_limits lim;
 	uint32_t caps;
 	uint32_t tagn;
+	int64_t deadline_ms; /* monotonic; 0: none (lim.job_timeout_ms) */
 	char rbuf[SESSION_RBUF];
 	size_t roff, rlen;
 	struct buf wbuf;
@@ -116,7 +117,7 @@ session_read(struct imap_session *s, const struct imap_resp **r_r,
     struct sync_result *res)
 {
 	size_t used, n;
-	int rv;
+	int rv, tmo;
 
 	for (;;) {
 		if (s->roff < s->rlen) {
@@ -134,8 +135,26 @@ session_read(struct imap_session *s, const struct imap_resp **r_r,
 		}
 		s->roff = 0;
 		s->rlen = 0;
-		rv = net_read(s->conn, s->rbuf, sizeof(s->rbuf), &n,
-		    s->lim.io_timeout_ms);
+		tmo = s->lim.io_timeout_ms;
+		if (s->deadline_ms != 0) {
+			int64_t left = s->deadline_ms - clock_mono_ms();
+
+			if (left <= 0) {
+				return (sync_fail(res, ERR_TIMEOUT, RETRY_LATER,
+				    "job exceeded its time limit of %lld s",
+				    (long long)(s->lim.job_timeout_ms / 1000)));
+			}
+			if (left < tmo) {
+				tmo = (int)left;
+			}
+		}
+		rv = net_read(s->conn, s->rbuf, sizeof(s->rbuf), &n, tmo);
+		if (rv == ERR_TIMEOUT && s->deadline_ms != 0 &&
+		    clock_mono_ms() >= s->deadline_ms) {
+			return (sync_fail(res, ERR_TIMEOUT, RETRY_LATER,
+			    "job exceeded its time limit of %lld s",
+			    (long long)(s->lim.job_timeout_ms / 1000)));
+		}
 		if (rv != 0) {
 			return (net_fail(res, rv, "reading from server"));
 		}
@@ -500,6 +519,9 @@ imap_session_open(const struct imap_session_conf *c,
 		    "out of memory"));
 	}
 	s->lim = *l;
+	if (l->job_timeout_ms > 0) {
+		s->deadline_ms = clock_mono_ms() + l->job_timeout_ms;
+	}
 	buf_init(&s->wbuf, SESSION_WMAX);
 	rv = imap_parser_new(&l->imap, &s->parser);
 	if (rv != 0) {

@@ -16,6 +16,7 @@ sync_limits_default(struct sync_limits *l)
 	l->batch_bytes = 1024 * 1024;
 	l->io_timeout_ms = 60000;
 	l->connect_timeout_ms = 15000;
+	l->job_timeout_ms = 4 * 3600 * 1000;
 	l->max_mailboxes = 10000;
 	imap_limits_default(&l->imap);
 }

@@ -36,6 +36,9 @@ struct sync_limits {
 	size_t batch_bytes;   /* string bytes per batch (default 1 MiB) */
 	int io_timeout_ms;    /* any single read/write (default 60 s) */
 	int connect_timeout_ms;
+	/* A whole job attempt (default 4 h; 0: none): bounds a server that
+	 * trickles data forever, which io_timeout alone cannot. */
+	int64_t job_timeout_ms;
 	uint32_t max_mailboxes; /* refuse accounts with more (10000) */
 	struct imap_limits imap;
 };

@@ -31,6 +31,7 @@ NOOP, LOGOUT), and anything else is "TAG BAD unknown command". Actions:
     ("endless", "prefix")     prefix, then an endless line of 'a' (64 KiB
                               chunks, stopped by the client's close or
                               after 1 GiB)
+    ("drip", SECONDS)         "* OK still here" every SECONDS, forever
     ("literal_cut", "prefix", TOTAL, SENT)
                               prefix + "{TOTAL}\\r\\n" + SENT bytes, close
     ("list",)                 "* LIST" lines for every mailbox
@@ -91,6 +92,7 @@ FAULTS = {
         "* 1 FETCH (UID 1 FLAGS (\\Seen) ENVELOPE (\"broken\"))",
         "{tag} OK done"])]),
     "unknown_tag": scenario([(r"^LIST ", [("list",), "X999 OK LIST done"])]),
+    "drip_forever": scenario([(r"^UID FETCH ", [("fetch_one",), ("drip", 0.3)])]),
     "examine_bad": scenario([(r"^EXAMINE ", [
         "{tag} BAD [SERVERBUG] internal error (fake)"])]),
 }
@@ -234,6 +236,16 @@ class _Conn:
                 except OSError:
                     pass
                 self.server.endless_sent = sent
+                return False
+            elif op == "drip":
+                # A slow-loris server: a harmless line every a[1] seconds,
+                # forever (until the client leaves), never completing.
+                try:
+                    while True:
+                        self.send("* OK still here\r\n")
+                        time.sleep(a[1])
+                except OSError:
+                    pass
                 return False
             elif op == "literal_cut":
                 self.send("%s{%d}\r\n" % (a[1], a[2]))

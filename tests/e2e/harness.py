@@ -57,13 +57,15 @@ class Pipeline:
     """store + scheduler + N workers, started directly so tests can kill
     any one of them."""
 
-    def __init__(self, workers=2, lease=5, batch_rows=200, interval=3600, io_timeout=None):
+    def __init__(self, workers=2, lease=5, batch_rows=200, interval=3600, io_timeout=None,
+                 job_timeout=None):
         self.dir = tempfile.mkdtemp(prefix="mailsync-e2e-")
         self.metrics_port = free_port()
         self.lease = lease
         self.batch_rows = batch_rows
         self.interval = interval
         self.io_timeout = io_timeout
+        self.job_timeout = job_timeout
         self.procs = {}
         self.logs = {}
         self.start("store")
@@ -84,6 +86,8 @@ class Pipeline:
                     "--lease", str(self.lease),
                     "--metrics-listen", "127.0.0.1:%d" % self.metrics_port]
         extra = ["--io-timeout", str(self.io_timeout)] if self.io_timeout else []
+        if self.job_timeout:
+            extra += ["--job-timeout", str(self.job_timeout)]
         return [os.path.join(BIN, "mailsync-worker"), "--dir", self.dir,
                 "--batch-rows", str(self.batch_rows)] + extra
 
