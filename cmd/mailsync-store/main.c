@@ -269,7 +269,8 @@ usage(void)
 	    "                      [--default-interval SECONDS] "
 	    "[--max-attempts N]\n"
 	    "                      [--keep-jobs DAYS] [--keep-log DAYS] "
-	    "[--verbose] [-n]\n");
+	    "[--max-body BYTES]\n"
+	    "                      [--verbose] [-n]\n");
 	exit(2);
 }
 
@@ -349,6 +350,7 @@ main(int argc, char **argv)
 		{ "max-attempts", required_argument, NULL, 'a' },
 		{ "keep-jobs", required_argument, NULL, 'J' },
 		{ "keep-log", required_argument, NULL, 'L' },
+		{ "max-body", required_argument, NULL, 'B' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -359,7 +361,8 @@ main(int argc, char **argv)
 	char errbuf[512];
 	uint8_t key[SECRET_KEY_LEN];
 	struct store_config cfg
-	    = { STORE_DEFAULT_INTERVAL_S, STORE_DEFAULT_MAX_ATTEMPTS, 0 };
+	    = { STORE_DEFAULT_INTERVAL_S, STORE_DEFAULT_MAX_ATTEMPTS, 0,
+		  STORE_DEFAULT_MAX_BODY };
 	struct storeproc sp;
 	struct sigaction sa;
 	struct pollfd pfd[2];
@@ -422,6 +425,17 @@ main(int argc, char **argv)
 			} else {
 				keep_log_ms = (int64_t)v * 86400000;
 			}
+			break;
+		case 'B':
+			/* A body row is at most PROTO_MAX_STR; the body may
+			 * be any number of them, up to 4 GiB. */
+			if (parse_u64(optarg, UINT32_MAX, &v) != 0 || v == 0) {
+				fprintf(stderr,
+				    "mailsync-store: --max-body must be "
+				    "1..4294967295 bytes\n");
+				exit(2);
+			}
+			cfg.max_body = v;
 			break;
 		case 'n':
 			check = true;

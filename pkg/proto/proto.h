@@ -369,6 +369,9 @@ struct proto_event {
 	int32_t status;	  /* EV_JOB_FINISHED: enum err of the attempt */
 	bool removed;	  /* EV_ACCOUNT_CHANGED: the account is gone */
 	uint32_t interval_s;
+	/* EV_JOB_QUEUED of a new job: its enum proto_job_kind (0 sync when
+	 * absent), so the scheduler applies the kind's leasing rule. */
+	uint8_t job_kind;
 };
 
 /* A decoded or to-be-encoded message. */

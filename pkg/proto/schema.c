@@ -289,6 +289,7 @@ static const struct proto_field f_event[] = {
 	F_(proto_event, status, I32, OPT, 0),
 	F_(proto_event, removed, BOOL, OPT, 0),
 	F_(proto_event, interval_s, U32, OPT, 0),
+	F_(proto_event, job_kind, U8, OPT, JOB_KIND_WATCH),
 };
 TABLE_(t_event, proto_event, f_event);
 

@@ -139,6 +139,7 @@ next_leases(struct queue *q, int64_t now, struct queue_action *acts, size_t n,
 	const struct queue_heap_ent *top;
 	struct queue_heap_ent e;
 	struct queue_jobrec *j;
+	struct queue_acctrec *ac;
 	struct queue_action *a;
 	uint32_t s, blocked = QUEUE_NIL;
 
@@ -161,8 +162,12 @@ next_leases(struct queue *q, int64_t now, struct queue_action *acts, size_t n,
 		j = &q->jobs[s];
 		queue_heap_remove(&q->ready, j->hpos);
 		j->heap = QH_NONE;
-		if (q->accts[j->acct].nbusy > 0) {
-			/* Park it on a list threaded through hpos. */
+		ac = &q->accts[j->acct];
+		if (j->kind == JOB_KIND_FETCH_BODY
+		        ? ac->nbody_busy > 0
+		        : ac->nbusy > ac->nbody_busy) {
+			/* Busy in its lane: park it on a list threaded
+			 * through hpos. */
 			j->hpos = blocked;
 			blocked = s;
 			continue;
@@ -330,6 +335,10 @@ queue_retry_done(struct queue *q, uint64_t job_id, int rv, uint8_t state,
 		return (0);
 	case JOB_DEAD:
 		as = j->acct;
+		if (j->kind == JOB_KIND_FETCH_BODY) {
+			queue_job_del(q, js); /* not a sync: schedule kept */
+			return (0);
+		}
 		queue_job_del(q, js);
 		queue_acct_finished(q, as, now, false);
 		return (0);

@@ -146,8 +146,9 @@ int queue_load(struct queue *q, const struct proto_reply *reply);
  * cache knew, *job_r (may be NULL) receives the job as it was before the
  * event and *known_r (may be NULL) is set to true; else false.
  *   EV_JOB_QUEUED:   adds or updates a queued job (priority, due_at,
- *                    attempt); job kind is not in the event: a new job is
- *                    taken as JOB_KIND_SYNC until the next load.
+ *                    attempt); a new job gets the event's job_kind
+ *                    (sync, drain or fetch_body; anything else is taken
+ *                    as JOB_KIND_SYNC until the next load).
  *   EV_JOB_PROGRESS: lease_until = at + lease_ms for a leased job.
  *   EV_JOB_FINISHED: state QUEUED: back to queued at due_at; DONE,
  *                    FAILED, DEAD: the job leaves the cache and its
@@ -170,6 +171,10 @@ int queue_on_event(struct queue *q, const struct proto_event *ev,
  * interval_s, no job, none being created; interval_s 0 = manual only),
  * LEASE for due queued jobs, user priority first then oldest due, never
  * a second busy job for one account, while inflight < max_inflight.
+ * fetch_body jobs are a lane of their own: one busy per account, beside
+ * the account's other job; they neither hold back nor wait for it, and
+ * neither they nor their ends touch the periodic schedule
+ * (last_sync_at, fail_streak).
  * Each proposed action becomes pending until its *_done() call. rand32
  * seeds the backoff jitter (mixed with job id and attempt). Never fails.
  */

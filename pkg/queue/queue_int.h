@@ -8,11 +8,13 @@
  *   - every in-use account is in accts map; every in-use job in jobs map
  *     and in its account's job list;
  *   - an account is in the due heap iff interval_s > 0, it has no job
- *     and no create is pending;
+ *     other than fetch_body ones and no create is pending;
  *   - a job is in the wait or ready heap iff queued, in the lease heap
  *     iff leased; being leased / being retried: in no heap;
  *   - a.nbusy counts the account's leasing/leased/retrying jobs,
  *     a.nqueued its queued ones; q->nbusy and q->nqueued the totals;
+ *     a.nbody_busy / a.nbody_queued count the fetch_body ones among
+ *     them;
  *   - every heap has capacity for every slot of its pool, so moving an
  *     existing object between heaps never allocates.
  */
@@ -104,6 +106,8 @@ struct queue_acctrec {
 	uint32_t jobs; /* head of the job list */
 	uint32_t nqueued;
 	uint32_t nbusy;
+	uint32_t nbody_queued; /* fetch_body jobs among nqueued */
+	uint32_t nbody_busy;   /* and among nbusy */
 	uint32_t hpos;
 	bool in_heap;
 	bool create_pending;

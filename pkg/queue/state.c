@@ -178,8 +178,8 @@ queue_acct_resched(struct queue *q, uint32_t s)
 		a->in_heap = false;
 	}
 	q->dirty = true;
-	if (a->id == 0 || a->interval_s == 0 || a->nqueued > 0 || a->nbusy > 0
-	    || a->create_pending) {
+	if (a->id == 0 || a->interval_s == 0 || a->nqueued > a->nbody_queued
+	    || a->nbusy > a->nbody_busy || a->create_pending) {
 		return;
 	}
 	e.k1 = a->last_sync_at + (int64_t)a->interval_s * 1000;
@@ -309,16 +309,19 @@ queue_job_set(struct queue *q, uint32_t s, enum queue_jstate st)
 	struct queue_jobrec *j = &q->jobs[s];
 	struct queue_acctrec *a = &q->accts[j->acct];
 	struct queue_heap_ent e;
+	uint32_t body = j->kind == JOB_KIND_FETCH_BODY;
 
 	switch (j->st) {
 	case QJ_QUEUED:
 		a->nqueued--;
+		a->nbody_queued -= body;
 		q->nqueued--;
 		break;
 	case QJ_LEASING:
 	case QJ_LEASED:
 	case QJ_RETRYING:
 		a->nbusy--;
+		a->nbody_busy -= body;
 		q->nbusy--;
 		break;
 	case QJ_FREE:
@@ -345,6 +348,7 @@ queue_job_set(struct queue *q, uint32_t s, enum queue_jstate st)
 	switch (st) {
 	case QJ_QUEUED:
 		a->nqueued++;
+		a->nbody_queued += body;
 		q->nqueued++;
 		e.k1 = j->due_at;
 		queue_heap_push(&q->wait, e);
@@ -352,6 +356,7 @@ queue_job_set(struct queue *q, uint32_t s, enum queue_jstate st)
 		break;
 	case QJ_LEASED:
 		a->nbusy++;
+		a->nbody_busy += body;
 		q->nbusy++;
 		e.k1 = j->lease_until;
 		queue_heap_push(&q->lease, e);
@@ -360,6 +365,7 @@ queue_job_set(struct queue *q, uint32_t s, enum queue_jstate st)
 	case QJ_LEASING:
 	case QJ_RETRYING:
 		a->nbusy++;
+		a->nbody_busy += body;
 		q->nbusy++;
 		break;
 	case QJ_FREE:
@@ -453,7 +459,8 @@ load_into(struct queue *t, const struct proto_reply *r)
 		if (ji->state != JOB_QUEUED && ji->state != JOB_LEASED) {
 			continue;
 		}
-		if (ji->kind > JOB_KIND_DRAIN || ji->priority > PRIO_USER) {
+		if (ji->kind > JOB_KIND_FETCH_BODY
+		    || ji->priority > PRIO_USER) {
 			return (ERR_INVAL);
 		}
 		rv = acct_get_or_add(t, ji->account_id, &as);
@@ -570,7 +577,9 @@ ev_job_queued(
 		if (rv != 0) {
 			return (rv);
 		}
-		q->jobs[js].kind = JOB_KIND_SYNC;
+		q->jobs[js].kind = ev->job_kind <= JOB_KIND_FETCH_BODY
+		    ? ev->job_kind
+		    : JOB_KIND_SYNC;
 	}
 	j = &q->jobs[js];
 	j->priority = ev->priority;
@@ -620,6 +629,10 @@ ev_job_finished(struct queue *q, const struct proto_event *ev, uint32_t js)
 	case JOB_DONE:
 	case JOB_FAILED:
 	case JOB_DEAD:
+		if (j->kind == JOB_KIND_FETCH_BODY) {
+			queue_job_del(q, js); /* not a sync: schedule kept */
+			return (0);
+		}
 		queue_job_del(q, js);
 		queue_acct_finished(q, as, ev->at, ev->state == JOB_DONE);
 		return (0);
@@ -705,7 +718,7 @@ queue_check(const struct queue *q)
 {
 #ifndef NDEBUG
 	size_t i, na = 0, nj = 0, nq = 0, nb = 0;
-	uint32_t s, cq, cb;
+	uint32_t s, cq, cb, bq, bb;
 	const struct queue_acctrec *a;
 	const struct queue_jobrec *j;
 
@@ -716,19 +729,22 @@ queue_check(const struct queue *q)
 		}
 		na++;
 		assert(queue_map_get(&q->amap, a->id, &s) && s == i);
-		cq = cb = 0;
+		cq = cb = bq = bb = 0;
 		for (s = a->jobs; s != QUEUE_NIL; s = q->jobs[s].acct_next) {
 			j = &q->jobs[s];
 			assert(j->id != 0 && j->acct == i);
 			if (j->st == QJ_QUEUED) {
 				cq++;
+				bq += j->kind == JOB_KIND_FETCH_BODY;
 			} else {
 				cb++;
+				bb += j->kind == JOB_KIND_FETCH_BODY;
 			}
 		}
 		assert(cq == a->nqueued && cb == a->nbusy);
+		assert(bq == a->nbody_queued && bb == a->nbody_busy);
 		assert(a->in_heap
-		    == (a->interval_s > 0 && cq + cb == 0
+		    == (a->interval_s > 0 && cq + cb == bq + bb
 		        && !a->create_pending));
 		if (a->in_heap) {
 			assert(q->due.v[a->hpos].slot == i);

@@ -19,8 +19,9 @@
 
 static const char SQL_ACCOUNT_INSERT[]
     = "INSERT INTO accounts(name, protocol, server, username, secret,"
-      " tls_ca_pem, starttls, plaintext, interval_s, created_at, auth)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+      " tls_ca_pem, starttls, plaintext, interval_s, created_at, auth,"
+      " bodies) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+      " coalesce(?12, 'none'))";
 
 static const char SQL_ACCOUNT_LIST[]
     = "SELECT a.id, a.name, a.protocol, a.server, a.username, a.interval_s,"
@@ -124,6 +125,12 @@ store_account_check(const struct proto_account_add *a, uint32_t *interval_r,
 		    "auth '%.*s' is not 'password' or 'oauth2'",
 		    (int)(a->auth.len > 16 ? 16 : a->auth.len), a->auth.p));
 	}
+	/* bodies: nil = "none"; else "none", "all" or "recent:DAYS". */
+	if (a->bodies.p != NULL
+	    && store_body_policy_check(a->bodies, &why) != 0) {
+		return (store_out_fail(out, ERR_INVAL,
+		    "bodies '%.*s' %s", STORE_PS(a->bodies), why));
+	}
 	*interval_r = a->interval_s;
 	return (ERR_OK);
 }
@@ -176,6 +183,7 @@ store_account_add(struct store *st, const struct proto_account_add *a,
 	sqlite3_bind_text(stmt, 11,
 	    store_str_is(a->auth, "oauth2") ? "oauth2" : "password", -1,
 	    SQLITE_STATIC);
+	store_bind_str(stmt, 12, a->bodies);
 	rv = store_stmt_exec(stmt);
 	sqlite3_clear_bindings(stmt);
 	if (rv == ERR_EXISTS) {

@@ -396,6 +396,9 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 	if (rv == 0) {
 		rv = store_attach_check(b, out);
 	}
+	if (rv == 0) {
+		rv = store_body_check(b, out); /* body.c */
+	}
 	if (rv != 0) {
 		return (rv);
 	}
@@ -472,6 +475,10 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 	rv = store_attach_apply(st, account_id, b); /* attach.c */
 	if (rv != 0) {
 		goto dbfail;
+	}
+	rv = store_body_apply(st, account_id, b, now_ms, out); /* body.c */
+	if (rv != 0) {
+		goto fail;
 	}
 	rv = store_stmt(st, SQL_JOB_PROGRESS, &stmt);
 	if (rv != 0) {

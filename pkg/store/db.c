@@ -265,6 +265,7 @@ store_open(const char *path, const uint8_t key[SECRET_KEY_LEN],
 	memcpy(st->key, key, SECRET_KEY_LEN);
 	st->default_interval_s = STORE_DEFAULT_INTERVAL_S;
 	st->max_attempts = STORE_DEFAULT_MAX_ATTEMPTS;
+	st->max_body = STORE_DEFAULT_MAX_BODY;
 	busy = STORE_DEFAULT_BUSY_MS;
 	if (cfg != NULL) {
 		if (cfg->default_interval_s != 0) {
@@ -272,6 +273,9 @@ store_open(const char *path, const uint8_t key[SECRET_KEY_LEN],
 		}
 		if (cfg->max_attempts != 0) {
 			st->max_attempts = cfg->max_attempts;
+		}
+		if (cfg->max_body != 0) {
+			st->max_body = cfg->max_body;
 		}
 		if (cfg->busy_timeout_ms > 0) {
 			busy = cfg->busy_timeout_ms;

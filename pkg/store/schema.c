@@ -175,7 +175,20 @@ static const struct store_migration store_migrations[] = {
 	    "  PRIMARY KEY (account_id, resource)"
 	    ") WITHOUT ROWID;"
 	    "ALTER TABLE jobs ADD COLUMN target_message_id INTEGER"
-	    "  REFERENCES messages(id) ON DELETE CASCADE;" },
+	    "  REFERENCES messages(id) ON DELETE CASCADE;"
+	    /* bodies: a fetch_body job is unique per (account, message),
+	     * not per kind, and is leased beside the account's other jobs
+	     * (one fetch_body at a time per account). */
+	    "DROP INDEX jobs_one_queued;"
+	    "CREATE UNIQUE INDEX jobs_one_queued ON jobs(account_id, kind)"
+	    "  WHERE state = 'queued' AND kind <> 'fetch_body';"
+	    "CREATE UNIQUE INDEX jobs_body_queued"
+	    "  ON jobs(account_id, target_message_id)"
+	    "  WHERE state = 'queued' AND kind = 'fetch_body';"
+	    "DROP INDEX jobs_one_leased;"
+	    "CREATE UNIQUE INDEX jobs_one_leased"
+	    "  ON jobs(account_id, kind = 'watch', kind = 'fetch_body')"
+	    "  WHERE state = 'leased';" },
 };
 
 static int

@@ -31,6 +31,8 @@
 #define STORE_DEFAULT_INTERVAL_S 300u
 #define STORE_DEFAULT_MAX_ATTEMPTS 5u
 #define STORE_DEFAULT_BUSY_MS 5000
+/* Largest raw body fetched (job_run.max_body); larger: an error row. */
+#define STORE_DEFAULT_MAX_BODY (50u * 1024 * 1024)
 #define STORE_STATUS_DEFAULT_LIMIT 20u
 #define STORE_STATUS_MAX_LIMIT 1000u
 /* Events one operation can emit at most. */
@@ -43,6 +45,7 @@ struct store_config {
 	uint32_t default_interval_s; /* 0: STORE_DEFAULT_INTERVAL_S */
 	uint32_t max_attempts; /* 0: STORE_DEFAULT_MAX_ATTEMPTS */
 	int busy_timeout_ms; /* 0: STORE_DEFAULT_BUSY_MS */
+	uint64_t max_body; /* bytes; 0: STORE_DEFAULT_MAX_BODY */
 };
 
 /*

@@ -42,6 +42,7 @@ struct store {
 	uint8_t key[SECRET_KEY_LEN];
 	uint32_t default_interval_s;
 	uint32_t max_attempts;
+	uint64_t max_body; /* job_run.max_body */
 	struct store_stmt_slot stmts[STORE_STMT_CACHE];
 	size_t nstmts;
 	/* EV_JOB_PROGRESS rate limit, by job_id % STORE_PROGRESS_SLOTS */
@@ -124,6 +125,17 @@ int store_attach_check(const struct proto_batch *b, struct store_out *out);
  * message row's attachments become exactly b's rows for it. */
 int store_attach_apply(
     struct store *st, uint64_t account_id, const struct proto_batch *b);
+
+/* body.c ---------------------------------------------------------------- */
+
+/* Validates b's body chunk rows before the transaction; fills out. */
+int store_body_check(const struct proto_batch *b, struct store_out *out);
+/* Inside the batch's transaction, after its message rows: applies the
+ * body chunk rows (contiguity checked); fills out on error. */
+int store_body_apply(struct store *st, uint64_t account_id,
+    const struct proto_batch *b, int64_t now_ms, struct store_out *out);
+/* Checks a prefetch policy: "none", "all" or "recent:DAYS". */
+int store_body_policy_check(struct proto_str s, const char **why_r);
 
 /* job.c ----------------------------------------------------------------- */
 

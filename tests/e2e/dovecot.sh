@@ -47,6 +47,27 @@ default_internal_user = dovecot"
 		USERS="default_login_user = $(id -un)
 default_internal_user = $(id -un)"
 	fi
+	# OAUTH2_URL (optional): an introspection endpoint; then XOAUTH2 and
+	# OAUTHBEARER are offered and their tokens checked there (POST).
+	MECHS="plain login"
+	OAUTH=""
+	STATIC_MECHS=""
+	if [ -n "${OAUTH2_URL:-}" ]; then
+		MECHS="plain login xoauth2 oauthbearer"
+		STATIC_MECHS="mechanisms = plain login"
+		cat >"$LAB/etc/oauth2.conf.ext" <<EXT
+introspection_mode = post
+introspection_url = $OAUTH2_URL
+username_attribute = username
+active_attribute = active
+active_value = true
+EXT
+		OAUTH="passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $LAB/etc/oauth2.conf.ext
+}"
+	fi
 	cat >"$LAB/etc/dovecot.conf" <<CONF
 base_dir = $LAB/run
 state_dir = $LAB/run/state
@@ -55,10 +76,12 @@ protocols = imap
 listen = 127.0.0.1
 $SSL
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = $MECHS
+$OAUTH
 passdb {
   driver = static
   args = password=pass
+  $STATIC_MECHS
 }
 userdb {
   driver = static
@@ -108,6 +131,7 @@ $USERS
 mail_max_userip_connections = 1000
 # A throwaway test server: no fsync per message (seeding 100x faster).
 mail_fsync = never
+${IMAP_CAPABILITY:+imap_capability = $IMAP_CAPABILITY}
 CONF
 	dovecot -c "$LAB/etc/dovecot.conf" </dev/null >>"$LAB/dovecot.stdout" 2>&1
 	for _ in $(seq 100); do

@@ -34,11 +34,13 @@ def wait_for(pred, timeout, what, interval=0.1):
 
 
 class Dovecot:
-    def __init__(self, tls=False):
+    def __init__(self, tls=False, oauth2_url=None):
         self.lab = tempfile.mkdtemp(prefix="mailsync-dovecot-")
         self.port = free_port()
         self.tls_port = free_port() if tls else None
         env = dict(os.environ, LAB=self.lab, PORT=str(self.port))
+        if oauth2_url:
+            env["OAUTH2_URL"] = oauth2_url
         if tls:
             env["TLS_PORT"] = str(self.tls_port)
         subprocess.run([os.path.join(HERE, "dovecot.sh"), "start"], env=env, check=True)

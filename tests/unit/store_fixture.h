@@ -31,13 +31,14 @@ struct fx {
 	struct store *st;
 	struct store_out out; /* the last operation's result */
 	uint32_t max_attempts;
+	uint64_t max_body; /* 0: the store's default */
 };
 
 static inline void
 fx_open(struct fx *f)
 {
 	/* a short busy timeout: lock tests fail fast */
-	struct store_config cfg = { 0, f->max_attempts, 100 };
+	struct store_config cfg = { 0, f->max_attempts, 100, f->max_body };
 	char err[256] = "";
 	int rv;
 
