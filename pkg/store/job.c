@@ -2,9 +2,11 @@
  * job.c: creating and reading jobs, the queue of record.
  *
  * Invariant (enforced by partial unique indexes, see docs/schema.md): at
- * most one QUEUED job per (account, kind) and one LEASED job per account.
- * A new request for an (account, kind) that already has a QUEUED job
- * joins it ("coalescing"): the job keeps its id, its priority becomes the
+ * most one QUEUED job per (account, kind) and one LEASED job per account;
+ * fetch_body jobs instead: one QUEUED per (account, message) and one
+ * LEASED per account beside the others. A new request for an (account,
+ * kind[, message]) that already has a QUEUED job joins it
+ * ("coalescing"): the job keeps its id, its priority becomes the
  * higher of the two and its due time the earlier. Leasing, retrying and
  * fencing live in lease.c.
  */
@@ -40,7 +42,8 @@ store_kind_parse(const char *s, uint8_t *kind_r)
 
 static const char SQL_JOB_QUEUED_FIND[]
     = "SELECT id, priority, due_at, attempts FROM jobs"
-      " WHERE account_id = ?1 AND kind = ?2 AND state = 'queued'";
+      " WHERE account_id = ?1 AND kind = ?2 AND state = 'queued'"
+      " AND target_message_id IS ?3";
 
 static const char SQL_JOB_COALESCE[]
     = "UPDATE jobs SET priority = max(priority, ?2), due_at = min(due_at, ?3)"
@@ -48,13 +51,14 @@ static const char SQL_JOB_COALESCE[]
 
 static const char SQL_JOB_INSERT[]
     = "INSERT INTO jobs(account_id, kind, state, priority, attempts,"
-      " max_attempts, created_at, due_at, messages)"
-      " VALUES (?1, ?2, 'queued', ?3, 0, ?4, ?5, ?6, 0)";
+      " max_attempts, created_at, due_at, messages, target_message_id)"
+      " VALUES (?1, ?2, 'queued', ?3, 0, ?4, ?5, ?6, 0, ?7)";
 
-int
-store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
-    uint8_t priority, int64_t due_at, int64_t now_ms, struct store_out *out,
-    uint64_t *job_id_r)
+/* store_job_enqueue for a job with a target message (0: none). */
+static int
+store_job_enqueue_target(struct store *st, uint64_t account_id, uint8_t kind,
+    uint64_t target, uint8_t priority, int64_t due_at, int64_t now_ms,
+    struct store_out *out, uint64_t *job_id_r)
 {
 	sqlite3_stmt *stmt = NULL;
 	uint64_t id;
@@ -67,6 +71,7 @@ store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
 	}
 	sqlite3_bind_int64(stmt, 1, (int64_t)account_id);
 	sqlite3_bind_text(stmt, 2, store_kind_name(kind), -1, SQLITE_STATIC);
+	store_bind_nz(stmt, 3, (int64_t)target);
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW) {
 		id = (uint64_t)sqlite3_column_int64(stmt, 0);
@@ -106,6 +111,7 @@ store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
 		sqlite3_bind_int64(stmt, 4, st->max_attempts);
 		sqlite3_bind_int64(stmt, 5, now_ms);
 		sqlite3_bind_int64(stmt, 6, due_at);
+		store_bind_nz(stmt, 7, (int64_t)target);
 		rv = store_stmt_exec(stmt);
 		if (rv != 0) {
 			return (store_out_dbfail(out, st, rv, "creating job"));
@@ -122,14 +128,29 @@ store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
 	}
 	store_out_job_event(out, EV_JOB_QUEUED, id, account_id, JOB_QUEUED,
 	    priority, attempts, due_at, 0, now_ms);
+	if (out->nevents > 0) {
+		out->events[out->nevents - 1].job_kind = kind;
+	}
 	*job_id_r = id;
 	return (ERR_OK);
+}
+
+int
+store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
+    uint8_t priority, int64_t due_at, int64_t now_ms, struct store_out *out,
+    uint64_t *job_id_r)
+{
+	return (store_job_enqueue_target(st, account_id, kind, 0, priority,
+	    due_at, now_ms, out, job_id_r));
 }
 
 static const char SQL_ACCOUNT_ID_BY_NAME[]
     = "SELECT id FROM accounts WHERE name = ?1";
 static const char SQL_ACCOUNT_EXISTS[]
     = "SELECT 1 FROM accounts WHERE id = ?1";
+/* An IMAP message (uid set) of the account: fetch_body's target. */
+static const char SQL_MESSAGE_OF_ACCOUNT[]
+    = "SELECT account_id FROM messages WHERE id = ?1 AND uid IS NOT NULL";
 
 /* Runs a one-row lookup; ERR_NOTFOUND when there is no row. */
 static int
@@ -164,7 +185,8 @@ store_lookup(struct store *st, const char *sql, struct proto_str s, int64_t v,
 /* Shared by submit and create: begin, enqueue, commit. */
 static int
 store_job_enqueue_tx(struct store *st, uint64_t account_id, uint8_t kind,
-    uint8_t priority, int64_t due_at, int64_t now_ms, struct store_out *out)
+    uint64_t target, uint8_t priority, int64_t due_at, int64_t now_ms,
+    struct store_out *out)
 {
 	uint64_t id;
 	int rv;
@@ -173,8 +195,8 @@ store_job_enqueue_tx(struct store *st, uint64_t account_id, uint8_t kind,
 	if (rv != 0) {
 		return (store_out_dbfail(out, st, rv, "begin"));
 	}
-	rv = store_job_enqueue(
-	    st, account_id, kind, priority, due_at, now_ms, out, &id);
+	rv = store_job_enqueue_target(
+	    st, account_id, kind, target, priority, due_at, now_ms, out, &id);
 	if (rv != 0) {
 		store_rollback(st);
 		return (rv);
@@ -191,7 +213,8 @@ int
 store_job_submit(struct store *st, const struct proto_job_submit *js,
     int64_t now_ms, struct store_out *out)
 {
-	int64_t account_id;
+	struct proto_str nil = { NULL, 0 };
+	int64_t account_id, owner = 0;
 	int rv;
 
 	if (js->kind > JOB_KIND_FETCH_BODY) {
@@ -211,8 +234,28 @@ store_job_submit(struct store *st, const struct proto_job_submit *js,
 	if (rv != 0) {
 		return (store_out_dbfail(out, st, rv, "finding account"));
 	}
+	if (js->kind == JOB_KIND_FETCH_BODY) {
+		rv = js->message_id == 0 || js->message_id > INT64_MAX
+		    ? ERR_NOTFOUND
+		    : store_lookup(st, SQL_MESSAGE_OF_ACCOUNT, nil,
+			  (int64_t)js->message_id, &owner);
+		if (rv == 0 && owner != account_id) {
+			rv = ERR_NOTFOUND;
+		}
+		if (rv == ERR_NOTFOUND) {
+			return (store_out_fail(out, rv,
+			    "account '%.*s' has no IMAP message with id %llu",
+			    STORE_PS(js->account),
+			    (unsigned long long)js->message_id));
+		}
+		if (rv != 0) {
+			return (
+			    store_out_dbfail(out, st, rv, "finding message"));
+		}
+	}
 	return (store_job_enqueue_tx(st, (uint64_t)account_id, js->kind,
-	    PRIO_USER, now_ms, now_ms, out));
+	    js->kind == JOB_KIND_FETCH_BODY ? js->message_id : 0, PRIO_USER,
+	    now_ms, now_ms, out));
 }
 
 int
@@ -243,7 +286,11 @@ store_job_create(struct store *st, const struct proto_job_create *jc,
 	if (rv != 0) {
 		return (store_out_dbfail(out, st, rv, "finding account"));
 	}
-	return (store_job_enqueue_tx(st, jc->account_id, jc->kind,
+	if (jc->kind == JOB_KIND_FETCH_BODY) {
+		return (store_out_fail(out, ERR_INVAL,
+		    "fetch_body jobs are submitted with a message id"));
+	}
+	return (store_job_enqueue_tx(st, jc->account_id, jc->kind, 0,
 	    jc->priority, jc->due_at > 0 ? jc->due_at : now_ms, now_ms, out));
 }
 
@@ -371,7 +418,8 @@ static const char SQL_SCHED_ACCOUNTS[]
     = "SELECT a.id, a.interval_s,"
       " MAX(COALESCE(a.last_sync_at, 0) * 1000,"
       "     COALESCE((SELECT MAX(j.finished_at) FROM jobs j"
-      "               WHERE j.account_id = a.id), 0)),"
+      "               WHERE j.account_id = a.id AND j.kind NOT IN ('watch',"
+      "               'fetch_body')), 0)),"
       " a.fail_streak FROM accounts a ORDER BY a.id";
 
 int

@@ -70,7 +70,8 @@ static const char SQL_JOB_KIND[]
     = "SELECT kind, priority FROM jobs WHERE id = ?1";
 static const char SQL_JOB_OTHER_QUEUED[]
     = "SELECT id FROM jobs WHERE account_id = ?1 AND kind = ?2"
-      " AND state = 'queued' AND id <> ?3";
+      " AND state = 'queued' AND id <> ?3 AND target_message_id IS"
+      " (SELECT target_message_id FROM jobs WHERE id = ?3)";
 static const char SQL_JOB_REQUEUE[]
     = "UPDATE jobs SET state = 'queued', due_at = ?2, leased_at = NULL,"
       " lease_until = NULL, lease_ms = NULL, last_error = ?3 WHERE id = ?1";
@@ -163,9 +164,10 @@ store_job_end_failure(struct store *st, uint64_t job_id, uint64_t account_id,
 		if (rv != 0) {
 			goto dbfail;
 		}
-	} else if (target != JOB_QUEUED) {
+	} else if (target != JOB_QUEUED && strcmp(kind, "fetch_body") != 0) {
 		/* The account's streak counts jobs that ended badly; a
-		 * merged retry continues in the other job, so it does not. */
+		 * merged retry continues in the other job, so it does not.
+		 * Nor does a body fetch: its error is the body's. */
 		rv = store_stmt(st, SQL_ACCOUNT_FAILED, &stmt);
 		if (rv != 0) {
 			goto dbfail;
@@ -216,16 +218,22 @@ dbfail:
 /* Leasing ----------------------------------------------------------------- */
 
 static const char SQL_LEASE_JOB[]
-    = "SELECT state, account_id, kind, attempts FROM jobs WHERE id = ?1";
+    = "SELECT state, account_id, kind, attempts, target_message_id"
+      " FROM jobs WHERE id = ?1";
 static const char SQL_LEASE_BUSY[]
-    = "SELECT id FROM jobs WHERE account_id = ?1 AND state = 'leased'";
+    = "SELECT id FROM jobs WHERE account_id = ?1 AND state = 'leased'"
+      " AND (kind = 'watch') = (?2 = 'watch')"
+      " AND (kind = 'fetch_body') = (?2 = 'fetch_body')";
 static const char SQL_LEASE_SET[]
     = "UPDATE jobs SET state = 'leased', attempts = attempts + 1,"
       " leased_at = ?2, lease_until = ?3, lease_ms = ?3 - ?2, messages = 0"
       " WHERE id = ?1";
 static const char SQL_LEASE_ACCOUNT[]
     = "SELECT name, protocol, server, username, secret, tls_ca_pem,"
-      " starttls, plaintext, auth FROM accounts WHERE id = ?1";
+      " starttls, plaintext, auth, bodies FROM accounts WHERE id = ?1";
+static const char SQL_LEASE_TARGET[]
+    = "SELECT x.name, x.uidvalidity, m.uid FROM messages m"
+      " JOIN mailboxes x ON x.id = m.mailbox_id WHERE m.id = ?1";
 static const char SQL_LEASE_CHECKPOINTS[]
     = "SELECT name, uidvalidity, uidnext, highestmodseq FROM mailboxes"
       " WHERE account_id = ?1 ORDER BY name";
@@ -271,6 +279,33 @@ store_lease_checkpoints(
 	return (rc == SQLITE_DONE ? ERR_OK : store_err(rc));
 }
 
+/* fetch_body: the target message's mailbox, UIDVALIDITY and UID. A
+ * message that is gone leaves them empty: the worker fails the job. */
+static int
+store_lease_target(struct store *st, uint64_t message_id,
+    struct proto_job_run *run, struct store_out *out)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc, rv;
+
+	rv = store_stmt(st, SQL_LEASE_TARGET, &stmt);
+	if (rv != 0) {
+		return (rv);
+	}
+	sqlite3_bind_int64(stmt, 1, (int64_t)message_id);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		rv = store_out_col(out, stmt, 0, &run->target_mailbox);
+		run->target_uidvalidity
+		    = (uint32_t)sqlite3_column_int64(stmt, 1);
+		run->target_uid = (uint32_t)sqlite3_column_int64(stmt, 2);
+	} else if (rc != SQLITE_DONE) {
+		rv = store_err(rc);
+	}
+	store_stmt_done(stmt);
+	return (rv);
+}
+
 /* Fills run's account fields and decrypts the password into out. */
 static int
 store_lease_account(
@@ -298,11 +333,13 @@ store_lease_account(
 	rv = rv != 0 ? rv : store_out_col(out, stmt, 3, &run->username);
 	rv = rv != 0 ? rv : store_out_col(out, stmt, 5, &run->tls_ca_pem);
 	rv = rv != 0 ? rv : store_out_col(out, stmt, 8, &run->auth);
+	rv = rv != 0 ? rv : store_out_col(out, stmt, 9, &run->bodies);
 	if (rv != 0) {
 		store_stmt_done(stmt);
 		return (store_out_fail(
 		    out, rv, "reading account: %s", err_str(rv)));
 	}
+	run->max_body = st->max_body;
 	run->starttls = sqlite3_column_int(stmt, 6) != 0;
 	run->plaintext = sqlite3_column_int(stmt, 7) != 0;
 	rv = secret_open(st->key, sqlite3_column_blob(stmt, 4),
@@ -324,7 +361,7 @@ store_job_lease(struct store *st, const struct proto_job_lease *jl,
 	struct proto_job_run *run;
 	sqlite3_stmt *stmt = NULL;
 	char state[16] = "", kind[16] = "";
-	uint64_t account_id = 0, busy;
+	uint64_t account_id = 0, busy, target = 0;
 	uint32_t attempt = 0;
 	uint8_t fstate;
 	int rc, rv;
@@ -357,6 +394,7 @@ store_job_lease(struct store *st, const struct proto_job_lease *jl,
 		snprintf(kind, sizeof(kind), "%s",
 		    (const char *)sqlite3_column_text(stmt, 2));
 		attempt = (uint32_t)sqlite3_column_int64(stmt, 3) + 1;
+		target = (uint64_t)sqlite3_column_int64(stmt, 4);
 	}
 	store_stmt_done(stmt);
 	if (rc == SQLITE_DONE) {
@@ -380,6 +418,7 @@ store_job_lease(struct store *st, const struct proto_job_lease *jl,
 		goto fail;
 	}
 	sqlite3_bind_int64(stmt, 1, (int64_t)account_id);
+	sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_STATIC);
 	rc = sqlite3_step(stmt);
 	busy = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(stmt, 0) : 0;
 	store_stmt_done(stmt);
@@ -410,8 +449,9 @@ store_job_lease(struct store *st, const struct proto_job_lease *jl,
 	out->reply.job_run = run;
 	run->job_id = jl->job_id;
 	run->attempt = attempt;
-	run->kind
-	    = strcmp(kind, "drain") == 0 ? JOB_KIND_DRAIN : JOB_KIND_SYNC;
+	if (proto_job_kind_parse(kind, &run->kind) != 0) {
+		run->kind = JOB_KIND_SYNC;
+	}
 	run->lease_until = jl->lease_until;
 	run->account_id = account_id;
 	rv = store_lease_account(st, run, out);
@@ -447,7 +487,11 @@ store_job_lease(struct store *st, const struct proto_job_lease *jl,
 		}
 		goto fail;
 	}
-	rv = store_lease_checkpoints(st, run, out);
+	if (run->kind == JOB_KIND_FETCH_BODY) {
+		rv = store_lease_target(st, target, run, out);
+	} else {
+		rv = store_lease_checkpoints(st, run, out);
+	}
 	if (rv != 0) {
 		store_out_dbfail(out, st, rv, "reading checkpoints");
 		goto fail;
