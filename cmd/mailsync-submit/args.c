@@ -30,6 +30,7 @@ enum opt_id {
 	OPT_STARTTLS,
 	OPT_PLAINTEXT,
 	OPT_INTERVAL,
+	OPT_BODIES,
 	OPT_WAIT,
 	OPT_HELP,
 	OPT_COUNT
@@ -57,7 +58,9 @@ static const struct opt {
 	[OPT_STARTTLS] = { "--starttls", false, CMD_ADD },
 	[OPT_PLAINTEXT] = { "--plaintext", false, CMD_ADD },
 	[OPT_INTERVAL] = { "--interval", true, CMD_ADD },
-	[OPT_WAIT] = { "--wait", false, CMD_(SUBMIT_CMD_SYNC) },
+	[OPT_BODIES] = { "--bodies", true, CMD_ADD },
+	[OPT_WAIT] = { "--wait", false,
+	    CMD_(SUBMIT_CMD_SYNC) | CMD_(SUBMIT_CMD_FETCH_BODY) },
 	[OPT_HELP] = { "--help", false, CMD_ANY },
 };
 
@@ -67,6 +70,7 @@ static const char *const cmd_names[] = {
 	[SUBMIT_CMD_ACCOUNT_REMOVE] = "account remove",
 	[SUBMIT_CMD_SYNC] = "sync",
 	[SUBMIT_CMD_STATUS] = "status",
+	[SUBMIT_CMD_FETCH_BODY] = "fetch-body",
 	[SUBMIT_CMD_HELP] = "help",
 };
 
@@ -79,9 +83,11 @@ static const char usage_text[]
       "              (--password-file FILE | --token-file FILE)\n"
       "              [--tls-ca FILE] [--starttls]\n"
       "              [--plaintext] [--interval SECONDS]\n"
+      "              [--bodies none|all|recent:DAYS]\n"
       "  account list\n"
       "  account remove NAME\n"
       "  sync NAME [--wait] [--timeout SECONDS]\n"
+      "  fetch-body NAME MESSAGE_ID [--wait] [--timeout SECONDS]\n"
       "  status [JOB_ID]\n";
 
 const char *
@@ -122,6 +128,18 @@ submit_name_valid(const char *name)
 		}
 	}
 	return (true);
+}
+
+bool
+submit_bodies_valid(const char *v)
+{
+	uint64_t days;
+
+	if (strcmp(v, "none") == 0 || strcmp(v, "all") == 0) {
+		return (true);
+	}
+	return (strncmp(v, "recent:", 7) == 0 && v[7] >= '0' && v[7] <= '9'
+	    && parse_u64(v + 7, 36500, &days) == 0 && days > 0);
 }
 
 static int
@@ -201,6 +219,25 @@ parse_words(const char **w, size_t n, struct submit_args *a, char *errbuf,
 		a->cmd = SUBMIT_CMD_STATUS;
 		w++;
 		n--;
+	} else if (strcmp(w[0], "fetch-body") == 0) {
+		a->cmd = SUBMIT_CMD_FETCH_BODY;
+		w++;
+		n--;
+		if (n == 2
+		    && (parse_u64(w[1], INT64_MAX, &a->message_id) != 0
+		        || a->message_id == 0)) {
+			return (usage_err(errbuf, errlen,
+			    "fetch-body: MESSAGE_ID must be a positive number "
+			    "(messages.id), got \"%.64s\"",
+			    w[1]));
+		}
+		if (n == 1) {
+			return (usage_err(errbuf, errlen,
+			    "fetch-body: missing MESSAGE_ID"));
+		}
+		if (n == 2) {
+			n = 1; /* NAME is checked below */
+		}
 	} else {
 		return (usage_err(errbuf, errlen,
 		    "unknown command \"%.64s\" (account, sync or status)",
@@ -361,6 +398,15 @@ set_opt(
 	case OPT_INTERVAL:
 		return (parse_seconds("--interval", v, UINT32_MAX,
 		    &a->interval_s, errbuf, errlen));
+	case OPT_BODIES:
+		if (!submit_bodies_valid(v)) {
+			return (usage_err(errbuf, errlen,
+			    "--bodies: expected none, all or recent:DAYS (DAYS "
+			    "1-36500), got \"%.64s\"",
+			    v));
+		}
+		a->bodies = v;
+		return (0);
 	case OPT_WAIT:
 		a->wait = true;
 		return (0);

@@ -154,6 +154,7 @@ do_account_add(struct ctx *c)
 		req.u.account_add.auth = proto_str_c("oauth2");
 	}
 	req.u.account_add.interval_s = a->interval_s;
+	req.u.account_add.bodies = proto_str_c(a->bodies);
 	ex = call(c, &req, &rep, &raw, c->call_ms, false);
 	if (ex != 0) {
 		return (ex);
@@ -364,6 +365,7 @@ done:
 	return (ex);
 }
 
+/* sync, fetch-body: submits the job; with --wait polls it to its end. */
 static int
 do_sync(struct ctx *c)
 {
@@ -371,17 +373,19 @@ do_sync(struct ctx *c)
 	nng_msg *raw = NULL;
 	uint64_t job_id;
 	char text[32];
+	bool body = c->a->cmd == SUBMIT_CMD_FETCH_BODY;
 	int ex;
 
 	memset(&req, 0, sizeof(req));
 	req.type = MSG_SUBMIT_JOB_SUBMIT;
 	req.u.job_submit.account = proto_str_c(c->a->name);
-	req.u.job_submit.kind = JOB_KIND_SYNC;
+	req.u.job_submit.kind = body ? JOB_KIND_FETCH_BODY : JOB_KIND_SYNC;
+	req.u.job_submit.message_id = body ? c->a->message_id : 0;
 	ex = call(c, &req, &rep, &raw, c->call_ms, false);
 	if (ex != 0) {
 		return (ex);
 	}
-	ex = refused(c, "sync", &rep);
+	ex = refused(c, body ? "fetch-body" : "sync", &rep);
 	job_id = rep.u.reply.id;
 	proto_msg_release(&rep);
 	ipc_msg_free(&raw);
@@ -423,7 +427,9 @@ main(int argc, char **argv)
 	buf_init(&c.ca, SUBMIT_CA_MAX);
 	c.next_id = ((uint64_t)getpid() << 32) ^ (uint64_t)clock_wall_ms();
 	c.call_ms = SUBMIT_CALL_DEFAULT_S * 1000;
-	if (a.timeout_s != 0 && !(a.cmd == SUBMIT_CMD_SYNC && a.wait)) {
+	if (a.timeout_s != 0
+	    && !((a.cmd == SUBMIT_CMD_SYNC || a.cmd == SUBMIT_CMD_FETCH_BODY)
+		&& a.wait)) {
 		c.call_ms = (int)a.timeout_s * 1000;
 	}
 	if (a.control_url != NULL) {
@@ -465,6 +471,7 @@ main(int argc, char **argv)
 		ex = do_account_remove(&c);
 		break;
 	case SUBMIT_CMD_SYNC:
+	case SUBMIT_CMD_FETCH_BODY:
 		ex = do_sync(&c);
 		break;
 	case SUBMIT_CMD_STATUS:

@@ -30,6 +30,7 @@ enum submit_cmd {
 	SUBMIT_CMD_ACCOUNT_REMOVE,
 	SUBMIT_CMD_SYNC,
 	SUBMIT_CMD_STATUS,
+	SUBMIT_CMD_FETCH_BODY,
 	SUBMIT_CMD_HELP
 };
 
@@ -37,7 +38,7 @@ enum submit_cmd {
 #define SUBMIT_NAME_MAX 64
 #define SUBMIT_PASSWORD_MAX 4096
 #define SUBMIT_CA_MAX (1024u * 1024)
-#define SUBMIT_WAIT_DEFAULT_S 300 /* sync --wait */
+#define SUBMIT_WAIT_DEFAULT_S 300 /* sync --wait, fetch-body --wait */
 #define SUBMIT_CALL_DEFAULT_S 10 /* one control request */
 #define SUBMIT_TIMEOUT_MAX_S 86400
 
@@ -63,6 +64,9 @@ struct submit_args {
 	bool starttls;
 	bool plaintext;
 	uint32_t interval_s; /* --interval; 0 = store default */
+	const char *bodies; /* --bodies none|all|recent:DAYS; NULL: none */
+	/* fetch-body */
+	uint64_t message_id;
 	/* sync */
 	bool wait;
 	/* status */
@@ -79,6 +83,8 @@ int submit_args_parse(
 
 /* True when name is 1-SUBMIT_NAME_MAX characters of [A-Za-z0-9._@+-]. */
 bool submit_name_valid(const char *name);
+/* True for a body prefetch policy: none, all or recent:DAYS (1-36500). */
+bool submit_bodies_valid(const char *v);
 
 /*
  * Reads the password file into pw (initialized by the caller with

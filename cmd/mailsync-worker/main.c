@@ -78,7 +78,8 @@ run_job(struct worker *w, const struct proto_job_run *job)
 	if (res.status == 0) {
 		m.u.done.checkpoints = res.checkpoints;
 		m.u.done.ncheckpoints = res.ncheckpoints;
-		m.u.done.mailbox_list_complete = true;
+		/* Only a sync lists every mailbox; a body fetch lists none. */
+		m.u.done.mailbox_list_complete = job->kind == JOB_KIND_SYNC;
 		m.u.done.mailboxes = res.mailboxes;
 		m.u.done.nmailboxes = res.nmailboxes;
 	}

@@ -369,3 +369,28 @@ sync_batcher_nmessages(const struct sync_batcher *b)
 {
 	return (b->nmessages);
 }
+
+int
+sync_batcher_send_body(struct sync_batcher *b,
+    const struct proto_body_chunk *row)
+{
+	struct proto_batch pb;
+	int rv;
+
+	rv = sync_batcher_flush(b);
+	if (rv != 0) {
+		return (rv);
+	}
+	memset(&pb, 0, sizeof(pb));
+	pb.job_id = b->job_id;
+	pb.attempt = b->attempt;
+	pb.seq = b->seq + 1;
+	pb.bodies = (struct proto_body_chunk *)(uintptr_t)row;
+	pb.nbodies = 1;
+	rv = b->sink.batch(&pb, b->sink.arg);
+	if (rv != 0) {
+		return (rv);
+	}
+	b->seq++;
+	return (ERR_OK);
+}

@@ -639,3 +639,11 @@ imap_session_caps(const struct imap_session *s)
 {
 	return (s->caps);
 }
+
+int
+imap_session_set_literal_sink(struct imap_session *s, uint64_t threshold,
+    uint64_t max, imap_literal_sink_fn fn, void *arg)
+{
+	return (imap_parser_set_literal_sink(s->parser, threshold, max, fn,
+	    arg));
+}

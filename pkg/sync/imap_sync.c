@@ -331,6 +331,12 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 				return (rv);
 			}
 		}
+		/* Bodies of the new messages, by the account's policy. */
+		rv = sync_imap_prefetch(x->s, x->b, x->job, x->cur,
+		    x->from_uid, x->max_uid, x->res); /* imap_body.c */
+		if (rv != 0) {
+			return (rv);
+		}
 	}
 	cp_out->mailbox = pstr(m->item.name);
 	cp_out->uidvalidity = x->uidvalidity;
