@@ -1,5 +1,10 @@
 #!/bin/bash
 # Runs the benchmarks against real local servers and prints their figures.
+# BENCH_MESSAGES sizes the first-sync run (default 10,000); BENCH_PEERS the
+# mbsync comparison (default 100,000; 0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 bench/first_sync.py "${BENCH_MESSAGES:-10000}"
+if [ "${BENCH_PEERS:-100000}" != 0 ]; then
+	python3 bench/imap_vs_peers.py "${BENCH_PEERS:-100000}"
+fi

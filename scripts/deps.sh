@@ -6,7 +6,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev \
 libnng-dev libmsgpack-dev libsqlite3-dev sqlite3 libssl-dev \
 libcurl4-openssl-dev libjansson-dev libcmocka-dev \
 dovecot-imapd openssl python3 ca-certificates procps iproute2 \
-prometheus"
+prometheus isync time"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
