@@ -60,8 +60,8 @@ class Pipeline:
     any one of them."""
 
     def __init__(self, workers=2, lease=5, batch_rows=200, interval=3600, io_timeout=None,
-                 job_timeout=None):
-        self.dir = tempfile.mkdtemp(prefix="mailsync-e2e-")
+                 job_timeout=None, dir_parent=None):
+        self.dir = tempfile.mkdtemp(prefix="mailsync-e2e-", dir=dir_parent)
         self.metrics_port = free_port()
         self.lease = lease
         self.batch_rows = batch_rows
