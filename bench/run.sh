@@ -8,3 +8,4 @@ python3 bench/first_sync.py "${BENCH_MESSAGES:-10000}"
 if [ "${BENCH_PEERS:-100000}" != 0 ]; then
 	python3 bench/imap_vs_peers.py "${BENCH_PEERS:-100000}"
 fi
+python3 bench/many_accounts.py "${BENCH_ACCOUNTS:-1000}"

@@ -1,0 +1,82 @@
+"""No-change resync of many small accounts.
+
+Seeds N Dovecot users (default 1,000) with a few messages each, adds them
+all to one pipeline, waits for every first sync, then asks for a sync of
+every account again (nothing changed on the server) and prints the
+per-account job time (lease to commit, from the jobs table) next to the
+floor: a plain client's connect + LOGIN + STATUS INBOX + LOGOUT.
+
+Usage: python3 bench/many_accounts.py [N] [WORKERS]
+"""
+import os
+import socket
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
+import mailfixture as fx  # noqa: E402
+from harness import Dovecot, Pipeline, wait_for  # noqa: E402
+
+
+def floor_seconds(port, user):
+    t0 = time.perf_counter()
+    s = socket.create_connection(("127.0.0.1", port))
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b"a LOGIN %s pass\r\nb STATUS INBOX (UIDNEXT UIDVALIDITY HIGHESTMODSEQ MESSAGES)\r\n"
+              b"c LOGOUT\r\n" % user.encode())
+    while not f.readline().startswith(b"c "):
+        pass
+    s.close()
+    return time.perf_counter() - t0
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))]
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    workers = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    dov = Dovecot()
+    p = None
+    try:
+        t0 = time.time()
+        for i in range(n):
+            fx.fast_append(dov.port, "u%d" % i, "INBOX", [fx.make_message(i * 7 + k)[0] for k in range(3)])
+        print("seeded %d accounts in %.0f s" % (n, time.time() - t0))
+        floors = [floor_seconds(dov.port, "u%d" % i) for i in range(min(n, 200))]
+        p = Pipeline(workers=workers, lease=120, batch_rows=500)
+        pw = p.password_file()
+        for i in range(n):
+            p.submit("account", "add", "u%d" % i, "--imap", "imap://127.0.0.1:%d" % dov.port,
+                     "--user", "u%d" % i, "--password-file", pw, "--plaintext", check=0)
+        wait_for(lambda: p.query("SELECT COUNT(*) AS n FROM jobs WHERE state = 'done'")[0]["n"] >= n,
+                 3600, "every first sync", interval=0.5)
+        first = p.query("SELECT MAX(id) AS m FROM jobs")[0]["m"]
+        t0 = time.perf_counter()
+        for i in range(n):
+            p.submit("sync", "u%d" % i, check=0)
+        wait_for(lambda: p.query("SELECT COUNT(*) AS n FROM jobs WHERE id > ? AND state = 'done'",
+                                 first)[0]["n"] >= n, 3600, "every resync", interval=0.2)
+        wall = time.perf_counter() - t0
+        rows = p.query("SELECT leased_at, finished_at FROM jobs WHERE id > ? AND state = 'done'", first)
+        per = [(r["finished_at"] - r["leased_at"]) / 1000.0 for r in rows]
+        fl = statistics.median(floors)
+        print("floor (connect+LOGIN+STATUS+LOGOUT): median %.1f ms" % (fl * 1000))
+        print("no-change resync of %d accounts with %d workers: %.1f s wall; per account "
+              "median %.1f ms, p99 %.1f ms; median/floor %.2fx" % (
+                  n, workers, wall, statistics.median(per) * 1000, pct(per, 0.99) * 1000,
+                  statistics.median(per) / fl))
+    finally:
+        if p:
+            p.stop()
+            p.cleanup()
+        dov.stop()
+
+
+if __name__ == "__main__":
+    main()
