@@ -50,6 +50,8 @@ struct config {
 	char control[URL_MAX];
 	char events[URL_MAX];
 	char jobs[URL_MAX];
+	char watch[URL_MAX]; /* watch jobs to mailsync-watch */
+	bool no_watch;	     /* create no watch jobs */
 	const char *metrics_listen; /* NULL: off */
 	struct queue_limits lim;
 	bool verbose;
@@ -73,7 +75,9 @@ struct sched {
 	nng_socket ctl;
 	nng_socket sub;
 	nng_socket push;
+	nng_socket watch; /* PUSH of watch jobs (push: queue_watch) */
 	struct queue *q;
+	struct queue_watch *qw;
 	struct metrics *reg;
 	struct metrics_http *http;
 	struct sched_metrics m;
@@ -240,6 +244,9 @@ load_state(struct sched *s)
 		return (rv);
 	}
 	rv = queue_load(s->q, &rep.u.reply);
+	if (rv == 0 && s->qw != NULL) {
+		rv = queue_watch_load(s->qw, &rep.u.reply, clock_wall_ms());
+	}
 	if (rv != 0) {
 		log_warnx("state reply rejected err=%s", err_name(rv));
 	} else {
@@ -312,7 +319,12 @@ do_create(struct sched *s, const struct queue_action *a)
 		proto_msg_release(&rep);
 		ipc_msg_free(&raw);
 	}
-	(void)queue_create_done(s->q, a, rv, job_id);
+	if (a->job_kind == JOB_KIND_WATCH) {
+		queue_watch_create_done(
+		    s->qw, a, rv, job_id, clock_wall_ms(), sched_rand(s));
+	} else {
+		(void)queue_create_done(s->q, a, rv, job_id);
+	}
 	if (rv == 0) {
 		log_info("job=%llu account=%llu kind=%s action=create",
 		    (unsigned long long)job_id,
@@ -374,8 +386,12 @@ do_lease(struct sched *s, const struct queue_action *a)
 		s->need_reload = true;
 		rv = ERR_PROTO;
 	}
-	if (rv != 0) {
+	if (rv != 0 && a->job_kind == JOB_KIND_WATCH) {
+		queue_watch_lease_done(s->qw, a->job_id, rv, 0, 0, now);
+	} else if (rv != 0) {
 		(void)queue_lease_done(s->q, a->job_id, rv, 0, 0, now);
+	}
+	if (rv != 0) {
 		log_warnx("job=%llu account=%llu kind=%s action=lease err=%s",
 		    (unsigned long long)a->job_id,
 		    (unsigned long long)a->account_id, kind_name(a->job_kind),
@@ -383,8 +399,13 @@ do_lease(struct sched *s, const struct queue_action *a)
 		return;
 	}
 	jr = rep.u.reply.job_run;
-	(void)queue_lease_done(
-	    s->q, a->job_id, 0, jr->attempt, jr->lease_until, now);
+	if (a->job_kind == JOB_KIND_WATCH) {
+		queue_watch_lease_done(
+		    s->qw, a->job_id, 0, jr->attempt, jr->lease_until, now);
+	} else {
+		(void)queue_lease_done(
+		    s->q, a->job_id, 0, jr->attempt, jr->lease_until, now);
+	}
 
 	/* The job_run holds the password: it goes to the worker only and
 	 * is wiped with raw by ipc_msg_free(). Never logged. */
@@ -392,7 +413,11 @@ do_lease(struct sched *s, const struct queue_action *a)
 	run.type = MSG_WORKER_JOB_RUN;
 	run.id = jr->job_id;
 	run.u.job_run = *jr;
-	rv = ipc_send(s->push, &run, PUSH_TIMEOUT_MS);
+	/* Watch jobs go to the watchers' socket, without waiting: with no
+	 * watcher connected they are given back (backoff) at once. */
+	rv = a->job_kind == JOB_KIND_WATCH
+	    ? ipc_send(s->watch, &run, 0)
+	    : ipc_send(s->push, &run, PUSH_TIMEOUT_MS);
 	if (rv == 0) {
 		count(s->m.emitted, kind_name(jr->kind), NULL);
 		log_info(
@@ -413,8 +438,13 @@ do_lease(struct sched *s, const struct queue_action *a)
 		count(s->m.failed, kind_name(jr->kind), NULL);
 		rv = send_retry(s, jr->job_id, jr->attempt, JOB_QUEUED, due,
 		    "no worker accepted the job");
-		(void)queue_retry_done(
-		    s->q, jr->job_id, rv, JOB_QUEUED, due, now);
+		if (a->job_kind == JOB_KIND_WATCH) {
+			queue_watch_retry_done(s->qw, jr->job_id, rv,
+			    JOB_QUEUED, due, now, sched_rand(s));
+		} else {
+			(void)queue_retry_done(
+			    s->q, jr->job_id, rv, JOB_QUEUED, due, now);
+		}
 	}
 	proto_msg_release(&rep);
 	ipc_msg_free(&raw);
@@ -429,7 +459,13 @@ do_retry(struct sched *s, const struct queue_action *a)
 	rv = send_retry(
 	    s, a->job_id, a->attempt, a->state, a->due_at, a->error);
 	now = clock_wall_ms();
-	(void)queue_retry_done(s->q, a->job_id, rv, a->state, a->due_at, now);
+	if (a->job_kind == JOB_KIND_WATCH) {
+		queue_watch_retry_done(s->qw, a->job_id, rv, a->state,
+		    a->due_at, now, sched_rand(s));
+	} else {
+		(void)queue_retry_done(
+		    s->q, a->job_id, rv, a->state, a->due_at, now);
+	}
 	if (rv != 0) {
 		log_warnx("job=%llu account=%llu kind=%s action=retry err=%s",
 		    (unsigned long long)a->job_id,
@@ -462,13 +498,27 @@ run_actions(struct sched *s)
 	struct queue_action acts[ACTIONS_PER_ROUND];
 	size_t n, i;
 	int round;
+	bool sync_due, watch_due;
 
 	for (round = 0; round < ROUNDS_PER_TICK && !sched_stop; round++) {
-		if (queue_next_deadline(s->q, clock_wall_ms()) != 0) {
+		sync_due = queue_next_deadline(s->q, clock_wall_ms()) == 0;
+		watch_due = s->qw != NULL
+		    && queue_watch_next_deadline(s->qw, clock_wall_ms()) == 0;
+		if (!sync_due && !watch_due) {
 			return;
 		}
-		queue_next_actions(s->q, clock_wall_ms(), sched_rand(s), acts,
-		    ARRAY_LEN(acts), &n);
+		n = 0;
+		if (sync_due) {
+			queue_next_actions(s->q, clock_wall_ms(),
+			    sched_rand(s), acts, ARRAY_LEN(acts), &n);
+		}
+		if (watch_due && n < ARRAY_LEN(acts)) {
+			size_t nw = 0;
+
+			queue_watch_next_actions(s->qw, clock_wall_ms(),
+			    sched_rand(s), acts + n, ARRAY_LEN(acts) - n, &nw);
+			n += nw;
+		}
 		for (i = 0; i < n && !s->need_reload; i++) {
 			switch (acts[i].kind) {
 			case QUEUE_ACT_CREATE:
@@ -513,6 +563,14 @@ on_event(struct sched *s, const struct proto_event *ev)
 	int rv;
 
 	memset(&before, 0, sizeof(before));
+	if (s->qw != NULL && queue_watch_on_event(s->qw, ev, sched_rand(s))) {
+		log_debug("job=%llu account=%llu kind=watch event=%u "
+		          "attempt=%u state=%s",
+		    (unsigned long long)ev->job_id,
+		    (unsigned long long)ev->account_id, ev->kind, ev->attempt,
+		    proto_job_state_name(ev->state));
+		return;
+	}
 	rv = queue_on_event(s->q, ev, &before, &known);
 	kind = kind_name(known ? before.kind : JOB_KIND_SYNC);
 	if (rv == ERR_NOMEM || rv == ERR_TOOBIG) {
@@ -640,6 +698,12 @@ run(struct sched *s)
 			continue;
 		}
 		d = queue_next_deadline(s->q, clock_wall_ms());
+		if (s->qw != NULL) {
+			int64_t dw = queue_watch_next_deadline(
+			    s->qw, clock_wall_ms());
+
+			d = dw < d ? dw : d;
+		}
 		if (d > POLL_MAX_MS) {
 			d = POLL_MAX_MS;
 		}
@@ -655,7 +719,8 @@ usage(void)
 	    "[--events URL]\n"
 	    "           [--jobs-listen URL] [--metrics-listen HOST:PORT|off]\n"
 	    "           [--max-inflight N] [--lease SECONDS] "
-	    "[--max-attempts N] [--verbose]\n");
+	    "[--max-attempts N] [--verbose]\n"
+	    "           [--watch-listen URL] [--no-watch]\n");
 	exit(2);
 }
 
@@ -711,6 +776,8 @@ parse_flags(int argc, char **argv, struct config *cfg)
 		{ "max-inflight", required_argument, NULL, 'i' },
 		{ "lease", required_argument, NULL, 'l' },
 		{ "max-attempts", required_argument, NULL, 'a' },
+		{ "watch-listen", required_argument, NULL, 'w' },
+		{ "no-watch", no_argument, NULL, 'W' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -760,6 +827,12 @@ parse_flags(int argc, char **argv, struct config *cfg)
 			cfg->lim.max_attempts
 			    = flag_u32("--max-attempts", optarg, 1, 1000);
 			break;
+		case 'w':
+			flag_url(cfg->watch, optarg, "--watch-listen");
+			break;
+		case 'W':
+			cfg->no_watch = true;
+			break;
 		case 'v':
 			cfg->verbose = true;
 			break;
@@ -776,6 +849,7 @@ parse_flags(int argc, char **argv, struct config *cfg)
 	default_url(cfg->control, cfg->dir, IPC_CONTROL);
 	default_url(cfg->events, cfg->dir, IPC_EVENTS);
 	default_url(cfg->jobs, cfg->dir, IPC_JOBS);
+	default_url(cfg->watch, cfg->dir, IPC_WATCH);
 }
 
 int
@@ -785,7 +859,8 @@ main(int argc, char **argv)
 	struct sched s;
 	struct sigaction sa;
 	struct ipc_watchdog *wd = NULL;
-	nng_listener jobs_l;
+	nng_listener jobs_l, watch_l;
+	struct ipc_watchdog *wwd = NULL;
 	char err[256];
 	int rv;
 
@@ -821,6 +896,12 @@ main(int argc, char **argv)
 	if (rv != 0) {
 		fatalx("queue: %s", err_str(rv));
 	}
+	if (!cfg.no_watch) {
+		rv = queue_watch_new(&cfg.lim, &s.qw);
+		if (rv != 0) {
+			fatalx("queue: %s", err_str(rv));
+		}
+	}
 	metrics_setup(&s);
 	update_gauges(&s, true);
 	if (cfg.metrics_listen != NULL) {
@@ -851,6 +932,19 @@ main(int argc, char **argv)
 	if (rv != 0) {
 		fatalx("jobs %s: watchdog: %s", cfg.jobs, err_str(rv));
 	}
+	if (!cfg.no_watch) {
+		rv = ipc_open_ex(IPC_WATCH, IPC_LISTEN, cfg.watch, NULL,
+		    &s.watch, &watch_l, err, sizeof(err));
+		if (rv != 0) {
+			fatalx("watch %s: %s", cfg.watch, err);
+		}
+		rv = ipc_watchdog_start(s.watch, watch_l, IPC_WATCH,
+		    cfg.watch, 5000, 2000, &wwd);
+		if (rv != 0) {
+			fatalx("watch %s: watchdog: %s", cfg.watch,
+			    err_str(rv));
+		}
+	}
 	log_info("started control=%s events=%s jobs=%s metrics=%s "
 	         "max_inflight=%u lease_s=%lld max_attempts=%u",
 	    cfg.control, cfg.events, cfg.jobs,
@@ -863,6 +957,11 @@ main(int argc, char **argv)
 	log_info("stopping");
 	metrics_http_stop(&s.http);
 	ipc_watchdog_stop(&wd);
+	ipc_watchdog_stop(&wwd);
+	if (!cfg.no_watch) {
+		nng_close(s.watch);
+	}
+	queue_watch_free(&s.qw);
 	nng_close(s.push);
 	nng_close(s.sub);
 	nng_close(s.ctl);

@@ -179,6 +179,11 @@ handle_result(struct storeproc *sp, const struct proto_msg *m)
 		rv = store_apply_done(
 		    sp->st, &m->u.done, now, arc4random(), &out);
 		break;
+	case MSG_WORKER_WATCH_EVENT:
+		job = m->u.watch_event.job_id;
+		attempt = m->u.watch_event.attempt;
+		rv = store_watch_event(sp->st, &m->u.watch_event, now, &out);
+		break;
 	default:
 		rv = ERR_PROTO;
 		out_error(&out, rv, "not a worker result");

@@ -486,7 +486,7 @@ main(int argc, char **argv)
 	find_bin_dir(&u);
 	make_dir(u.dir);
 
-	u.nkids = 2 + u.nworkers;
+	u.nkids = 3 + u.nworkers; /* + one mailsync-watch (push) */
 	u.kids = calloc((size_t)u.nkids, sizeof(*u.kids));
 	if (u.kids == NULL) {
 		fatalx("out of memory");
@@ -497,6 +497,7 @@ main(int argc, char **argv)
 		snprintf(name, sizeof(name), "worker.%d", i + 1);
 		child_init(&u, &u.kids[2 + i], name, "mailsync-worker");
 	}
+	child_init(&u, &u.kids[2 + u.nworkers], "watch", "mailsync-watch");
 	setup_signals(&u);
 	snprintf(pidtext, sizeof(pidtext), "%d\n", (int)getpid());
 	write_file(&u, "up.pid", pidtext);

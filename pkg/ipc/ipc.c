@@ -38,6 +38,7 @@ static const char *const ipc_names[IPC_ENDPOINT_COUNT] = {
 	[IPC_RESULTS] = "results",
 	[IPC_EVENTS] = "events",
 	[IPC_JOBS] = "jobs",
+	[IPC_WATCH] = "watch",
 };
 
 const char *
@@ -123,6 +124,7 @@ open_proto(enum ipc_endpoint e, enum ipc_role role, nng_socket *s)
 	case IPC_EVENTS:
 		return (listen ? nng_pub0_open(s) : nng_sub0_open(s));
 	case IPC_JOBS:
+	case IPC_WATCH:
 		return (listen ? nng_push0_open(s) : nng_pull0_open(s));
 	default:
 		return (NNG_EINVAL);

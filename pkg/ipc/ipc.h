@@ -8,6 +8,7 @@
  *   results  store PULL  <- worker PUSH               DIR/results.sock
  *   events   store PUB   -> scheduler SUB             DIR/events.sock
  *   jobs     scheduler PUSH -> worker PULL            DIR/jobs.sock
+ *   watch    scheduler PUSH -> mailsync-watch PULL    DIR/watch.sock
  */
 #ifndef MAILSYNC_IPC_H
 #define MAILSYNC_IPC_H
@@ -23,6 +24,7 @@ enum ipc_endpoint {
 	IPC_RESULTS = 1,
 	IPC_EVENTS = 2,
 	IPC_JOBS = 3,
+	IPC_WATCH = 4, /* scheduler PUSH -> mailsync-watch PULL: watch jobs */
 	IPC_ENDPOINT_COUNT
 };
 

@@ -92,6 +92,7 @@ open_probe(enum ipc_endpoint e, nng_socket *p)
 	case IPC_EVENTS:
 		return (nng_pub0_open(p));
 	case IPC_JOBS:
+	case IPC_WATCH:
 		return (nng_push0_open(p));
 	default:
 		return (NNG_ENOTSUP);

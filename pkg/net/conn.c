@@ -701,6 +701,12 @@ net_read(struct net_conn *c, void *p, size_t cap, size_t *n_r,
 	}
 }
 
+int
+net_fd(const struct net_conn *c)
+{
+	return (c->fd);
+}
+
 bool
 net_is_tls(const struct net_conn *c)
 {

@@ -50,6 +50,10 @@ int net_read(struct net_conn *c, void *p, size_t cap, size_t *n_r,
     int timeout_ms);
 
 bool net_is_tls(const struct net_conn *c);
+/* The socket (non-blocking), for an event loop's poll/epoll. With
+ * net_read(..., 0) it makes a non-blocking read: ERR_TIMEOUT when there
+ * is nothing (TLS: nothing decrypted) to return now. */
+int net_fd(const struct net_conn *c);
 /* Closes and frees *c, sets it to NULL. */
 void net_close(struct net_conn **c);
 

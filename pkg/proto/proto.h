@@ -58,6 +58,8 @@ struct proto_str {
 	/* worker -> store (PUSH/PULL results) */                           \
 	X(MSG_WORKER_RESULT_BATCH, "worker.result.batch", batch)            \
 	X(MSG_WORKER_RESULT_DONE, "worker.result.done", done)               \
+	/* watcher -> store (PUSH/PULL results): lease renewal, change */   \
+	X(MSG_WORKER_WATCH_EVENT, "worker.watch.event", watch_event)        \
 	/* store -> scheduler (PUB/SUB events) */                           \
 	X(MSG_STORE_EVENT, "store.event", event)
 
@@ -303,6 +305,19 @@ struct proto_done {
 	uint64_t messages; /* rows sent, for the log */
 };
 
+/*
+ * worker.watch.event: from the watcher holding a JOB_KIND_WATCH job.
+ * Every one renews the watch job's lease (heartbeat); changed == true
+ * also asks the store for a user-priority sync of the account (joining
+ * a queued one). mailbox names what changed, for logs (may be nil).
+ */
+struct proto_watch_event {
+	uint64_t job_id;
+	uint32_t attempt;
+	bool changed;
+	struct proto_str mailbox;
+};
+
 /* sched.job.create: a periodic job the scheduler decided on. */
 struct proto_job_create {
 	uint64_t account_id;
@@ -390,6 +405,7 @@ struct proto_msg {
 		struct proto_job_run job_run;
 		struct proto_batch batch;
 		struct proto_done done;
+		struct proto_watch_event watch_event;
 		struct proto_event event;
 	} u;
 };

@@ -234,6 +234,14 @@ static const struct proto_field f_done[] = {
 };
 TABLE_(t_done, proto_done, f_done);
 
+static const struct proto_field f_watch_event[] = {
+	F_(proto_watch_event, job_id, U64, REQ, 0),
+	F_(proto_watch_event, attempt, U32, REQ, 0),
+	F_(proto_watch_event, changed, BOOL, OPT, 0),
+	F_(proto_watch_event, mailbox, STR, OPT, MAX_SHORT),
+};
+TABLE_(t_watch_event, proto_watch_event, f_watch_event);
+
 static const struct proto_field f_job_create[] = {
 	F_(proto_job_create, account_id, U64, REQ, 0),
 	F_(proto_job_create, kind, U8, OPT, JOB_KIND_WATCH),

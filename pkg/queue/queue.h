@@ -225,4 +225,40 @@ void queue_get_stats(const struct queue *q, struct queue_stats *st_r);
 /* Counts accounts per state into counts[QUEUE_ACCT_STATE_COUNT]. O(n). */
 void queue_account_states(const struct queue *q, uint64_t *counts);
 
+/*
+ * Watch jobs (watch.c) ------------------------------------------------------
+ *
+ * Kept apart from the queue above (which ignores JOB_KIND_WATCH): one
+ * watch job per account, created at once for a new account, re-created
+ * queue_backoff_ms(failures) after one ends (DONE resets failures), not
+ * counted in max_inflight, never blocking the account's other jobs. Its
+ * lease is renewed by EV_JOB_PROGRESS (due_at = new lease_until) and
+ * retried like a sync job's when it expires. Actions use the same struct
+ * (job_kind JOB_KIND_WATCH) and must be reported with the queue_watch_*
+ * _done() calls. Linear in the number of accounts per call.
+ */
+struct queue_watch;
+int queue_watch_new(const struct queue_limits *lim, struct queue_watch **w_r);
+void queue_watch_free(struct queue_watch **w);
+/* Replaces the state with a sched.state.get reply (borrowed). */
+int queue_watch_load(
+    struct queue_watch *w, const struct proto_reply *reply, int64_t now);
+/* Applies an event; true when it concerned a watch job (then the sync
+ * queue must not see it). EV_ACCOUNT_CHANGED returns false. */
+bool queue_watch_on_event(struct queue_watch *w, const struct proto_event *ev,
+    uint32_t rand32);
+bool queue_watch_owns(const struct queue_watch *w, uint64_t job_id);
+void queue_watch_next_actions(struct queue_watch *w, int64_t now,
+    uint32_t rand32, struct queue_action *acts, size_t cap, size_t *n_r);
+int64_t queue_watch_next_deadline(const struct queue_watch *w, int64_t now);
+void queue_watch_create_done(struct queue_watch *w,
+    const struct queue_action *a, int rv, uint64_t job_id, int64_t now,
+    uint32_t rand32);
+void queue_watch_lease_done(struct queue_watch *w, uint64_t job_id, int rv,
+    uint32_t attempt, int64_t lease_until, int64_t now);
+void queue_watch_retry_done(struct queue_watch *w, uint64_t job_id, int rv,
+    uint8_t state, int64_t due_at, int64_t now, uint32_t rand32);
+/* Accounts tracked; *leased_r (may be NULL) those with a leased watch. */
+size_t queue_watch_count(const struct queue_watch *w, size_t *leased_r);
+
 #endif

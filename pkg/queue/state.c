@@ -459,6 +459,9 @@ load_into(struct queue *t, const struct proto_reply *r)
 		if (ji->state != JOB_QUEUED && ji->state != JOB_LEASED) {
 			continue;
 		}
+		if (ji->kind == JOB_KIND_WATCH) {
+			continue; /* queue_watch's (watch.c) */
+		}
 		if (ji->kind > JOB_KIND_FETCH_BODY
 		    || ji->priority > PRIO_USER) {
 			return (ERR_INVAL);

@@ -124,5 +124,9 @@ int store_apply_batch(struct store *st, const struct proto_batch *b,
     int64_t now_ms, struct store_out *out);
 int store_apply_done(struct store *st, const struct proto_done *d,
     int64_t now_ms, uint32_t rand32, struct store_out *out);
+/* watch.c: a watcher's heartbeat/change for its watch job (fenced);
+ * changed queues a user sync of the account. */
+int store_watch_event(struct store *st, const struct proto_watch_event *w,
+    int64_t now_ms, struct store_out *out);
 
 #endif

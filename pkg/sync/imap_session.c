@@ -634,6 +634,29 @@ imap_session_close(struct imap_session **sp)
 	*sp = NULL;
 }
 
+int
+imap_session_detach(struct imap_session **sp, struct net_conn **conn_r,
+    char *rest, size_t cap, size_t *rest_len_r)
+{
+	struct imap_session *s = *sp;
+	size_t n = s->rlen - s->roff;
+	int rv = ERR_OK;
+
+	*conn_r = NULL;
+	*rest_len_r = 0;
+	if (n > cap) {
+		rv = ERR_TOOBIG;
+		net_close(&s->conn);
+	} else {
+		memcpy(rest, s->rbuf + s->roff, n);
+		*rest_len_r = n;
+		*conn_r = s->conn;
+		s->conn = NULL;
+	}
+	imap_session_close(sp);
+	return (rv);
+}
+
 uint32_t
 imap_session_caps(const struct imap_session *s)
 {

@@ -168,6 +168,16 @@ int imap_session_open(const struct imap_session_conf *c,
 /* Sends LOGOUT (best effort), closes and frees. */
 void imap_session_close(struct imap_session **s);
 uint32_t imap_session_caps(const struct imap_session *s);
+/*
+ * Ends the session without LOGOUT and hands its connection to the caller
+ * (mailsync-watch's event loop): *conn_r takes the net_conn; bytes read
+ * but not yet parsed (at most cap) are copied to rest (*rest_len_r).
+ * Frees *s and NULLs it. ERR_TOOBIG (nothing handed over, *s freed) if
+ * more than cap bytes are pending.
+ */
+struct net_conn;
+int imap_session_detach(struct imap_session **s, struct net_conn **conn_r,
+    char *rest, size_t cap, size_t *rest_len_r);
 
 /* One command of a pipeline; text is without tag and CRLF. */
 struct imap_cmd {

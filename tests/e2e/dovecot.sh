@@ -3,6 +3,8 @@
 # 127.0.0.1:$PORT (and imaps on $TLS_PORT when set, with a fresh test CA in
 # $LAB/etc/ca.pem). Any user logs in with password "pass". Never reads
 # /etc/dovecot. Usage: dovecot.sh start|stop  (LAB, PORT, TLS_PORT from env)
+# IMAP_CAPABILITY (optional) replaces the capability list (imap_capability),
+# e.g. to test a server without NOTIFY.
 set -euo pipefail
 LAB=${LAB:?LAB must name a scratch directory}
 PORT=${PORT:-10143}

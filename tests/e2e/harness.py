@@ -60,7 +60,7 @@ class Pipeline:
     any one of them."""
 
     def __init__(self, workers=2, lease=5, batch_rows=200, interval=3600, io_timeout=None,
-                 job_timeout=None, dir_parent=None):
+                 job_timeout=None, dir_parent=None, watch=False):
         self.dir = tempfile.mkdtemp(prefix="mailsync-e2e-", dir=dir_parent)
         self.metrics_port = free_port()
         self.lease = lease
@@ -68,6 +68,8 @@ class Pipeline:
         self.interval = interval
         self.io_timeout = io_timeout
         self.job_timeout = job_timeout
+        # push: False = the scheduler creates no watch jobs (--no-watch)
+        self.watch = watch
         self.procs = {}
         self.logs = {}
         self.start("store")
@@ -85,7 +87,7 @@ class Pipeline:
                     "--default-interval", str(self.interval)]
         if name == "scheduler":
             return [os.path.join(BIN, "mailsync-scheduler"), "--dir", self.dir,
-                    "--lease", str(self.lease),
+                    "--lease", str(self.lease)] + ([] if self.watch else ["--no-watch"]) + [
                     "--metrics-listen", "127.0.0.1:%d" % self.metrics_port]
         extra = ["--io-timeout", str(self.io_timeout)] if self.io_timeout else []
         if self.job_timeout:

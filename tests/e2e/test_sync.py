@@ -237,7 +237,8 @@ class UpTest(unittest.TestCase):
                 try:
                     with open(os.path.join(d, "children")) as f:
                         kids = dict(l.split() for l in f if l.strip())
-                    return len(kids) == 4 and kids
+                    # store, scheduler, 2 workers, watch (push)
+                    return len(kids) == 5 and kids
                 except (OSError, ValueError):
                     return None
             kids = wait_for(children, 10, "mailsync-up to start its children")

@@ -1,0 +1,783 @@
+/*
+ * mailsync-watch: holds the push connections of many accounts in one
+ * thread (docs/architecture.md, "Push"). It pulls JOB_KIND_WATCH jobs
+ * from the scheduler's watch socket, keeps one IMAP connection per job in
+ * IDLE (with NOTIFY when offered, else periodic STATUS polls), and tells
+ * the store over the results socket: worker.watch.event with changed =
+ * true when something changed (the store queues a sync), changed = false
+ * as the lease heartbeat. One epoll loop over the non-blocking sockets
+ * and nng's pollable descriptors; pkg/watch's state machine per
+ * connection. Login and the setup commands run blocking (bounded by
+ * --connect-timeout) before the connection joins the loop. A dead or
+ * silent connection is closed and reopened after watch_backoff_ms()
+ * (1 s .. 60 s, jittered). A job whose lease was lost (the store
+ * published its end) is dropped.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "imap/imap.h"
+#include "ipc/ipc.h"
+#include "net/net.h"
+#include "proto/proto.h"
+#include "sync/sync.h"
+#include "watch/watch.h"
+
+#define SEND_TIMEOUT_MS 1000
+#define RBUF 4096
+#define MAX_OUT 65536
+#define MAX_EVENTS 256
+
+static volatile sig_atomic_t watch_stop;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	watch_stop = 1;
+}
+
+struct entry {
+	uint64_t job_id;
+	uint64_t account_id;
+	uint32_t attempt;
+	char *name, *server, *user, *pass, *ca_pem;
+	bool starttls, plaintext, oauth2;
+	int64_t beat_ms;
+	int64_t next_beat;    /* monotonic */
+	int64_t reconnect_at; /* monotonic; 0: connected or connecting now */
+	uint32_t fails;
+	bool had_conn; /* a connection existed: catch up after reconnect */
+	struct net_conn *conn;
+	struct imap_parser *parser;
+	struct watch_sm sm;
+	struct buf out;
+};
+
+struct watcher {
+	nng_socket jobs, results, events;
+	int ep;
+	struct entry **v;
+	size_t n, cap;
+	struct sync_limits lim;
+	int64_t cycle_ms;
+	uint64_t rng;
+	uint64_t changes;
+};
+
+static int tag_jobs, tag_events; /* epoll markers */
+
+static uint32_t
+wrand(struct watcher *w)
+{
+	w->rng ^= w->rng >> 12;
+	w->rng ^= w->rng << 25;
+	w->rng ^= w->rng >> 27;
+	return ((uint32_t)((w->rng * 0x2545f4914f6cdd1dULL) >> 32));
+}
+
+static void
+send_event(struct watcher *w, struct entry *e, bool changed, const char *mb)
+{
+	struct proto_msg m;
+	int rv;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_WORKER_WATCH_EVENT;
+	m.id = e->job_id;
+	m.u.watch_event.job_id = e->job_id;
+	m.u.watch_event.attempt = e->attempt;
+	m.u.watch_event.changed = changed;
+	m.u.watch_event.mailbox = proto_str_c(mb);
+	rv = ipc_send(w->results, &m, SEND_TIMEOUT_MS);
+	if (rv != 0) {
+		log_warnx("job=%llu event=watch_event_unsent err=%s",
+		    (unsigned long long)e->job_id, err_name(rv));
+	}
+}
+
+/* The change callback needs both; passed through a small pair. */
+struct change_ctx {
+	struct watcher *w;
+	struct entry *e;
+};
+
+static void
+on_change2(const char *mailbox, void *arg)
+{
+	struct change_ctx *c = arg;
+
+	c->w->changes++;
+	log_info("job=%llu account=%llu event=changed mailbox=\"%s\"",
+	    (unsigned long long)c->e->job_id,
+	    (unsigned long long)c->e->account_id, mailbox);
+	send_event(c->w, c->e, true, mailbox);
+}
+
+static void
+conn_close(struct watcher *w, struct entry *e)
+{
+	if (e->conn != NULL) {
+		(void)epoll_ctl(w->ep, EPOLL_CTL_DEL, net_fd(e->conn), NULL);
+		net_close(&e->conn);
+	}
+	imap_parser_free(&e->parser);
+	watch_sm_release(&e->sm);
+	buf_reset(&e->out);
+}
+
+static void
+conn_fail(struct watcher *w, struct entry *e, int rv, const char *what)
+{
+	int64_t d;
+
+	conn_close(w, e);
+	e->fails++;
+	d = watch_backoff_ms(e->fails, wrand(w));
+	e->reconnect_at = clock_mono_ms() + d;
+	log_warnx("job=%llu account=%llu event=connection_lost err=%s "
+	          "what=\"%s\" retry_in_ms=%lld",
+	    (unsigned long long)e->job_id, (unsigned long long)e->account_id,
+	    err_name(rv), what, (long long)d);
+}
+
+static void
+entry_free(struct watcher *w, struct entry *e)
+{
+	conn_close(w, e);
+	buf_release(&e->out);
+	if (e->pass != NULL) {
+		mem_wipe(e->pass, strlen(e->pass));
+	}
+	free(e->pass);
+	free(e->name);
+	free(e->server);
+	free(e->user);
+	free(e->ca_pem);
+	free(e);
+}
+
+static void
+entry_remove(struct watcher *w, size_t i)
+{
+	entry_free(w, w->v[i]);
+	w->v[i] = w->v[--w->n];
+}
+
+static int
+flush_out(struct entry *e)
+{
+	int rv = ERR_OK;
+
+	if (e->out.len > 0) {
+		rv = net_write(e->conn, e->out.data, e->out.len, 2000);
+		buf_reset(&e->out);
+	}
+	return (rv);
+}
+
+static int
+setup_untagged(const struct imap_resp *r, void *arg)
+{
+	return (watch_sm_baseline(arg, r));
+}
+
+/* One blocking setup command; 0 when it completed OK. */
+static int
+run1(struct imap_session *s, const char *text, struct entry *e,
+    struct sync_result *res)
+{
+	struct imap_cmd c;
+	int rv;
+
+	memset(&c, 0, sizeof(c));
+	c.text = text;
+	rv = imap_session_run(s, &c, 1, setup_untagged, &e->sm, res);
+	if (rv != 0) {
+		return (rv);
+	}
+	return (c.status == IMAP_ST_OK ? ERR_OK : ERR_SERVER);
+}
+
+static int feed(struct watcher *w, struct entry *e, const char *p, size_t n);
+
+static void
+give_up(struct watcher *w, size_t i, const struct sync_result *res)
+{
+	struct entry *e = w->v[i];
+	struct proto_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_WORKER_RESULT_DONE;
+	m.id = e->job_id;
+	m.u.done.job_id = e->job_id;
+	m.u.done.attempt = e->attempt;
+	m.u.done.status = res->status;
+	m.u.done.retry = RETRY_NEVER;
+	m.u.done.error = proto_str_c(res->error);
+	(void)ipc_send(w->results, &m, SEND_TIMEOUT_MS);
+	log_warnx("job=%llu account=%llu event=watch_failed err=%s "
+	          "error=\"%s\"",
+	    (unsigned long long)e->job_id, (unsigned long long)e->account_id,
+	    err_name(res->status), res->error);
+	entry_remove(w, i);
+}
+
+/* Connects, logs in, sets up NOTIFY or IDLE; joins the loop. */
+static void
+conn_open(struct watcher *w, size_t i)
+{
+	struct entry *e = w->v[i];
+	struct imap_session_conf c;
+	struct imap_session *s = NULL;
+	struct sync_result res;
+	struct watch_opts o;
+	struct net_url u;
+	struct imap_limits il;
+	struct epoll_event ev;
+	char errbuf[256], rest[8192];
+	size_t nrest = 0;
+	uint32_t caps;
+	int rv;
+
+	memset(&res, 0, sizeof(res));
+	e->reconnect_at = 0;
+	if (net_url_parse(e->server, &u, errbuf, sizeof(errbuf)) != 0) {
+		sync_fail(&res, ERR_CONFIG, RETRY_NEVER, "%s", errbuf);
+		give_up(w, i, &res);
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	c.host = u.host;
+	c.port = u.port;
+	c.tls = strcmp(u.scheme, "imaps") == 0;
+	c.starttls = e->starttls;
+	c.plaintext = e->plaintext;
+	c.ca_pem = e->ca_pem;
+	c.username = e->user;
+	c.password = e->pass;
+	c.oauth2 = e->oauth2;
+	rv = imap_session_open(&c, &w->lim, &s, &res);
+	if (rv != 0) {
+		if (res.retry == RETRY_NEVER) {
+			give_up(w, i, &res);
+		} else {
+			conn_fail(w, e, rv, res.error);
+		}
+		return;
+	}
+	caps = imap_session_caps(s);
+	memset(&o, 0, sizeof(o));
+	o.cycle_ms = w->cycle_ms;
+	o.reply_ms = w->lim.io_timeout_ms;
+	o.list_status = (caps & SYNC_CAP_LIST_STATUS) != 0;
+	o.condstore = (caps & SYNC_CAP_CONDSTORE) != 0;
+	watch_sm_init(&e->sm, WATCH_MODE_NOTIFY, &o);
+	rv = ERR_SERVER;
+	if (caps & SYNC_CAP_NOTIFY) {
+		rv = run1(s,
+		    "NOTIFY SET (personal (MessageNew MessageExpunge "
+		    "FlagChange MailboxName))",
+		    e, &res);
+	}
+	if (rv == ERR_SERVER) {
+		if (!(caps & SYNC_CAP_IDLE)) {
+			imap_session_close(&s);
+			sync_fail(&res, ERR_SERVER, RETRY_NEVER,
+			    "server offers neither NOTIFY nor IDLE");
+			give_up(w, i, &res);
+			return;
+		}
+		e->sm.mode = WATCH_MODE_IDLE;
+		rv = ERR_OK;
+	}
+	if (rv == 0) {
+		rv = run1(s,
+		    o.list_status
+			? (o.condstore ? "LIST \"\" \"*\" RETURN (STATUS "
+					 "(UIDNEXT MESSAGES HIGHESTMODSEQ))"
+				       : "LIST \"\" \"*\" RETURN (STATUS "
+					 "(UIDNEXT MESSAGES))")
+			: "LIST \"\" \"*\"",
+		    e, &res);
+	}
+	if (rv == 0 && !o.list_status && e->sm.mode == WATCH_MODE_IDLE) {
+		size_t k;
+		struct buf cmd;
+
+		buf_init(&cmd, 4096);
+		for (k = 0; rv == 0 && k < e->sm.nmb; k++) {
+			buf_reset(&cmd);
+			rv = buf_addstr(&cmd, "STATUS ");
+			if (rv == 0) {
+				rv = imap_append_astring(&cmd, e->sm.mb[k].raw,
+				    strlen(e->sm.mb[k].raw), false);
+			}
+			if (rv == 0) {
+				rv = buf_addstr(&cmd, " (UIDNEXT MESSAGES)");
+			}
+			if (rv == 0) {
+				rv = run1(s, cmd.data, e, &res);
+			}
+		}
+		buf_release(&cmd);
+	}
+	if (rv == 0 && e->sm.mode == WATCH_MODE_IDLE) {
+		rv = run1(s, "EXAMINE INBOX", e, &res);
+	}
+	if (rv != 0) {
+		imap_session_close(&s);
+		conn_fail(w, e, rv, res.status != 0 ? res.error : "setup");
+		return;
+	}
+	rv = imap_session_detach(&s, &e->conn, rest, sizeof(rest), &nrest);
+	if (rv == 0) {
+		imap_limits_default(&il);
+		il.max_line = 65536;
+		il.max_literal = 65536;
+		il.max_response = 262144;
+		il.max_tokens = 20000;
+		rv = imap_parser_new(&il, &e->parser);
+	}
+	if (rv == 0) {
+		rv = watch_sm_start(&e->sm, clock_mono_ms(), &e->out);
+	}
+	if (rv == 0) {
+		rv = flush_out(e);
+	}
+	if (rv == 0) {
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.ptr = e;
+		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, net_fd(e->conn), &ev)
+		    != 0) {
+			rv = ERR_IO;
+		}
+	}
+	if (rv != 0) {
+		conn_fail(w, e, rv, "handing over the connection");
+		return;
+	}
+	log_info("job=%llu account=%llu event=watching mode=%s mailboxes=%zu",
+	    (unsigned long long)e->job_id, (unsigned long long)e->account_id,
+	    e->sm.mode == WATCH_MODE_NOTIFY ? "notify" : "idle", e->sm.nmb);
+	e->fails = 0;
+	if (e->had_conn || e->attempt > 1) {
+		/* Changes while nobody watched: one catch-up sync. */
+		send_event(w, e, true, "*");
+	}
+	e->had_conn = true;
+	if (nrest > 0) {
+		(void)feed(w, e, rest, nrest);
+	}
+}
+
+/* Parses n bytes and runs the state machine; 0 or the error (the
+ * connection is then closed). */
+static int
+feed(struct watcher *w, struct entry *e, const char *p, size_t n)
+{
+	struct change_ctx cc = { w, e };
+	const struct imap_resp *r;
+	size_t used;
+	int rv;
+
+	while (n > 0) {
+		rv = imap_parser_feed(e->parser, p, n, &used, &r);
+		p += used;
+		n -= used;
+		if (rv < 0) {
+			conn_fail(w, e, rv, imap_parser_error(e->parser));
+			return (rv);
+		}
+		if (rv == 0) {
+			break;
+		}
+		rv = watch_sm_input(
+		    &e->sm, r, clock_mono_ms(), &e->out, on_change2, &cc);
+		if (rv == 0) {
+			rv = flush_out(e);
+		}
+		if (rv != 0) {
+			conn_fail(w, e, rv, "server response");
+			return (rv);
+		}
+	}
+	return (ERR_OK);
+}
+
+static void
+on_readable(struct watcher *w, struct entry *e)
+{
+	char buf[RBUF];
+	size_t n;
+	int rv;
+
+	while (e->conn != NULL) {
+		rv = net_read(e->conn, buf, sizeof(buf), &n, 0);
+		if (rv == ERR_TIMEOUT) {
+			return;
+		}
+		if (rv != 0) {
+			conn_fail(w, e, rv, "reading");
+			return;
+		}
+		if (feed(w, e, buf, n) != 0) {
+			return;
+		}
+	}
+}
+
+static char *
+dupstr(struct proto_str s)
+{
+	return (s.p != NULL ? proto_str_dup(s) : NULL);
+}
+
+static void
+on_job(struct watcher *w, const struct proto_job_run *j)
+{
+	struct entry *e, **nv;
+	int64_t len;
+	size_t i;
+
+	if (j->kind != JOB_KIND_WATCH) {
+		log_warnx("job=%llu event=not_a_watch_job kind=%s",
+		    (unsigned long long)j->job_id,
+		    proto_job_kind_name(j->kind));
+		return;
+	}
+	for (i = 0; i < w->n; i++) {
+		if (w->v[i]->account_id == j->account_id) {
+			entry_remove(w, i);
+			break;
+		}
+	}
+	if (w->n == w->cap) {
+		size_t ncap = w->cap == 0 ? 64 : w->cap * 2;
+
+		nv = realloc(w->v, ncap * sizeof(*nv));
+		if (nv == NULL) {
+			fatalx("out of memory");
+		}
+		w->v = nv;
+		w->cap = ncap;
+	}
+	e = calloc(1, sizeof(*e));
+	if (e == NULL) {
+		fatalx("out of memory");
+	}
+	e->job_id = j->job_id;
+	e->account_id = j->account_id;
+	e->attempt = j->attempt;
+	e->name = dupstr(j->account);
+	e->server = dupstr(j->server);
+	e->user = dupstr(j->username);
+	e->pass = dupstr(j->password);
+	e->ca_pem = dupstr(j->tls_ca_pem);
+	e->starttls = j->starttls;
+	e->plaintext = j->plaintext;
+	e->oauth2 = proto_str_eq(j->auth, "oauth2");
+	if (e->server == NULL || e->user == NULL) {
+		fatalx("out of memory");
+	}
+	buf_init(&e->out, MAX_OUT);
+	len = j->lease_until - clock_wall_ms();
+	e->beat_ms = len / 3 < 500 ? 500 : len / 3;
+	e->next_beat = clock_mono_ms() + e->beat_ms;
+	w->v[w->n++] = e;
+	log_info("job=%llu account=%llu name=%s attempt=%u event=watch_start",
+	    (unsigned long long)e->job_id, (unsigned long long)e->account_id,
+	    e->name != NULL ? e->name : "", e->attempt);
+	conn_open(w, w->n - 1);
+}
+
+static void
+drain_jobs(struct watcher *w)
+{
+	struct proto_msg m;
+	nng_msg *raw = NULL;
+	int rv;
+
+	for (;;) {
+		rv = ipc_recv(w->jobs, &m, &raw, 0);
+		if (rv != 0) {
+			if (rv == ERR_PROTO || rv == ERR_VERSION) {
+				continue;
+			}
+			return;
+		}
+		if (m.type == MSG_WORKER_JOB_RUN) {
+			on_job(w, &m.u.job_run);
+		}
+		proto_msg_release(&m);
+		ipc_msg_free(&raw);
+	}
+}
+
+static void
+drain_events(struct watcher *w)
+{
+	struct proto_msg m;
+	nng_msg *raw = NULL;
+	size_t i;
+	int rv;
+
+	for (;;) {
+		rv = ipc_recv(w->events, &m, &raw, 0);
+		if (rv != 0) {
+			if (rv == ERR_PROTO || rv == ERR_VERSION) {
+				continue;
+			}
+			return;
+		}
+		if (m.type == MSG_STORE_EVENT
+		    && (m.u.event.kind == EV_JOB_FINISHED
+		        || m.u.event.kind == EV_JOB_QUEUED)) {
+			for (i = 0; i < w->n; i++) {
+				if (w->v[i]->job_id == m.u.event.job_id) {
+					log_info("job=%llu event=lease_lost",
+					    (unsigned long long)m.u.event
+						.job_id);
+					entry_remove(w, i);
+					break;
+				}
+			}
+		}
+		proto_msg_release(&m);
+		ipc_msg_free(&raw);
+	}
+}
+
+/* Timers: beats, reconnects, state machine deadlines. Returns the ms
+ * until the next one. */
+static int
+run_timers(struct watcher *w)
+{
+	int64_t now = clock_mono_ms(), next = now + 1000, t;
+	struct entry *e;
+	size_t i;
+	int rv;
+
+	for (i = 0; i < w->n && !watch_stop; i++) {
+		e = w->v[i];
+		if (now >= e->next_beat) {
+			send_event(w, e, false, NULL);
+			e->next_beat = now + e->beat_ms;
+		}
+		if (e->conn == NULL && e->reconnect_at != 0
+		    && now >= e->reconnect_at) {
+			conn_open(w, i);
+			if (i >= w->n || w->v[i] != e) {
+				continue; /* given up: removed */
+			}
+		}
+		if (e->conn != NULL) {
+			rv = watch_sm_tick(&e->sm, now, &e->out);
+			if (rv == 0) {
+				rv = flush_out(e);
+			}
+			if (rv != 0) {
+				conn_fail(w, e, rv, "no reply in time");
+			}
+		}
+		t = e->next_beat;
+		if (e->conn != NULL && watch_sm_next(&e->sm) < t) {
+			t = watch_sm_next(&e->sm);
+		}
+		if (e->conn == NULL && e->reconnect_at != 0
+		    && e->reconnect_at < t) {
+			t = e->reconnect_at;
+		}
+		if (t < next) {
+			next = t;
+		}
+	}
+	now = clock_mono_ms();
+	return (next <= now ? 0 : (int)(next - now));
+}
+
+static int
+add_nng_fd(struct watcher *w, nng_socket s, void *tag)
+{
+	struct epoll_event ev;
+	int fd;
+
+	if (nng_socket_get_int(s, NNG_OPT_RECVFD, &fd) != 0) {
+		return (ERR_IO);
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.ptr = tag;
+	return (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : ERR_IO);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: mailsync-watch [--dir DIR] [--watch URL] [--results URL]\n"
+	    "                      [--events URL] [--poll SECONDS] "
+	    "[--io-timeout SECONDS] [--verbose]\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "watch", required_argument, NULL, 'w' },
+		{ "results", required_argument, NULL, 'r' },
+		{ "events", required_argument, NULL, 'e' },
+		{ "poll", required_argument, NULL, 'p' },
+		{ "io-timeout", required_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = "./mailsync-data";
+	const char *urls[3] = { NULL, NULL, NULL };
+	char defs[3][1100], errbuf[256];
+	static const enum ipc_endpoint eps[3]
+	    = { IPC_WATCH, IPC_RESULTS, IPC_EVENTS };
+	struct epoll_event evs[MAX_EVENTS];
+	struct sigaction sa;
+	struct watcher w;
+	uint64_t v;
+	bool verbose = false;
+	int c, i, n, rv, tmo;
+
+	memset(&w, 0, sizeof(w));
+	sync_limits_default(&w.lim);
+	w.lim.io_timeout_ms = 30000;
+	w.lim.connect_timeout_ms = 10000;
+	w.lim.job_timeout_ms = 0;
+	w.cycle_ms = 60000;
+	while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			dir = optarg;
+			break;
+		case 'w':
+			urls[0] = optarg;
+			break;
+		case 'r':
+			urls[1] = optarg;
+			break;
+		case 'e':
+			urls[2] = optarg;
+			break;
+		case 'p':
+			if (parse_u64(optarg, 3600, &v) != 0 || v == 0) {
+				fprintf(stderr, "mailsync-watch: --poll must "
+						"be 1..3600 seconds\n");
+				exit(2);
+			}
+			w.cycle_ms = (int64_t)v * 1000;
+			break;
+		case 't':
+			if (parse_u64(optarg, 3600, &v) != 0 || v == 0) {
+				fprintf(stderr, "mailsync-watch: --io-timeout "
+						"must be 1..3600 seconds\n");
+				exit(2);
+			}
+			w.lim.io_timeout_ms = (int)v * 1000;
+			w.lim.connect_timeout_ms = (int)v * 1000;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc) {
+		usage();
+	}
+	log_init("mailsync-watch", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	for (i = 0; i < 3; i++) {
+		if (urls[i] == NULL) {
+			if (ipc_default_url(dir, eps[i], defs[i],
+				sizeof(defs[i])) != 0) {
+				fatalx("data directory path too long");
+			}
+			urls[i] = defs[i];
+		}
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	w.rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32)
+	    ^ 0x9e3779b97f4a7c15ULL;
+
+	rv = ipc_open(IPC_WATCH, IPC_DIAL, urls[0], &w.jobs, errbuf,
+	    sizeof(errbuf));
+	if (rv != 0) {
+		fatalx("watch socket %s: %s", urls[0], errbuf);
+	}
+	rv = ipc_open(IPC_RESULTS, IPC_DIAL, urls[1], &w.results, errbuf,
+	    sizeof(errbuf));
+	if (rv != 0) {
+		fatalx("results socket %s: %s", urls[1], errbuf);
+	}
+	rv = ipc_open(IPC_EVENTS, IPC_DIAL, urls[2], &w.events, errbuf,
+	    sizeof(errbuf));
+	if (rv != 0) {
+		fatalx("events socket %s: %s", urls[2], errbuf);
+	}
+	w.ep = epoll_create1(EPOLL_CLOEXEC);
+	if (w.ep < 0) {
+		fatal("epoll_create1");
+	}
+	if (add_nng_fd(&w, w.jobs, &tag_jobs) != 0
+	    || add_nng_fd(&w, w.events, &tag_events) != 0) {
+		fatalx("cannot poll the nng sockets");
+	}
+	log_info("event=started watch=%s results=%s events=%s poll_s=%lld",
+	    urls[0], urls[1], urls[2], (long long)(w.cycle_ms / 1000));
+
+	tmo = 0;
+	while (!watch_stop) {
+		n = epoll_wait(w.ep, evs, MAX_EVENTS, tmo);
+		for (i = 0; i < n && !watch_stop; i++) {
+			if (evs[i].data.ptr == &tag_jobs) {
+				drain_jobs(&w);
+			} else if (evs[i].data.ptr == &tag_events) {
+				drain_events(&w);
+			} else {
+				size_t k;
+
+				/* The entry may have been removed by an
+				 * earlier event of this batch. */
+				for (k = 0; k < w.n; k++) {
+					if (w.v[k] == evs[i].data.ptr) {
+						on_readable(&w, w.v[k]);
+						break;
+					}
+				}
+			}
+		}
+		tmo = run_timers(&w);
+	}
+	log_info("event=stopping watches=%zu changes=%llu", w.n,
+	    (unsigned long long)w.changes);
+	while (w.n > 0) {
+		entry_remove(&w, w.n - 1);
+	}
+	free(w.v);
+	close(w.ep);
+	nng_close(w.jobs);
+	nng_close(w.results);
+	nng_close(w.events);
+	return (0);
+}

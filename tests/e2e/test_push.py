@@ -1,0 +1,143 @@
+"""End-to-end push: mailsync-watch holds IDLE/NOTIFY connections and a
+change on the server reaches SQLite without any `mailsync-submit sync`."""
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+import mailfixture as fx
+from harness import BIN, HERE, Dovecot, Pipeline, free_port, wait_for
+
+# Dovecot's capabilities without NOTIFY (forces the IDLE + STATUS path).
+NO_NOTIFY = ("IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT LITERAL+ "
+             "UIDPLUS LIST-EXTENDED CONDSTORE QRESYNC ESEARCH LIST-STATUS MOVE "
+             "SPECIAL-USE NAMESPACE CHILDREN UNSELECT")
+
+
+class CapDovecot(Dovecot):
+    """Dovecot with IMAP_CAPABILITY (dovecot.sh) set."""
+
+    def __init__(self, caps):
+        import tempfile
+        self.lab = tempfile.mkdtemp(prefix="mailsync-dovecot-")
+        self.port = free_port()
+        self.tls_port = None
+        env = dict(os.environ, LAB=self.lab, PORT=str(self.port), IMAP_CAPABILITY=caps)
+        subprocess.run([os.path.join(HERE, "dovecot.sh"), "start"], env=env, check=True)
+        self.env = env
+
+
+def restart_dovecot(d, down_s=2.0):
+    """Stops the master (keeping the mail) and starts it again."""
+    pid = int(open(os.path.join(d.lab, "run", "master.pid")).read())
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid), 10, "dovecot to stop")
+    time.sleep(down_s)
+    subprocess.run(["dovecot", "-c", os.path.join(d.lab, "etc", "dovecot.conf")], check=True)
+
+
+class WatchPipeline(Pipeline):
+    def __init__(self, poll=2, **kw):
+        self.poll = poll
+        super().__init__(watch=True, **kw)
+        wait_for(lambda: os.path.exists(os.path.join(self.dir, "watch.sock")), 10,
+                 "the scheduler's watch socket")
+        self.start("watch")
+
+    def argv(self, name):
+        if name == "watch":
+            return [os.path.join(BIN, "mailsync-watch"), "--dir", self.dir,
+                    "--poll", str(self.poll), "--io-timeout", "5"]
+        return super().argv(name)
+
+
+def append(port, user, box, subject):
+    m = fx.connect(port, user)
+    try:
+        m.append(fx.q(box), None, None,
+                 ("Subject: %s\r\nFrom: a@b\r\nTo: c@d\r\n\r\nhi\r\n" % subject).encode())
+    finally:
+        m.logout()
+
+
+class PushBase:
+    caps = None
+    mode = "notify"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dovecot = CapDovecot(cls.caps) if cls.caps else Dovecot()
+        fx.seed_standard(cls.dovecot.port, "pat", per_folder=3)
+        cls.p = WatchPipeline(workers=2, lease=5)
+        pw = cls.p.password_file()
+        cls.p.submit("account", "add", "pat", "--imap", "imap://127.0.0.1:%d" % cls.dovecot.port,
+                     "--user", "pat", "--password-file", pw, "--plaintext", check=0)
+        cls.p.submit("sync", "pat", "--wait", "--timeout", "60", check=0)
+        wait_for(lambda: "event=watching mode=%s" % cls.mode in cls.p.log_text("watch"), 30,
+                 "the watcher to watch")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.p.stop()
+        cls.dovecot.stop()
+        cls.p.cleanup()
+
+    def row(self, subject):
+        r = self.p.query("SELECT b.name FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id "
+                         "WHERE m.subject = ?", subject)
+        return r[0]["name"] if r else None
+
+    def push_once(self, box, subject, timeout=20):
+        t0 = time.time()
+        append(self.dovecot.port, "pat", box, subject)
+        wait_for(lambda: self.row(subject), timeout, "row %s to appear" % subject, interval=0.02)
+        self.assertEqual(self.row(subject), box)
+        return time.time() - t0
+
+    def test_01_append_non_inbox(self):
+        lat = self.push_once("Sent", "push-1")
+        print("\n  %s: append->row %.3f s" % (self.mode, lat))
+
+    def test_02_inbox_and_flags(self):
+        self.push_once("INBOX", "push-2")
+        m = fx.connect(self.dovecot.port, "pat")
+        m.select(fx.q("Sent"))
+        typ, data = m.uid("SEARCH", None, "ALL")
+        uid = int(data[0].split()[0])
+        m.uid("STORE", str(uid), "+FLAGS", "(\\Flagged)")
+        m.logout()
+        wait_for(lambda: self.p.query(
+            "SELECT m.flagged FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id "
+            "WHERE b.name = 'Sent' AND m.uid = ?", uid)[0]["flagged"] == 1, 20,
+            "the flag to reach the row")
+
+    def test_03_watcher_killed(self):
+        self.p.kill("watch")
+        self.p.restart("watch")
+        # the old lease expires (5 s), the job is retried or re-created
+        wait_for(lambda: "event=watching" in self.p.log_text("watch").split("event=started")[-1],
+                 60, "a new watch after SIGKILL")
+        self.push_once("Drafts", "push-3")
+
+    def test_04_server_restart(self):
+        restart_dovecot(self.dovecot)
+        wait_for(lambda: self.p.log_text("watch").count("event=connection_lost") >= 1, 30,
+                 "the watcher to notice")
+        wait_for(lambda: self.p.log_text("watch").split("event=connection_lost")[-1]
+                 .count("event=watching") >= 1, 90, "the watcher to reconnect")
+        self.push_once("Junk", "push-4", timeout=30)
+
+
+class PushNotifyTest(PushBase, unittest.TestCase):
+    caps = None
+    mode = "notify"
+
+
+class PushIdleTest(PushBase, unittest.TestCase):
+    caps = NO_NOTIFY
+    mode = "idle"
+
+
+if __name__ == "__main__":
+    unittest.main()
