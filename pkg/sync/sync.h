@@ -238,40 +238,4 @@ int sync_imap_prefetch(struct imap_session *s, struct sync_batcher *b,
     const struct proto_job_run *job, const char *mailbox, uint32_t from_uid,
     uint32_t max_uid, struct sync_result *res);
 
-/* Bodies (imap_body.c) ---------------------------------------------------- */
-
-/* Raw bodies travel in body chunk rows of at most this many bytes. */
-#define SYNC_BODY_CHUNK (256u * 1024)
-
-/*
- * Installs (fn != NULL) or removes the literal sink of the session's
- * parser (imap_parser_set_literal_sink; arg borrowed until removed).
- */
-int imap_session_set_literal_sink(struct imap_session *s, uint64_t threshold,
-    uint64_t max, imap_literal_sink_fn fn, void *arg);
-
-/*
- * Sends what is pending, then one batch holding only row (borrowed; its
- * data is not copied), so a body goes out chunk by chunk in order after
- * the message rows it belongs to. ERR_INVAL with attachments pending.
- */
-int sync_batcher_send_body(struct sync_batcher *b,
-    const struct proto_body_chunk *row);
-
-/* The fetch_body job; called by sync_run for protocol "imap". */
-int sync_imap_fetch_body(const struct proto_job_run *job,
-    const struct sync_limits *l, const struct sync_sink *sink,
-    struct sync_result *res);
-
-/*
- * The sync job's prefetch hook, with mailbox (UTF-8 name, borrowed)
- * selected: fetches the bodies of UIDs from_uid..max_uid that match
- * job->bodies ("all", "recent:DAYS"; nil or "none": nothing), streamed as
- * chunk rows into b. A body too large or gone gets an error row and the
- * sync goes on. 0, or an error with res filled.
- */
-int sync_imap_prefetch(struct imap_session *s, struct sync_batcher *b,
-    const struct proto_job_run *job, const char *mailbox, uint32_t from_uid,
-    uint32_t max_uid, struct sync_result *res);
-
 #endif
