@@ -31,6 +31,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/pull.h>
+#include <nng/supplemental/util/platform.h>
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/protocol/pubsub0/pub.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -39,6 +40,8 @@
 #include "ipc.h"
 
 #define WATCHDOG_URL_MAX 1100
+#define PROBE_REDIAL_MS 3600000 /* a refused probe does not redial */
+#define PROBE_SETTLE_MS 20	/* let the refusal finish before close */
 
 struct ipc_watchdog {
 	nng_socket s;
@@ -106,6 +109,7 @@ probe_ok(struct ipc_watchdog *w)
 {
 	struct timespec ts;
 	nng_socket p;
+	nng_dialer d;
 	uint64_t before;
 	bool ok;
 
@@ -115,7 +119,16 @@ probe_ok(struct ipc_watchdog *w)
 	pthread_mutex_lock(&w->mu);
 	before = w->added;
 	pthread_mutex_unlock(&w->mu);
-	if (nng_dial(p, w->url, NULL, NNG_FLAG_NONBLOCK) != 0) {
+	/*
+	 * nng 1.5.2 also leaks a dialer's connection when its socket is
+	 * closed in the middle of a (re)connect, and a refused probe redials
+	 * at once by default: a long reconnect interval and a short pause
+	 * after the handshake let the close find the dialer idle.
+	 */
+	if (nng_dialer_create(&d, p, w->url) != 0 ||
+	    nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, PROBE_REDIAL_MS) != 0 ||
+	    nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, PROBE_REDIAL_MS) != 0 ||
+	    nng_dialer_start(d, NNG_FLAG_NONBLOCK) != 0) {
 		nng_close(p);
 		return (true);
 	}
@@ -126,6 +139,9 @@ probe_ok(struct ipc_watchdog *w)
 	}
 	ok = w->added != before || w->stop;
 	pthread_mutex_unlock(&w->mu);
+	if (ok) {
+		nng_msleep(PROBE_SETTLE_MS);
+	}
 	nng_close(p);
 	return (ok);
 }
