@@ -127,6 +127,20 @@ class Pipeline:
                 p.wait()
         for log in self.logs.values():
             log.close()
+        self.check_sanitizers()
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+    def check_sanitizers(self):
+        """Under the asan flavour every daemon's report lands in its log:
+        any report fails the test that owns this pipeline."""
+        for name in self.logs:
+            text = self.log_text(name)
+            for mark in self.SANITIZER_MARKS:
+                at = text.find(mark)
+                if at >= 0:
+                    raise AssertionError("%s: sanitizer report in %s.log:\n%s" % (
+                        name, name, text[max(0, at - 200):at + 3000]))
 
     def log_text(self, name):
         with open(os.path.join(self.dir, name + ".log"), "rb") as f:
