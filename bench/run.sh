@@ -9,3 +9,4 @@ if [ "${BENCH_PEERS:-100000}" != 0 ]; then
 	python3 bench/imap_vs_peers.py "${BENCH_PEERS:-100000}"
 fi
 python3 bench/many_accounts.py "${BENCH_ACCOUNTS:-1000}"
+python3 bench/push_latency.py "${BENCH_PUSH_APPENDS:-40}" "${BENCH_PUSH_CONNECTIONS:-1000}"

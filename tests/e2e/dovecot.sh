@@ -3,6 +3,8 @@
 # 127.0.0.1:$PORT (and imaps on $TLS_PORT when set, with a fresh test CA in
 # $LAB/etc/ca.pem). Any user logs in with password "pass". Never reads
 # /etc/dovecot. Usage: dovecot.sh start|stop  (LAB, PORT, TLS_PORT from env)
+# DOVECOT_EXTRA (optional) is appended to dovecot.conf verbatim (benchmarks
+# raise process limits with it).
 # IMAP_CAPABILITY (optional) replaces the capability list (imap_capability),
 # e.g. to test a server without NOTIFY.
 set -euo pipefail
@@ -134,6 +136,7 @@ mail_max_userip_connections = 1000
 # A throwaway test server: no fsync per message (seeding 100x faster).
 mail_fsync = never
 ${IMAP_CAPABILITY:+imap_capability = $IMAP_CAPABILITY}
+${DOVECOT_EXTRA:-}
 CONF
 	dovecot -c "$LAB/etc/dovecot.conf" </dev/null >>"$LAB/dovecot.stdout" 2>&1
 	for _ in $(seq 100); do
