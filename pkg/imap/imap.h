@@ -231,6 +231,45 @@ void imap_list_item_release(struct imap_list_item *it);
 /* Guesses a role from a decoded name when SPECIAL-USE gave none. */
 const char *imap_role_from_name(const char *name);
 
+/* STATUS, SEARCH, VANISHED (status.c) -------------------------------------- */
+
+struct imap_mbox_status {
+	bool has_uidvalidity, has_uidnext, has_messages, has_highestmodseq;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint32_t messages;
+	uint64_t highestmodseq;
+};
+/* Parses "* STATUS name (...)": *name_r gets the decoded name (heap,
+ * caller frees). ERR_INVAL if r is not STATUS, ERR_PROTO if malformed. */
+int imap_status_parse(const struct imap_resp *r, char **name_r,
+    struct imap_mbox_status *st);
+
+/* A compact UID set ("1:4,9") built from ascending UIDs, capped at max
+ * bytes (ERR_TOOBIG). A UID not above the last marks it `unordered`. */
+struct imap_uidset {
+	struct buf s;
+	uint32_t lo, hi;
+	bool open;
+	bool unordered;
+	uint64_t count; /* UIDs in the set */
+};
+void imap_uidset_init(struct imap_uidset *u, size_t max);
+void imap_uidset_release(struct imap_uidset *u);
+int imap_uidset_add_range(struct imap_uidset *u, uint32_t lo, uint32_t hi);
+/* Adds an IMAP sequence-set of numbers ("1:3,5"); ERR_PROTO if bad. */
+int imap_uidset_add_set(struct imap_uidset *u, const char *s, size_t n);
+/* Writes the last open range; u->s.data is then the set text. */
+int imap_uidset_finish(struct imap_uidset *u);
+
+/* Adds the UIDs of a SEARCH or ESEARCH (ALL) response to u: returns 1 if
+ * r was one, 0 if r is something else, <0 on error. */
+int imap_search_collect(const struct imap_resp *r, struct imap_uidset *u);
+
+/* "* VANISHED [(EARLIER)] set": the set text (a view into r). */
+int imap_vanished_parse(const struct imap_resp *r, bool *earlier_r,
+    const char **set_r, size_t *len_r);
+
 /* Modified UTF-7 ---------------------------------------------------------- */
 
 /* Decodes a mUTF-7 mailbox name into malloc'd UTF-8 (*out_r; caller

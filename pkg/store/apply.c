@@ -397,6 +397,9 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 		rv = store_attach_check(b, out);
 	}
 	if (rv == 0) {
+		rv = store_expunge_check(b, out); /* expunge.c */
+	}
+	if (rv == 0) {
 		rv = store_body_check(b, out); /* body.c */
 	}
 	if (rv != 0) {
@@ -475,6 +478,19 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 	rv = store_attach_apply(st, account_id, b); /* attach.c */
 	if (rv != 0) {
 		goto dbfail;
+	}
+	for (i = 0; i < b->nexpunged; i++) {
+		int64_t xid;
+
+		rv = store_mailbox_find(st, account_id, b->expunged[i].mailbox,
+		    &xid);
+		if (rv == 0 && xid != 0) {
+			rv = store_expunge_apply(st, account_id, b->job_id, xid,
+			    &b->expunged[i], now_ms); /* expunge.c */
+		}
+		if (rv != 0) {
+			goto dbfail;
+		}
 	}
 	rv = store_body_apply(st, account_id, b, now_ms, out); /* body.c */
 	if (rv != 0) {

@@ -121,6 +121,23 @@ int store_plen(struct proto_str s);
 /* Validates b's attachment rows (strings, ranges, and that each has a
  * full message row in b) before the transaction; fills out on error. */
 int store_attach_check(const struct proto_batch *b, struct store_out *out);
+
+/* expunge.c: UID sets and expunge rows. */
+struct store_uidset {
+	uint32_t *lo, *hi; /* sorted, merged, disjoint ranges */
+	size_t n;
+};
+/* Parses an IMAP UID set ("1:4,9"; nil = empty); ERR_PROTO with *why_r,
+ * ERR_NOMEM. Release with store_uidset_release() on success. */
+int store_uidset_parse(struct proto_str set, struct store_uidset *u,
+    const char **why_r);
+void store_uidset_release(struct store_uidset *u);
+/* Validates the batch's expunge rows (before the transaction). */
+int store_expunge_check(const struct proto_batch *b, struct store_out *out);
+/* Applies one expunge row to mailbox mbox_id (inside the transaction). */
+int store_expunge_apply(struct store *st, uint64_t account_id,
+    uint64_t job_id, int64_t mbox_id, const struct proto_expunge_row *e,
+    int64_t now_ms);
 /* Inside the batch's transaction, after its message rows: each full
  * message row's attachments become exactly b's rows for it. */
 int store_attach_apply(

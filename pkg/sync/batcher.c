@@ -358,6 +358,35 @@ sync_batcher_add_attachment(struct sync_batcher *b,
 	return (ERR_OK);
 }
 
+int
+sync_batcher_send_expunge(struct sync_batcher *b,
+    const struct proto_expunge_row *row)
+{
+	struct proto_batch pb;
+	int rv;
+
+	if (row->uids.len > PROTO_MAX_STR) {
+		return (ERR_TOOBIG);
+	}
+	/* The mailbox's own row, if pending, must be applied first. */
+	rv = sync_batcher_flush(b);
+	if (rv != 0) {
+		return (rv);
+	}
+	memset(&pb, 0, sizeof(pb));
+	pb.job_id = b->job_id;
+	pb.attempt = b->attempt;
+	pb.seq = b->seq + 1;
+	pb.expunged = (struct proto_expunge_row *)row;
+	pb.nexpunged = 1;
+	rv = b->sink.batch(&pb, b->sink.arg);
+	if (rv != 0) {
+		return (rv);
+	}
+	b->seq++;
+	return (ERR_OK);
+}
+
 uint32_t
 sync_batcher_nbatches(const struct sync_batcher *b)
 {

@@ -14,11 +14,19 @@
  *   3. Stream every FETCH response as a row into the batcher, and report
  *      the new checkpoints and the complete mailbox list at the end.
  *
+ * Cheap no-change syncs: with CONDSTORE, the LIST also returns every
+ * mailbox's STATUS (LIST-STATUS, else one pipelined round of STATUS), and
+ * a mailbox whose UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ equal the
+ * checkpoint is not opened at all.
+ *
+ * Expunges: with QRESYNC, EXAMINE carries the checkpoint and the server
+ * answers VANISHED (EARLIER) plus the changed flags; without it, a
+ * pipelined UID SEARCH lists the UIDs still present below the old
+ * UIDNEXT. Either becomes one expunge row (pkg/store/expunge.c).
+ *
  * Checkpoints are computed from what the server said before the fetch,
  * so a message that arrives meanwhile is fetched again next time rather
  * than skipped: re-fetching is harmless (upserts), skipping is not.
- * Expunges are not detected here yet; rows of expunged messages stay
- * until a later version compares UID sets (see the sync issue).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +47,8 @@ _Static_assert(IMAP_FLAG_SEEN == PROTO_FLAG_SEEN &&
 struct isync_mbx {
 	struct imap_list_item item;
 	bool gone; /* EXAMINE said NO: vanished since LIST */
+	bool has_st; /* STATUS seen for it (LIST-STATUS or STATUS) */
+	struct imap_mbox_status st;
 };
 
 struct isync {
@@ -56,7 +66,39 @@ struct isync {
 	uint32_t uidvalidity, uidnext, exists;
 	uint64_t highestmodseq;
 	int cb_err;
+	/* Expunge detection for the mailbox being synced. */
+	struct imap_uidset present; /* UID SEARCH answer */
+	bool searched;
+	struct buf vanished; /* QRESYNC VANISHED sets, comma-joined */
+	bool qresync; /* ENABLE QRESYNC succeeded */
 };
+
+/* Records a mailbox's STATUS for the no-change check. */
+static int
+on_status(struct isync *x, const struct imap_resp *r)
+{
+	struct imap_mbox_status st;
+	char *name = NULL;
+	size_t i;
+	int rv;
+
+	rv = imap_status_parse(r, &name, &st);
+	if (rv != 0) {
+		return (sync_fail(x->res, rv, RETRY_LATER,
+		    "malformed STATUS response"));
+	}
+	for (i = 0; i < x->nmbx; i++) {
+		if (strcmp(x->mbx[i].item.name, name) == 0) {
+			x->mbx[i].st = st;
+			x->mbx[i].has_st = true;
+			break;
+		}
+	}
+	free(name);
+	return (ERR_OK);
+}
+
+static int on_fetch(const struct imap_resp *r, void *arg);
 
 static int
 on_list(const struct imap_resp *r, void *arg)
@@ -65,6 +107,10 @@ on_list(const struct imap_resp *r, void *arg)
 	struct isync_mbx *m;
 	int rv;
 
+	if (r->status == IMAP_ST_NONE && r->name != NULL &&
+	    strcmp(r->name, "STATUS") == 0) {
+		return (on_status(x, r));
+	}
 	if (r->status != IMAP_ST_NONE || r->name == NULL ||
 	    strcmp(r->name, "LIST") != 0) {
 		return (ERR_OK);
@@ -118,6 +164,26 @@ on_examine(const struct imap_resp *r, void *arg)
 	} else if (r->status == IMAP_ST_NONE && r->has_number &&
 	    r->name != NULL && strcmp(r->name, "EXISTS") == 0) {
 		x->exists = r->number;
+	} else if (r->status == IMAP_ST_NONE && r->name != NULL &&
+	    strcmp(r->name, "VANISHED") == 0) {
+		const char *set;
+		size_t len;
+		bool earlier;
+
+		if (imap_vanished_parse(r, &earlier, &set, &len) != 0) {
+			return (sync_fail(x->res, ERR_PROTO, RETRY_LATER,
+			    "malformed VANISHED response in '%s'", x->cur));
+		}
+		if (buf_printf(&x->vanished, "%s%.*s",
+			x->vanished.len > 0 ? "," : "", (int)len, set) != 0) {
+			return (sync_fail(x->res, ERR_TOOBIG, RETRY_LATER,
+			    "VANISHED sets of '%s' exceed %u bytes", x->cur,
+			    (unsigned)PROTO_MAX_STR));
+		}
+	} else if (r->status == IMAP_ST_NONE && r->name != NULL &&
+	    strcmp(r->name, "FETCH") == 0) {
+		/* QRESYNC: flags changed since the checkpoint. */
+		return (on_fetch(r, arg));
 	}
 	return (ERR_OK);
 }
@@ -143,6 +209,19 @@ on_fetch(const struct imap_resp *r, void *arg)
 	}
 	if (strcmp(r->name, "EXISTS") == 0 && r->has_number) {
 		x->exists = r->number;
+		return (ERR_OK);
+	}
+	if (strcmp(r->name, "SEARCH") == 0 || strcmp(r->name, "ESEARCH") == 0) {
+		rv = imap_search_collect(r, &x->present);
+		if (rv == ERR_TOOBIG) {
+			x->present.unordered = true; /* too big: not used */
+			return (ERR_OK);
+		}
+		if (rv < 0) {
+			return (sync_fail(x->res, rv, RETRY_LATER,
+			    "malformed SEARCH response in '%s'", x->cur));
+		}
+		x->searched = true;
 		return (ERR_OK);
 	}
 	if (strcmp(r->name, "FETCH") != 0) {
@@ -217,24 +296,94 @@ cmd_check(struct isync *x, const struct imap_cmd *c)
 	return (ERR_OK);
 }
 
+/*
+ * Turns what EXAMINE (QRESYNC VANISHED) or UID SEARCH said into one
+ * expunge row. A SEARCH answer is trusted only when it was seen, came in
+ * ascending order and fits the wire.
+ */
+static int
+send_expunges(struct isync *x, const struct proto_checkpoint *cp,
+    bool qresync, bool reset)
+{
+	struct proto_expunge_row row;
+	int rv;
+
+	if (cp == NULL || reset) {
+		return (ERR_OK);
+	}
+	memset(&row, 0, sizeof(row));
+	row.mailbox = pstr(x->cur);
+	if (qresync) {
+		if (x->vanished.len == 0) {
+			return (ERR_OK);
+		}
+		row.kind = EXPUNGE_VANISHED;
+		row.uids.p = x->vanished.data;
+		row.uids.len = x->vanished.len;
+	} else {
+		if (!x->searched || x->present.unordered) {
+			return (ERR_OK);
+		}
+		rv = imap_uidset_finish(&x->present);
+		if (rv != 0) {
+			return (ERR_OK); /* too big to send: next time */
+		}
+		row.kind = EXPUNGE_PRESENT;
+		row.below = cp->uidnext;
+		row.uids.p = x->present.s.data != NULL ? x->present.s.data : "";
+		row.uids.len = x->present.s.len;
+	}
+	rv = sync_batcher_send_expunge(x->b, &row);
+	if (rv != 0) {
+		return (sync_fail(x->res, rv, RETRY_LATER,
+		    "sending results to the store: %s", err_str(rv)));
+	}
+	return (ERR_OK);
+}
+
 static int
 sync_mailbox(struct isync *x, struct isync_mbx *m,
     struct proto_checkpoint *cp_out)
 {
 	const struct proto_checkpoint *cp;
 	struct proto_mailbox_row mrow;
-	struct imap_cmd cmds[2];
+	struct imap_cmd cmds[3];
 	char delim[2] = { m->item.delimiter, '\0' };
-	char c0[128], c1[160];
+	char c0[128], c1[160], c2[96];
 	struct buf ex;
-	bool condstore, full, reset;
-	size_t n = 0;
+	bool condstore, esearch, full, reset, qresync;
+	size_t n = 0, i;
 	int rv;
 
 	condstore = (imap_session_caps(x->s) & SYNC_CAP_CONDSTORE) != 0;
+	esearch = (imap_session_caps(x->s) & SYNC_CAP_ESEARCH) != 0;
 	x->cur = m->item.name;
 	x->uidvalidity = x->uidnext = x->exists = x->max_uid = 0;
 	x->highestmodseq = 0;
+	cp = find_checkpoint(x->job, m->item.name);
+	if (cp != NULL && cp->uidnext == 0) {
+		cp = NULL; /* a first sync that never completed */
+	}
+
+	/* Unchanged since the checkpoint (STATUS from the LIST round trip):
+	 * do not even open it. */
+	if (condstore && cp != NULL && m->has_st && cp->highestmodseq != 0 &&
+	    m->st.has_uidvalidity && m->st.uidvalidity == cp->uidvalidity &&
+	    m->st.has_uidnext && m->st.uidnext == cp->uidnext &&
+	    m->st.has_highestmodseq &&
+	    m->st.highestmodseq == cp->highestmodseq) {
+		*cp_out = *cp;
+		cp_out->mailbox = pstr(m->item.name);
+		return (ERR_OK);
+	}
+
+	qresync = x->qresync && cp != NULL && cp->uidvalidity != 0 &&
+	    cp->highestmodseq != 0;
+	x->from_uid = cp != NULL ? cp->uidnext : 1;
+	buf_reset(&x->vanished);
+	imap_uidset_release(&x->present);
+	imap_uidset_init(&x->present, PROTO_MAX_STR);
+	x->searched = false;
 
 	buf_init(&ex, 65536);
 	rv = buf_addstr(&ex, "EXAMINE ");
@@ -242,7 +391,10 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 		rv = imap_append_astring(&ex, m->item.raw_name,
 		    strlen(m->item.raw_name), false);
 	}
-	if (rv == 0 && condstore) {
+	if (rv == 0 && qresync) {
+		rv = buf_printf(&ex, " (QRESYNC (%u %llu))", cp->uidvalidity,
+		    (unsigned long long)cp->highestmodseq);
+	} else if (rv == 0 && condstore) {
 		rv = buf_addstr(&ex, " (CONDSTORE)");
 	}
 	if (rv != 0 || strstr(ex.data, "}\r\n") != NULL) {
@@ -269,10 +421,9 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 		return (rv);
 	}
 
-	cp = find_checkpoint(x->job, m->item.name);
 	reset = cp != NULL && cp->uidvalidity != 0 &&
 	    cp->uidvalidity != x->uidvalidity;
-	full = cp == NULL || cp->uidnext == 0 || reset;
+	full = cp == NULL || reset;
 
 	memset(&mrow, 0, sizeof(mrow));
 	mrow.name = pstr(m->item.name);
@@ -287,40 +438,47 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 	}
 
 	memset(cmds, 0, sizeof(cmds));
-	if (x->exists == 0) {
-		/* Empty: nothing to fetch. */
-	} else if (full) {
+	if (full) {
 		x->from_uid = 1;
-		snprintf(c0, sizeof(c0), "UID FETCH 1:* (%s%s)", FULL_ITEMS,
-		    condstore ? " MODSEQ" : "");
-		cmds[n++].text = c0;
+		if (x->exists > 0) {
+			snprintf(c0, sizeof(c0), "UID FETCH 1:* (%s%s)",
+			    FULL_ITEMS, condstore ? " MODSEQ" : "");
+			cmds[n++].text = c0;
+		}
 	} else if (condstore && cp->highestmodseq != 0 &&
 	    cp->highestmodseq == x->highestmodseq &&
 	    cp->uidnext == x->uidnext) {
 		/* Nothing changed since the checkpoint. */
 	} else {
-		x->from_uid = cp->uidnext;
-		snprintf(c0, sizeof(c0), "UID FETCH %u:* (%s%s)", cp->uidnext,
-		    FULL_ITEMS, condstore ? " MODSEQ" : "");
-		cmds[n++].text = c0;
-		if (cp->uidnext > 1) {
-			if (condstore && cp->highestmodseq != 0) {
+		if (x->exists > 0) {
+			snprintf(c0, sizeof(c0), "UID FETCH %u:* (%s%s)",
+			    cp->uidnext, FULL_ITEMS,
+			    condstore ? " MODSEQ" : "");
+			cmds[n++].text = c0;
+		}
+		/* QRESYNC already sent changed flags and VANISHED. */
+		if (!qresync && cp->uidnext > 1) {
+			if (x->exists > 0 && condstore &&
+			    cp->highestmodseq != 0) {
 				snprintf(c1, sizeof(c1),
 				    "UID FETCH 1:%u (UID FLAGS MODSEQ) "
 				    "(CHANGEDSINCE %llu)",
 				    cp->uidnext - 1,
 				    (unsigned long long)cp->highestmodseq);
-			} else {
+				cmds[n++].text = c1;
+			} else if (x->exists > 0) {
 				snprintf(c1, sizeof(c1),
 				    "UID FETCH 1:%u (UID FLAGS)",
 				    cp->uidnext - 1);
+				cmds[n++].text = c1;
 			}
-			cmds[n++].text = c1;
+			/* Which of the known UIDs still exist. */
+			snprintf(c2, sizeof(c2), "UID SEARCH %sUID 1:%u",
+			    esearch ? "RETURN (ALL) " : "", cp->uidnext - 1);
+			cmds[n++].text = c2;
 		}
 	}
 	if (n > 0) {
-		size_t i;
-
 		rv = imap_session_run(x->s, cmds, n, on_fetch, x, x->res);
 		if (rv != 0) {
 			return (rv);
@@ -331,6 +489,12 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 				return (rv);
 			}
 		}
+	}
+	rv = send_expunges(x, cp, qresync, reset);
+	if (rv != 0) {
+		return (rv);
+	}
+	if (x->max_uid >= x->from_uid && x->max_uid != 0) {
 		/* Bodies of the new messages, by the account's policy. */
 		rv = sync_imap_prefetch(x->s, x->b, x->job, x->cur,
 		    x->from_uid, x->max_uid, x->res); /* imap_body.c */
@@ -410,6 +574,94 @@ sync_noselect(struct isync *x, const struct isync_mbx *m)
 	return (ERR_OK);
 }
 
+/*
+ * LIST every mailbox, learning each one's STATUS in the same round trip
+ * when the server has LIST-STATUS, else with one pipelined round of
+ * STATUS; both only with CONDSTORE (without it a mailbox can change
+ * without its counters moving, so STATUS could not justify a skip).
+ * Also enables QRESYNC when offered.
+ */
+static int
+list_mailboxes(struct isync *x, struct imap_cmd *list)
+{
+	uint32_t caps = imap_session_caps(x->s);
+	bool specialuse = (caps & SYNC_CAP_SPECIAL_USE) &&
+	    (caps & SYNC_CAP_LIST_EXTENDED);
+	bool condstore = (caps & SYNC_CAP_CONDSTORE) != 0;
+	struct imap_cmd *st = NULL;
+	struct buf *texts = NULL;
+	size_t i, n = 0;
+	int rv;
+
+	if (caps & SYNC_CAP_QRESYNC) {
+		struct imap_cmd en = { .text = "ENABLE QRESYNC" };
+
+		rv = imap_session_run(x->s, &en, 1, NULL, NULL, x->res);
+		if (rv != 0) {
+			return (rv);
+		}
+		x->qresync = en.status == IMAP_ST_OK;
+	}
+	memset(list, 0, sizeof(*list));
+	if (condstore && (caps & SYNC_CAP_LIST_STATUS)) {
+		list->text = specialuse ?
+		    "LIST \"\" \"*\" RETURN (SPECIAL-USE STATUS (UIDVALIDITY "
+		    "UIDNEXT MESSAGES HIGHESTMODSEQ))" :
+		    "LIST \"\" \"*\" RETURN (STATUS (UIDVALIDITY UIDNEXT "
+		    "MESSAGES HIGHESTMODSEQ))";
+	} else {
+		list->text = specialuse ? "LIST \"\" \"*\" RETURN (SPECIAL-USE)"
+		                        : "LIST \"\" \"*\"";
+	}
+	x->cur = "(list)";
+	rv = imap_session_run(x->s, list, 1, on_list, x, x->res);
+	if (rv == 0) {
+		rv = cmd_check(x, list);
+	}
+	if (rv != 0 || !condstore || (caps & SYNC_CAP_LIST_STATUS) ||
+	    x->nmbx == 0) {
+		return (rv);
+	}
+	st = calloc(x->nmbx, sizeof(*st));
+	texts = calloc(x->nmbx, sizeof(*texts));
+	if (st == NULL || texts == NULL) {
+		rv = sync_fail(x->res, ERR_NOMEM, RETRY_LATER, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < x->nmbx; i++) {
+		struct buf *b = &texts[n];
+
+		if (x->mbx[i].item.noselect) {
+			continue;
+		}
+		buf_init(b, 65536);
+		rv = buf_addstr(b, "STATUS ");
+		if (rv == 0) {
+			rv = imap_append_astring(b, x->mbx[i].item.raw_name,
+			    strlen(x->mbx[i].item.raw_name), false);
+		}
+		if (rv == 0) {
+			rv = buf_addstr(b, " (UIDVALIDITY UIDNEXT MESSAGES "
+					   "HIGHESTMODSEQ)");
+		}
+		if (rv != 0 || strstr(b->data, "}\r\n") != NULL) {
+			buf_release(b); /* odd name: it is simply opened */
+			continue;
+		}
+		st[n].text = b->data;
+		n++;
+	}
+	/* One round trip; a NO for one mailbox only costs its skip. */
+	rv = imap_session_run(x->s, st, n, on_list, x, x->res);
+out:
+	for (i = 0; texts != NULL && i < n; i++) {
+		buf_release(&texts[i]);
+	}
+	free(texts);
+	free(st);
+	return (rv);
+}
+
 int
 sync_imap_run(const struct proto_job_run *job, const struct sync_limits *l,
     const struct sync_sink *sink, struct sync_result *res)
@@ -425,6 +677,8 @@ sync_imap_run(const struct proto_job_run *job, const struct sync_limits *l,
 	int rv;
 
 	memset(&x, 0, sizeof(x));
+	buf_init(&x.vanished, PROTO_MAX_STR);
+	imap_uidset_init(&x.present, PROTO_MAX_STR);
 	x.job = job;
 	x.lim = l;
 	x.res = res;
@@ -476,12 +730,7 @@ sync_imap_run(const struct proto_job_run *job, const struct sync_limits *l,
 	}
 
 	memset(&list, 0, sizeof(list));
-	list.text = (imap_session_caps(x.s) & SYNC_CAP_SPECIAL_USE) &&
-		(imap_session_caps(x.s) & SYNC_CAP_LIST_EXTENDED) ?
-	    "LIST \"\" \"*\" RETURN (SPECIAL-USE)" :
-	    "LIST \"\" \"*\"";
-	x.cur = "(list)";
-	rv = imap_session_run(x.s, &list, 1, on_list, &x, res);
+	rv = list_mailboxes(&x, &list);
 	if (rv == 0) {
 		rv = cmd_check(&x, &list);
 	}
@@ -524,6 +773,8 @@ out:
 		imap_list_item_release(&x.mbx[i].item);
 	}
 	free(x.mbx);
+	buf_release(&x.vanished);
+	imap_uidset_release(&x.present);
 	free(cps);
 	free(server);
 	free(user);

@@ -112,6 +112,13 @@ int sync_batcher_add_attachment(struct sync_batcher *b,
  * mailbox and uid; call right before adding msg, a full row. */
 int sync_imap_add_attachments(struct sync_batcher *b,
     const struct proto_message_row *msg, const struct imap_fetch *f);
+/*
+ * Sends one expunge row (borrowed; its UID set may be up to
+ * PROTO_MAX_STR bytes) as a batch of its own, after flushing what is
+ * pending so that the mailbox's row is applied first.
+ */
+int sync_batcher_send_expunge(struct sync_batcher *b,
+    const struct proto_expunge_row *row);
 /* Sends what is pending (no-op when empty). */
 int sync_batcher_flush(struct sync_batcher *b);
 uint32_t sync_batcher_nbatches(const struct sync_batcher *b);
@@ -138,6 +145,7 @@ uint64_t sync_batcher_nmessages(const struct sync_batcher *b);
 #define SYNC_CAP_NOTIFY (1u << 15)
 #define SYNC_CAP_AUTH_OAUTHBEARER (1u << 16)
 #define SYNC_CAP_AUTH_XOAUTH2 (1u << 17)
+#define SYNC_CAP_ESEARCH (1u << 18)
 
 struct imap_session;
 
