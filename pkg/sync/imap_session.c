@@ -29,6 +29,7 @@ struct imap_session {
 	struct imap_parser *parser;
 	struct sync_limits lim;
 	uint32_t caps;
+	uint32_t caps_learned; /* times the server told its capabilities */
 	uint32_t tagn;
 	int64_t deadline_ms; /* monotonic; 0: none (lim.job_timeout_ms) */
 	char rbuf[SESSION_RBUF];
@@ -96,11 +97,13 @@ session_learn_caps(struct imap_session *s, const struct imap_resp *r)
 	if (r->status == IMAP_ST_NONE &&
 	    str_ieq(r->name, r->name_len, "CAPABILITY")) {
 		s->caps = caps_from_toks(r->args);
+		s->caps_learned++;
 		return (true);
 	}
 	if (r->status != IMAP_ST_NONE &&
 	    str_ieq(r->code, r->code_len, "CAPABILITY")) {
 		s->caps = caps_from_toks(r->code_args);
+		s->caps_learned++;
 		return (true);
 	}
 	return (false);
@@ -581,6 +584,8 @@ imap_session_open(const struct imap_session_conf *c,
 		}
 	}
 	if (!preauth) {
+		uint32_t learned_before = s->caps_learned;
+
 		if (c->oauth2 && (s->caps & SYNC_CAP_AUTH_OAUTHBEARER)) {
 			rv = session_auth(s, c, "OAUTHBEARER",
 			    SYNC_SASL_OAUTHBEARER, res);
@@ -603,10 +608,13 @@ imap_session_open(const struct imap_session_conf *c,
 		if (rv != 0) {
 			goto fail;
 		}
-		/* Capabilities may change after login (RFC 3501 6.2.3). */
-		rv = session_capability(s, res);
-		if (rv != 0) {
-			goto fail;
+		/* Capabilities may change after login (RFC 3501 6.2.3); most
+		 * servers send them in the login's OK, saving a round trip. */
+		if (s->caps_learned == learned_before) {
+			rv = session_capability(s, res);
+			if (rv != 0) {
+				goto fail;
+			}
 		}
 	}
 	*s_r = s;
