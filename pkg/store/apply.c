@@ -302,11 +302,31 @@ done:
 }
 
 /* Applies one message row; *applied_r is 1 when a row was written. */
+/*
+ * Binds seen, flagged, answered, draft, deleted, keywords and modseq of m
+ * to parameters first .. first + 6, in that order (both message
+ * statements list these columns in this order).
+ */
+static void
+bind_flags(sqlite3_stmt *stmt, int first, const struct proto_message_row *m)
+{
+	static const uint32_t bits[] = { PROTO_FLAG_SEEN, PROTO_FLAG_FLAGGED,
+		PROTO_FLAG_ANSWERED, PROTO_FLAG_DRAFT, PROTO_FLAG_DELETED };
+	static const struct proto_str empty = { "", 0 };
+	size_t i;
+
+	for (i = 0; i < ARRAY_LEN(bits); i++) {
+		sqlite3_bind_int(stmt, first + (int)i, (m->flags & bits[i]) != 0);
+	}
+	store_bind_str(stmt, first + 5,
+	    m->keywords.p != NULL ? m->keywords : empty);
+	store_bind_nz(stmt, first + 6, (int64_t)m->modseq);
+}
+
 static int
 store_apply_message(struct store *st, uint64_t account_id, int64_t mbox_id,
     const struct proto_message_row *m, int *applied_r)
 {
-	struct proto_str empty = { "", 0 };
 	sqlite3_stmt *stmt = NULL;
 	int rv;
 
@@ -327,17 +347,7 @@ store_apply_message(struct store *st, uint64_t account_id, int64_t mbox_id,
 		store_bind_nz(stmt, 10, m->date);
 		store_bind_nz(stmt, 11, m->internal_date);
 		sqlite3_bind_int64(stmt, 12, (int64_t)m->size);
-		sqlite3_bind_int(stmt, 13, (m->flags & PROTO_FLAG_SEEN) != 0);
-		sqlite3_bind_int(
-		    stmt, 14, (m->flags & PROTO_FLAG_FLAGGED) != 0);
-		sqlite3_bind_int(
-		    stmt, 15, (m->flags & PROTO_FLAG_ANSWERED) != 0);
-		sqlite3_bind_int(stmt, 16, (m->flags & PROTO_FLAG_DRAFT) != 0);
-		sqlite3_bind_int(
-		    stmt, 17, (m->flags & PROTO_FLAG_DELETED) != 0);
-		store_bind_str(
-		    stmt, 18, m->keywords.p != NULL ? m->keywords : empty);
-		store_bind_nz(stmt, 19, (int64_t)m->modseq);
+		bind_flags(stmt, 13, m);
 		sqlite3_bind_int(stmt, 20, m->has_attachments ? 1 : 0);
 	} else {
 		rv = store_stmt(st, SQL_MESSAGE_FLAGS, &stmt);
@@ -346,17 +356,7 @@ store_apply_message(struct store *st, uint64_t account_id, int64_t mbox_id,
 		}
 		sqlite3_bind_int64(stmt, 1, mbox_id);
 		sqlite3_bind_int64(stmt, 2, m->uid);
-		sqlite3_bind_int(stmt, 3, (m->flags & PROTO_FLAG_SEEN) != 0);
-		sqlite3_bind_int(
-		    stmt, 4, (m->flags & PROTO_FLAG_FLAGGED) != 0);
-		sqlite3_bind_int(
-		    stmt, 5, (m->flags & PROTO_FLAG_ANSWERED) != 0);
-		sqlite3_bind_int(stmt, 6, (m->flags & PROTO_FLAG_DRAFT) != 0);
-		sqlite3_bind_int(
-		    stmt, 7, (m->flags & PROTO_FLAG_DELETED) != 0);
-		store_bind_str(
-		    stmt, 8, m->keywords.p != NULL ? m->keywords : empty);
-		store_bind_nz(stmt, 9, (int64_t)m->modseq);
+		bind_flags(stmt, 3, m);
 	}
 	rv = store_stmt_exec(stmt);
 	*applied_r = rv == 0 && sqlite3_changes(st->db) > 0;
