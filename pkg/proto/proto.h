@@ -234,13 +234,14 @@ struct proto_message_row {
 /* Messages removed on the server. */
 enum proto_expunge_kind {
 	EXPUNGE_VANISHED = 0, /* `uids` are gone (QRESYNC VANISHED) */
-	EXPUNGE_PRESENT = 1   /* `uids` are all that exist below `below` */
+	EXPUNGE_PRESENT = 1   /* `uids` are all that exist in [from, below) */
 };
 struct proto_expunge_row {
 	struct proto_str mailbox;
 	uint8_t kind;	       /* enum proto_expunge_kind */
 	struct proto_str uids; /* IMAP sequence-set of UIDs: "1:4,9" */
 	uint32_t below;	       /* EXPUNGE_PRESENT only */
+	uint32_t from;	       /* EXPUNGE_PRESENT only; 0 means 1 */
 };
 
 /* One attachment of a message (from BODYSTRUCTURE or JMAP). The full

@@ -180,6 +180,7 @@ static const struct proto_field f_expunge_row[] = {
 	F_(proto_expunge_row, kind, U8, OPT, EXPUNGE_PRESENT),
 	F_(proto_expunge_row, uids, STR, OPT, 0),
 	F_(proto_expunge_row, below, U32, OPT, 0),
+	F_(proto_expunge_row, from, U32, OPT, 0),
 };
 TABLE_(t_expunge_row, proto_expunge_row, f_expunge_row);
 

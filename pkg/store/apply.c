@@ -223,6 +223,10 @@ store_apply_mailbox(struct store *st, uint64_t account_id, uint64_t job_id,
 	int64_t id;
 	int rv;
 
+	rv = store_rename_apply(st, account_id, job_id, mb, now_ms);
+	if (rv != 0) {
+		return (rv);
+	}
 	rv = store_mailbox_find(st, account_id, mb->name, &id);
 	if (rv != 0) {
 		return (rv);
@@ -400,6 +404,9 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 		rv = store_expunge_check(b, out); /* expunge.c */
 	}
 	if (rv == 0) {
+		rv = store_rename_check(b, out); /* mailbox_rename.c */
+	}
+	if (rv == 0) {
 		rv = store_body_check(b, out); /* body.c */
 	}
 	if (rv != 0) {
@@ -479,18 +486,9 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 	if (rv != 0) {
 		goto dbfail;
 	}
-	for (i = 0; i < b->nexpunged; i++) {
-		int64_t xid;
-
-		rv = store_mailbox_find(st, account_id, b->expunged[i].mailbox,
-		    &xid);
-		if (rv == 0 && xid != 0) {
-			rv = store_expunge_apply(st, account_id, b->job_id, xid,
-			    &b->expunged[i], now_ms); /* expunge.c */
-		}
-		if (rv != 0) {
-			goto dbfail;
-		}
+	rv = store_expunge_apply(st, account_id, b, now_ms); /* expunge.c */
+	if (rv != 0) {
+		goto dbfail;
 	}
 	rv = store_body_apply(st, account_id, b, now_ms, out); /* body.c */
 	if (rv != 0) {

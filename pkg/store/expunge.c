@@ -4,13 +4,16 @@
  * A worker reports expunges per mailbox as an IMAP UID set
  * (struct proto_expunge_row):
  *   EXPUNGE_VANISHED  the UIDs in `uids` are gone (QRESYNC VANISHED);
- *   EXPUNGE_PRESENT   the UIDs in `uids` are all that still exist below
- *                     `below` (UID SEARCH), so every other row below it
- *                     is gone; an empty (nil) set means none remain.
+ *   EXPUNGE_PRESENT   the UIDs in `uids` are all that still exist in
+ *                     [from, below) (UID SEARCH of that range), so every
+ *                     other row in it is gone; an empty (nil) set means
+ *                     none remain. A worker splits a large mailbox into
+ *                     rows over disjoint ranges (docs/protocol.md).
  * The set is parsed into sorted, merged ranges (bounded: at most
  * STORE_EXPUNGE_MAX_RANGES) and applied with one ranged DELETE per range
  * or per gap, inside the batch transaction. Attachments and bodies go by
- * cascade. A sync_log row 'expunged' records how many rows went.
+ * cascade. A sync_log row 'expunged' per mailbox and batch records how
+ * many rows went.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,15 +167,14 @@ delete_range(struct store *st, int64_t mbox_id, uint32_t lo, uint32_t hi,
 	return (rv);
 }
 
-int
-store_expunge_apply(struct store *st, uint64_t account_id, uint64_t job_id,
-    int64_t mbox_id, const struct proto_expunge_row *e, int64_t now_ms)
+/* Applies one row to mailbox mbox_id; adds the rows deleted to *n_r. */
+static int
+expunge_row(struct store *st, int64_t mbox_id,
+    const struct proto_expunge_row *e, uint64_t *n_r)
 {
 	struct store_uidset u;
 	const char *why;
-	uint64_t n = 0;
-	uint32_t next;
-	char detail[256];
+	uint32_t next, from;
 	size_t i;
 	int rv;
 
@@ -182,35 +184,87 @@ store_expunge_apply(struct store *st, uint64_t account_id, uint64_t job_id,
 	}
 	if (e->kind == EXPUNGE_VANISHED) {
 		for (i = 0; i < u.n && rv == 0; i++) {
-			rv = delete_range(st, mbox_id, u.lo[i], u.hi[i], &n);
+			rv = delete_range(st, mbox_id, u.lo[i], u.hi[i], n_r);
 		}
-	} else {
-		/* Delete the gaps of the present set below `below`. */
-		next = 1;
-		for (i = 0; i < u.n && rv == 0 && next < e->below; i++) {
-			if (u.lo[i] > next) {
-				rv = delete_range(st, mbox_id, next,
-				    u.lo[i] - 1 < e->below - 1 ? u.lo[i] - 1
-							       : e->below - 1,
-				    &n);
-			}
-			if (u.hi[i] == UINT32_MAX) {
-				next = UINT32_MAX;
-				break;
-			}
-			next = u.hi[i] + 1;
+		store_uidset_release(&u);
+		return (rv);
+	}
+	/* Delete the gaps of the present set inside [from, below). */
+	from = e->from != 0 ? e->from : 1;
+	next = from;
+	for (i = 0; i < u.n && rv == 0 && next < e->below; i++) {
+		if (u.hi[i] < next) {
+			continue;
 		}
-		if (rv == 0 && e->below > 1 && next < e->below) {
-			rv = delete_range(st, mbox_id, next, e->below - 1, &n);
+		if (u.lo[i] >= e->below) {
+			break;
 		}
+		if (u.lo[i] > next) {
+			rv = delete_range(st, mbox_id, next, u.lo[i] - 1, n_r);
+		}
+		if (u.hi[i] == UINT32_MAX) {
+			next = UINT32_MAX; /* nothing can follow */
+			break;
+		}
+		next = u.hi[i] + 1;
+	}
+	if (rv == 0 && next < e->below) {
+		rv = delete_range(st, mbox_id, next, e->below - 1, n_r);
 	}
 	store_uidset_release(&u);
-	if (rv == 0 && n > 0) {
-		snprintf(detail, sizeof(detail), "%llu messages in '%.*s'",
-		    (unsigned long long)n, store_plen(e->mailbox),
-		    e->mailbox.p);
-		rv = store_log_event(st, now_ms, account_id, job_id, "sync",
-		    "expunged", detail);
+	return (rv);
+}
+
+static bool
+same_str(struct proto_str a, struct proto_str b)
+{
+	return (a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0));
+}
+
+static const char SQL_EXPUNGE_MAILBOX[]
+    = "SELECT id FROM mailboxes WHERE account_id = ?1 AND name = ?2";
+
+int
+store_expunge_apply(struct store *st, uint64_t account_id,
+    const struct proto_batch *b, int64_t now_ms)
+{
+	const struct proto_expunge_row *e;
+	sqlite3_stmt *stmt = NULL;
+	int64_t mbox_id = 0;
+	uint64_t n = 0;
+	char detail[256];
+	size_t i;
+	int rc, rv = ERR_OK;
+
+	for (i = 0; i < b->nexpunged && rv == 0; i++) {
+		e = &b->expunged[i];
+		rv = store_stmt(st, SQL_EXPUNGE_MAILBOX, &stmt);
+		if (rv != 0) {
+			return (rv);
+		}
+		sqlite3_bind_int64(stmt, 1, (int64_t)account_id);
+		store_bind_str(stmt, 2, e->mailbox);
+		rc = sqlite3_step(stmt);
+		mbox_id = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+		store_stmt_done(stmt);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			return (store_err(rc));
+		}
+		/* A mailbox the store does not have has nothing to lose. */
+		if (mbox_id != 0) {
+			rv = expunge_row(st, mbox_id, e, &n);
+		}
+		/* One sync_log row per mailbox of the batch (rows of one
+		 * mailbox are adjacent: the worker sends them together). */
+		if (rv == 0 && n > 0 && (i + 1 == b->nexpunged ||
+		    !same_str(b->expunged[i + 1].mailbox, e->mailbox))) {
+			snprintf(detail, sizeof(detail),
+			    "%llu messages in '%.*s'", (unsigned long long)n,
+			    store_plen(e->mailbox), e->mailbox.p);
+			rv = store_log_event(st, now_ms, account_id, b->job_id,
+			    "sync", "expunged", detail);
+			n = 0;
+		}
 	}
 	return (rv);
 }
@@ -230,9 +284,18 @@ store_expunge_check(const struct proto_batch *b, struct store_out *out)
 			return (store_out_fail(out, ERR_PROTO,
 			    "expunged[%zu].mailbox is missing", i));
 		}
+		if (e->kind != EXPUNGE_VANISHED && e->kind != EXPUNGE_PRESENT) {
+			return (store_out_fail(out, ERR_PROTO,
+			    "expunged[%zu].kind %u is unknown", i, e->kind));
+		}
 		if (e->kind == EXPUNGE_PRESENT && e->below == 0) {
 			return (store_out_fail(out, ERR_PROTO,
 			    "expunged[%zu].below is missing", i));
+		}
+		if (e->kind == EXPUNGE_PRESENT && e->from >= e->below) {
+			return (store_out_fail(out, ERR_PROTO,
+			    "expunged[%zu].from %u is not below %u", i,
+			    e->from, e->below));
 		}
 		if (e->kind == EXPUNGE_VANISHED && e->uids.p == NULL) {
 			return (store_out_fail(out, ERR_PROTO,

@@ -134,10 +134,18 @@ int store_uidset_parse(struct proto_str set, struct store_uidset *u,
 void store_uidset_release(struct store_uidset *u);
 /* Validates the batch's expunge rows (before the transaction). */
 int store_expunge_check(const struct proto_batch *b, struct store_out *out);
-/* Applies one expunge row to mailbox mbox_id (inside the transaction). */
+/* Applies b's expunge rows (inside the transaction, after its message
+ * rows); rows of a mailbox the store does not have are no-ops. */
 int store_expunge_apply(struct store *st, uint64_t account_id,
-    uint64_t job_id, int64_t mbox_id, const struct proto_expunge_row *e,
-    int64_t now_ms);
+    const struct proto_batch *b, int64_t now_ms);
+/* mailbox_rename.c: validates b's old_name fields (before the
+ * transaction); fills out on error. */
+int store_rename_check(const struct proto_batch *b, struct store_out *out);
+/* Inside the transaction, before mb is upserted: when mb->old_name is set,
+ * mb->name does not exist and old_name does, renames that row (its id,
+ * messages and checkpoint stay) and logs 'mailbox_renamed'. */
+int store_rename_apply(struct store *st, uint64_t account_id,
+    uint64_t job_id, const struct proto_mailbox_row *mb, int64_t now_ms);
 /* Inside the batch's transaction, after its message rows: each full
  * message row's attachments become exactly b's rows for it. */
 int store_attach_apply(

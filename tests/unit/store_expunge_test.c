@@ -2,7 +2,8 @@
  * store_expunge_test.c: UID set parsing (bounded, precise errors) and
  * expunge rows: VANISHED deletes the listed UIDs, PRESENT deletes every
  * row below `below` that the set does not list; re-applying changes
- * nothing; a malformed set rejects the whole batch.
+ * nothing; a malformed set rejects the whole batch; PRESENT rows over
+ * disjoint [from, below) ranges; mailbox renames keep ids.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -160,6 +161,128 @@ test_malformed_set_rejects_batch(void **state)
 	assert_int_equal(fx_q(f, "SELECT COUNT(*) FROM messages"), 10);
 }
 
+/* PRESENT rows over disjoint ranges [from, below): only gaps inside each
+ * range go; several rows of one mailbox in one batch log once. */
+static void
+test_present_ranges(void **state)
+{
+	struct fx *f = *state;
+	struct proto_expunge_row e[3];
+	struct proto_batch b;
+	uint32_t attempt;
+	uint64_t job = ten(f, &attempt);
+
+	memset(e, 0, sizeof(e));
+	e[0].mailbox = e[1].mailbox = e[2].mailbox = S("INBOX");
+	e[0].kind = e[1].kind = e[2].kind = EXPUNGE_PRESENT;
+	e[0].from = 1; /* [1, 4): 2 goes */
+	e[0].below = 4;
+	e[0].uids = S("1,3");
+	e[1].from = 4; /* [4, 8): 4 and 7 stay; UIDs outside are ignored */
+	e[1].below = 8;
+	e[1].uids = S("1:2,4,7,9:10");
+	e[2].from = 8; /* [8, 11): none left */
+	e[2].below = 11;
+	memset(&b, 0, sizeof(b));
+	b.job_id = job;
+	b.attempt = attempt;
+	b.seq = 2;
+	b.expunged = e;
+	b.nexpunged = 3;
+	assert_int_equal(store_apply_batch(f->st, &b, T0, fx_out(f)), 0);
+	assert_int_equal(fx_q(f, "SELECT SUM(uid) FROM messages"),
+	    1 + 3 + 4 + 7);
+	assert_int_equal(fx_q(f, "SELECT COUNT(*) FROM sync_log WHERE outcome"
+				 " = 'expunged' AND detail LIKE '6 messages%%'"),
+	    1);
+	/* from must be below below; an unknown kind is refused. */
+	e[0].from = 5;
+	e[0].below = 5;
+	b.seq = 3;
+	b.nexpunged = 1;
+	assert_int_equal(store_apply_batch(f->st, &b, T0, fx_out(f)),
+	    ERR_PROTO);
+	assert_non_null(strstr(f->out.reply.error.p, "expunged[0].from"));
+	e[0].from = 0;
+	e[0].kind = 7;
+	assert_int_equal(store_apply_batch(f->st, &b, T0, fx_out(f)),
+	    ERR_PROTO);
+	assert_int_equal(fx_q(f, "SELECT COUNT(*) FROM messages"), 4);
+	/* A mailbox the store does not have: nothing happens. */
+	e[0].kind = EXPUNGE_VANISHED;
+	e[0].mailbox = S("Nowhere");
+	e[0].uids = S("1:10");
+	assert_int_equal(store_apply_batch(f->st, &b, T0, fx_out(f)), 0);
+	assert_int_equal(fx_q(f, "SELECT COUNT(*) FROM messages"), 4);
+}
+
+static int
+send_mailbox(struct fx *f, uint64_t job, uint32_t attempt, uint32_t seq,
+    struct proto_mailbox_row *mb)
+{
+	struct proto_batch b;
+
+	memset(&b, 0, sizeof(b));
+	b.job_id = job;
+	b.attempt = attempt;
+	b.seq = seq;
+	b.mailboxes = mb;
+	b.nmailboxes = 1;
+	return (store_apply_batch(f->st, &b, T0, fx_out(f)));
+}
+
+/* A renamed mailbox keeps its id and its messages' ids. */
+static void
+test_rename(void **state)
+{
+	struct fx *f = *state;
+	struct proto_mailbox_row mb;
+	uint32_t attempt;
+	uint64_t job = ten(f, &attempt);
+	int64_t box = fx_q(f, "SELECT id FROM mailboxes WHERE name = 'INBOX'");
+	int64_t ids = fx_q(f, "SELECT SUM(id) FROM messages");
+
+	memset(&mb, 0, sizeof(mb));
+	mb.name = S("Renamed");
+	mb.old_name = S("INBOX");
+	mb.uidvalidity = 7;
+	assert_int_equal(send_mailbox(f, job, attempt, 2, &mb), 0);
+	assert_int_equal(
+	    fx_q(f, "SELECT id FROM mailboxes WHERE name = 'Renamed'"), box);
+	assert_int_equal(fx_q(f, "SELECT COUNT(*) FROM mailboxes"), 1);
+	assert_int_equal(fx_q(f, "SELECT SUM(id) FROM messages"), ids);
+	assert_int_equal(fx_q(f, "SELECT COUNT(*) FROM sync_log WHERE outcome"
+				 " = 'mailbox_renamed'"),
+	    1);
+	/* Again (the new name exists): nothing more happens. */
+	assert_int_equal(send_mailbox(f, job, attempt, 3, &mb), 0);
+	assert_int_equal(fx_q(f, "SELECT COUNT(*) FROM sync_log WHERE outcome"
+				 " = 'mailbox_renamed'"),
+	    1);
+	/* The old name is unknown: a new mailbox. */
+	mb.name = S("Other");
+	mb.old_name = S("Missing");
+	assert_int_equal(send_mailbox(f, job, attempt, 4, &mb), 0);
+	assert_int_equal(fx_q(f, "SELECT COUNT(*) FROM mailboxes"), 2);
+	assert_int_equal(fx_q(f, "SELECT COUNT(*) FROM sync_log WHERE outcome"
+				 " = 'mailbox_added' AND detail = 'Other'"),
+	    1);
+	/* Both exist: the row named mb.name is kept, the other untouched. */
+	mb.name = S("Other");
+	mb.old_name = S("Renamed");
+	assert_int_equal(send_mailbox(f, job, attempt, 5, &mb), 0);
+	assert_int_equal(fx_q(f, "SELECT COUNT(*) FROM messages m JOIN "
+				 "mailboxes b ON b.id = m.mailbox_id WHERE "
+				 "b.name = 'Renamed'"),
+	    10);
+	/* A bad old_name rejects the batch. */
+	mb.old_name = (struct proto_str) { "a\0b", 3 };
+	assert_int_equal(send_mailbox(f, job, attempt, 6, &mb), ERR_PROTO);
+	assert_non_null(strstr(f->out.reply.error.p, "old_name"));
+	mb.old_name = (struct proto_str) { "", 0 };
+	assert_int_equal(send_mailbox(f, job, attempt, 6, &mb), ERR_PROTO);
+}
+
 int
 main(void)
 {
@@ -169,6 +292,10 @@ main(void)
 		    test_vanished_and_present, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_malformed_set_rejects_batch, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_present_ranges, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_rename, fx_setup, fx_teardown),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
