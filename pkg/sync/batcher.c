@@ -359,14 +359,21 @@ sync_batcher_add_attachment(struct sync_batcher *b,
 }
 
 int
-sync_batcher_send_expunge(struct sync_batcher *b,
-    const struct proto_expunge_row *row)
+sync_batcher_send_expunges(struct sync_batcher *b,
+    const struct proto_expunge_row *rows, size_t n)
 {
 	struct proto_batch pb;
+	size_t i, bytes = 0;
 	int rv;
 
-	if (row->uids.len > PROTO_MAX_STR) {
-		return (ERR_TOOBIG);
+	for (i = 0; i < n; i++) {
+		bytes += rows[i].uids.len;
+		if (rows[i].uids.len > PROTO_MAX_STR || bytes > PROTO_MAX_STR) {
+			return (ERR_TOOBIG);
+		}
+	}
+	if (n == 0) {
+		return (ERR_OK);
 	}
 	/* The mailbox's own row, if pending, must be applied first. */
 	rv = sync_batcher_flush(b);
@@ -377,8 +384,8 @@ sync_batcher_send_expunge(struct sync_batcher *b,
 	pb.job_id = b->job_id;
 	pb.attempt = b->attempt;
 	pb.seq = b->seq + 1;
-	pb.expunged = (struct proto_expunge_row *)row;
-	pb.nexpunged = 1;
+	pb.expunged = (struct proto_expunge_row *)rows;
+	pb.nexpunged = n;
 	rv = b->sink.batch(&pb, b->sink.arg);
 	if (rv != 0) {
 		return (rv);

@@ -20,9 +20,14 @@
  * checkpoint is not opened at all.
  *
  * Expunges: with QRESYNC, EXAMINE carries the checkpoint and the server
- * answers VANISHED (EARLIER) plus the changed flags; without it, a
- * pipelined UID SEARCH lists the UIDs still present below the old
- * UIDNEXT. Either becomes one expunge row (pkg/store/expunge.c).
+ * answers VANISHED (EARLIER) plus the changed flags; without it, UID
+ * SEARCH lists the UIDs still present below the old UIDNEXT, range by
+ * range (with each range's flags when there is no CONDSTORE). Both
+ * become bounded expunge rows (imap_delta.c, pkg/store/expunge.c).
+ *
+ * Renames: a new mailbox with the UIDVALIDITY of exactly one mailbox gone
+ * from LIST is that mailbox renamed: its row carries old_name and it is
+ * synced from the old checkpoint (imap_delta.c).
  *
  * Checkpoints are computed from what the server said before the fetch,
  * so a message that arrives meanwhile is fetched again next time rather
@@ -74,10 +79,9 @@ struct isync {
 	uint64_t highestmodseq;
 	int cb_err;
 	/* Expunge detection for the mailbox being synced. */
-	struct imap_uidset present; /* UID SEARCH answer */
-	bool searched;
 	struct buf vanished; /* QRESYNC VANISHED sets, comma-joined */
 	bool qresync; /* ENABLE QRESYNC succeeded */
+	struct sync_renames *renames; /* imap_delta.c */
 };
 
 /* Records a mailbox's STATUS for the no-change check. */
@@ -181,11 +185,11 @@ on_examine(const struct imap_resp *r, void *arg)
 			return (sync_fail(x->res, ERR_PROTO, RETRY_LATER,
 			    "malformed VANISHED response in '%s'", x->cur));
 		}
-		if (buf_printf(&x->vanished, "%s%.*s",
-			x->vanished.len > 0 ? "," : "", (int)len, set) != 0) {
+		/* Joined into rows of bounded size (imap_delta.c). */
+		if (sync_vanished_add(x->b, x->cur, &x->vanished, set, len) !=
+		    0) {
 			return (sync_fail(x->res, ERR_TOOBIG, RETRY_LATER,
-			    "VANISHED sets of '%s' exceed %u bytes", x->cur,
-			    (unsigned)PROTO_MAX_STR));
+			    "VANISHED sets of '%s' cannot be sent", x->cur));
 		}
 	} else if (r->status == IMAP_ST_NONE && r->name != NULL &&
 	    strcmp(r->name, "FETCH") == 0) {
@@ -216,19 +220,6 @@ on_fetch(const struct imap_resp *r, void *arg)
 	}
 	if (strcmp(r->name, "EXISTS") == 0 && r->has_number) {
 		x->exists = r->number;
-		return (ERR_OK);
-	}
-	if (strcmp(r->name, "SEARCH") == 0 || strcmp(r->name, "ESEARCH") == 0) {
-		rv = imap_search_collect(r, &x->present);
-		if (rv == ERR_TOOBIG) {
-			x->present.unordered = true; /* too big: not used */
-			return (ERR_OK);
-		}
-		if (rv < 0) {
-			return (sync_fail(x->res, rv, RETRY_LATER,
-			    "malformed SEARCH response in '%s'", x->cur));
-		}
-		x->searched = true;
 		return (ERR_OK);
 	}
 	if (strcmp(r->name, "FETCH") != 0) {
@@ -303,44 +294,39 @@ cmd_check(struct isync *x, const struct imap_cmd *c)
 	return (ERR_OK);
 }
 
-/*
- * Turns what EXAMINE (QRESYNC VANISHED) or UID SEARCH said into one
- * expunge row. A SEARCH answer is trusted only when it was seen, came in
- * ascending order and fits the wire.
- */
+/* Sends what is left of the QRESYNC VANISHED sets (imap_delta.c). */
 static int
-send_expunges(struct isync *x, const struct proto_checkpoint *cp,
-    bool qresync, bool reset)
+send_vanished(struct isync *x)
 {
-	struct proto_expunge_row row;
 	int rv;
 
-	if (cp == NULL || reset) {
-		return (ERR_OK);
+	rv = sync_vanished_flush(x->b, x->cur, &x->vanished);
+	if (rv != 0) {
+		return (sync_fail(x->res, rv, RETRY_LATER,
+		    "sending results to the store: %s", err_str(rv)));
 	}
-	memset(&row, 0, sizeof(row));
-	row.mailbox = pstr(x->cur);
-	if (qresync) {
-		if (x->vanished.len == 0) {
-			return (ERR_OK);
-		}
-		row.kind = EXPUNGE_VANISHED;
-		row.uids.p = x->vanished.data;
-		row.uids.len = x->vanished.len;
-	} else {
-		if (!x->searched || x->present.unordered) {
-			return (ERR_OK);
-		}
-		rv = imap_uidset_finish(&x->present);
-		if (rv != 0) {
-			return (ERR_OK); /* too big to send: next time */
-		}
-		row.kind = EXPUNGE_PRESENT;
-		row.below = cp->uidnext;
-		row.uids.p = x->present.s.data != NULL ? x->present.s.data : "";
-		row.uids.len = x->present.s.len;
+	return (ERR_OK);
+}
+
+/* A mailbox row from LIST (and EXAMINE's UIDVALIDITY when known). */
+static int
+send_mailbox_row(struct isync *x, const struct isync_mbx *m,
+    uint32_t uidvalidity, bool reset, const struct proto_checkpoint *from)
+{
+	struct proto_mailbox_row mrow;
+	char delim[2] = { m->item.delimiter, '\0' };
+	int rv;
+
+	memset(&mrow, 0, sizeof(mrow));
+	mrow.name = pstr(m->item.name);
+	mrow.delimiter = pstr(delim[0] != '\0' ? delim : NULL);
+	mrow.role = pstr(m->item.role);
+	mrow.uidvalidity = uidvalidity;
+	mrow.reset = reset;
+	if (from != NULL) {
+		mrow.old_name = from->mailbox; /* renamed on the server */
 	}
-	rv = sync_batcher_send_expunge(x->b, &row);
+	rv = sync_batcher_add_mailbox(x->b, &mrow);
 	if (rv != 0) {
 		return (sync_fail(x->res, rv, RETRY_LATER,
 		    "sending results to the store: %s", err_str(rv)));
@@ -352,11 +338,9 @@ static int
 sync_mailbox(struct isync *x, struct isync_mbx *m,
     struct proto_checkpoint *cp_out)
 {
-	const struct proto_checkpoint *cp;
-	struct proto_mailbox_row mrow;
-	struct imap_cmd cmds[3];
-	char delim[2] = { m->item.delimiter, '\0' };
-	char c0[128], c1[160], c2[96];
+	const struct proto_checkpoint *cp, *renamed = NULL;
+	struct imap_cmd cmds[2];
+	char c0[128], c1[160];
 	struct buf ex;
 	bool condstore, esearch, full, reset, qresync;
 	size_t n = 0, i;
@@ -370,6 +354,19 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 	cp = find_checkpoint(x->job, m->item.name);
 	if (cp != NULL && cp->uidnext == 0) {
 		cp = NULL; /* a first sync that never completed */
+	}
+	if (cp == NULL && m->has_st && m->st.has_uidvalidity) {
+		/* Renamed on the server? (imap_delta.c) Its row goes first, so
+		 * that rows under the new name find the renamed mailbox. */
+		renamed = cp = sync_renames_claim(x->renames,
+		    m->st.uidvalidity);
+		if (renamed != NULL) {
+			rv = send_mailbox_row(x, m, m->st.uidvalidity, false,
+			    renamed);
+			if (rv != 0) {
+				return (rv);
+			}
+		}
 	}
 
 	/* Unchanged since the checkpoint (STATUS from the LIST round trip):
@@ -386,11 +383,7 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 
 	qresync = x->qresync && cp != NULL && cp->uidvalidity != 0 &&
 	    cp->highestmodseq != 0;
-	x->from_uid = cp != NULL ? cp->uidnext : 1;
 	buf_reset(&x->vanished);
-	imap_uidset_release(&x->present);
-	imap_uidset_init(&x->present, PROTO_MAX_STR);
-	x->searched = false;
 
 	buf_init(&ex, 65536);
 	rv = buf_addstr(&ex, "EXAMINE ");
@@ -409,8 +402,11 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 		return (sync_fail(x->res, ERR_INVAL, RETRY_LATER,
 		    "cannot encode mailbox name '%s'", m->item.name));
 	}
+	log_debug("event=examine job=%llu qresync=%d",
+	    (unsigned long long)x->job->job_id, qresync);
 	memset(cmds, 0, sizeof(cmds));
 	cmds[0].text = ex.data;
+	x->from_uid = cp != NULL ? cp->uidnext : 1;
 	rv = imap_session_run(x->s, cmds, 1, on_examine, x, x->res);
 	if (rv != 0) {
 		buf_release(&ex);
@@ -427,21 +423,22 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 	if (rv != 0) {
 		return (rv);
 	}
+	if (cp == NULL) {
+		/* No STATUS (no CONDSTORE): EXAMINE tells UIDVALIDITY. */
+		renamed = cp = sync_renames_claim(x->renames, x->uidvalidity);
+		x->from_uid = cp != NULL ? cp->uidnext : 1;
+	}
 
 	reset = cp != NULL && cp->uidvalidity != 0 &&
 	    cp->uidvalidity != x->uidvalidity;
 	full = cp == NULL || reset;
-
-	memset(&mrow, 0, sizeof(mrow));
-	mrow.name = pstr(m->item.name);
-	mrow.delimiter = pstr(delim[0] != '\0' ? delim : NULL);
-	mrow.role = pstr(m->item.role);
-	mrow.uidvalidity = x->uidvalidity;
-	mrow.reset = reset;
-	rv = sync_batcher_add_mailbox(x->b, &mrow);
+	rv = send_mailbox_row(x, m, x->uidvalidity, reset, renamed);
 	if (rv != 0) {
-		return (sync_fail(x->res, rv, RETRY_LATER,
-		    "sending results to the store: %s", err_str(rv)));
+		return (rv);
+	}
+	rv = send_vanished(x); /* after the row: QRESYNC's last sets */
+	if (rv != 0) {
+		return (rv);
 	}
 
 	memset(cmds, 0, sizeof(cmds));
@@ -463,26 +460,16 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 			    condstore ? " MODSEQ" : "");
 			cmds[n++].text = c0;
 		}
-		/* QRESYNC already sent changed flags and VANISHED. */
-		if (!qresync && cp->uidnext > 1) {
-			if (x->exists > 0 && condstore &&
-			    cp->highestmodseq != 0) {
-				snprintf(c1, sizeof(c1),
-				    "UID FETCH 1:%u (UID FLAGS MODSEQ) "
-				    "(CHANGEDSINCE %llu)",
-				    cp->uidnext - 1,
-				    (unsigned long long)cp->highestmodseq);
-				cmds[n++].text = c1;
-			} else if (x->exists > 0) {
-				snprintf(c1, sizeof(c1),
-				    "UID FETCH 1:%u (UID FLAGS)",
-				    cp->uidnext - 1);
-				cmds[n++].text = c1;
-			}
-			/* Which of the known UIDs still exist. */
-			snprintf(c2, sizeof(c2), "UID SEARCH %sUID 1:%u",
-			    esearch ? "RETURN (ALL) " : "", cp->uidnext - 1);
-			cmds[n++].text = c2;
+		/* QRESYNC already sent changed flags and VANISHED; with
+		 * CONDSTORE one command asks for the changed flags. */
+		if (!qresync && cp->uidnext > 1 && x->exists > 0 &&
+		    condstore && cp->highestmodseq != 0) {
+			snprintf(c1, sizeof(c1),
+			    "UID FETCH 1:%u (UID FLAGS MODSEQ) "
+			    "(CHANGEDSINCE %llu)",
+			    cp->uidnext - 1,
+			    (unsigned long long)cp->highestmodseq);
+			cmds[n++].text = c1;
 		}
 	}
 	if (n > 0) {
@@ -497,9 +484,18 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 			}
 		}
 	}
-	rv = send_expunges(x, cp, qresync, reset);
-	if (rv != 0) {
-		return (rv);
+	if (!full && !qresync && cp->uidnext > 1 &&
+	    !(condstore && cp->highestmodseq != 0 &&
+	    cp->highestmodseq == x->highestmodseq &&
+	    cp->uidnext == x->uidnext)) {
+		/* Which known UIDs still exist (and, without CONDSTORE,
+		 * their flags), range by range (imap_delta.c). */
+		rv = sync_imap_scan_old(x->s, x->b, x->cur, cp->uidnext,
+		    !(condstore && cp->highestmodseq != 0), esearch,
+		    on_fetch, x, x->res);
+		if (rv != 0) {
+			return (rv);
+		}
 	}
 	if (x->max_uid >= x->from_uid && x->max_uid != 0) {
 		/* Bodies of the new messages, by the account's policy. */
@@ -673,6 +669,30 @@ out:
 	return (rv);
 }
 
+/* Checkpointed mailboxes gone from LIST may reappear renamed. */
+static int
+find_renames(struct isync *x)
+{
+	const char **names;
+	size_t i;
+	int rv;
+
+	names = calloc(x->nmbx + 1, sizeof(*names));
+	if (names == NULL) {
+		return (sync_fail(x->res, ERR_NOMEM, RETRY_LATER,
+		    "out of memory"));
+	}
+	for (i = 0; i < x->nmbx; i++) {
+		names[i] = x->mbx[i].item.name;
+	}
+	rv = sync_renames_new(x->job, names, x->nmbx, &x->renames);
+	free(names);
+	if (rv != 0) {
+		return (sync_fail(x->res, rv, RETRY_LATER, "out of memory"));
+	}
+	return (ERR_OK);
+}
+
 int
 sync_imap_run(const struct proto_job_run *job, const struct sync_limits *l,
     const struct sync_sink *sink, struct sync_result *res)
@@ -689,7 +709,6 @@ sync_imap_run(const struct proto_job_run *job, const struct sync_limits *l,
 
 	memset(&x, 0, sizeof(x));
 	buf_init(&x.vanished, PROTO_MAX_STR);
-	imap_uidset_init(&x.present, PROTO_MAX_STR);
 	x.job = job;
 	x.lim = l;
 	x.res = res;
@@ -753,6 +772,10 @@ sync_imap_run(const struct proto_job_run *job, const struct sync_limits *l,
 		rv = sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory");
 		goto out;
 	}
+	rv = find_renames(&x);
+	if (rv != 0) {
+		goto out;
+	}
 	for (i = 0; i < x.nmbx; i++) {
 		if (x.mbx[i].item.noselect) {
 			rv = sync_noselect(&x, &x.mbx[i]);
@@ -785,7 +808,7 @@ out:
 	}
 	free(x.mbx);
 	buf_release(&x.vanished);
-	imap_uidset_release(&x.present);
+	sync_renames_free(&x.renames);
 	free(cps);
 	free(server);
 	free(user);

@@ -11,6 +11,8 @@
  *   imap_attach.c  BODYSTRUCTURE attachments to attachment rows
  *   imap_sync.c    the IMAP sync job: LIST, per mailbox EXAMINE and
  *                  UID FETCH (full for new UIDs, flags for known ones)
+ *   imap_delta.c   expunges (chunked UID SEARCH, VANISHED rows) and
+ *                  mailbox renames (same UIDVALIDITY, new name)
  *   imap_body.c    raw bodies streamed in chunk rows: the fetch_body
  *                  job and the sync job's prefetch by policy
  *   sync.c         entry point: dispatch on the account's protocol
@@ -113,12 +115,12 @@ int sync_batcher_add_attachment(struct sync_batcher *b,
 int sync_imap_add_attachments(struct sync_batcher *b,
     const struct proto_message_row *msg, const struct imap_fetch *f);
 /*
- * Sends one expunge row (borrowed; its UID set may be up to
- * PROTO_MAX_STR bytes) as a batch of its own, after flushing what is
- * pending so that the mailbox's row is applied first.
+ * Sends n expunge rows (borrowed; their UID sets together at most
+ * PROTO_MAX_STR bytes, else ERR_TOOBIG) as a batch of their own, after
+ * flushing what is pending so that the mailbox's row is applied first.
  */
-int sync_batcher_send_expunge(struct sync_batcher *b,
-    const struct proto_expunge_row *row);
+int sync_batcher_send_expunges(struct sync_batcher *b,
+    const struct proto_expunge_row *rows, size_t n);
 /* Sends what is pending (no-op when empty). */
 int sync_batcher_flush(struct sync_batcher *b);
 uint32_t sync_batcher_nbatches(const struct sync_batcher *b);
@@ -204,6 +206,33 @@ struct imap_cmd {
  */
 int imap_session_run(struct imap_session *s, struct imap_cmd *cmds,
     size_t n, imap_untagged_fn fn, void *arg, struct sync_result *res);
+
+/* Deltas (imap_delta.c) ---------------------------------------------------- */
+
+/* Orphans: the job's checkpoints whose mailbox is not among names (the
+ * LIST, borrowed for the call). job is borrowed for r's lifetime. */
+struct sync_renames;
+int sync_renames_new(const struct proto_job_run *job,
+    const char *const *names, size_t n, struct sync_renames **r_r);
+/* The one orphan with this UIDVALIDITY (then claimed), else NULL. */
+const struct proto_checkpoint *sync_renames_claim(struct sync_renames *r,
+    uint32_t uidvalidity);
+void sync_renames_free(struct sync_renames **r);
+/*
+ * Without QRESYNC: UID SEARCH of what still exists among UIDs
+ * 1..uidnext-1 of the open mailbox, in ranges, each answer sent as an
+ * EXPUNGE_PRESENT row over its range; with flags, the range's UID FETCH
+ * (UID FLAGS) too. Responses other than SEARCH/ESEARCH go to fn(arg).
+ */
+int sync_imap_scan_old(struct imap_session *s, struct sync_batcher *b,
+    const char *mailbox, uint32_t uidnext, bool flags, bool esearch,
+    imap_untagged_fn fn, void *arg, struct sync_result *res);
+/* QRESYNC: appends a VANISHED set to v, first sending v as a VANISHED
+ * row when it would grow past 64 KiB; _flush sends what v holds. */
+int sync_vanished_add(struct sync_batcher *b, const char *mailbox,
+    struct buf *v, const char *set, size_t len);
+int sync_vanished_flush(struct sync_batcher *b, const char *mailbox,
+    struct buf *v);
 
 /* The IMAP job; called by sync_run for protocol "imap". */
 int sync_imap_run(const struct proto_job_run *job,

@@ -1,7 +1,15 @@
 """End-to-end deltas: messages expunged on the server disappear locally,
 through each path a server may offer: QRESYNC (VANISHED), CONDSTORE with
 ESEARCH, and plain IMAP4rev1 (UID SEARCH); an emptied mailbox empties
-locally; a no-change resync leaves every row alone."""
+locally; a no-change resync leaves every row alone; a renamed folder keeps
+its rows (same messages.id) under the new name; a deleted folder goes, a
+new one appears; a UIDVALIDITY change resets the mailbox; a no-change
+resync of ten mailboxes opens none of them (counted by a TCP proxy)."""
+import os
+import re
+import socket
+import subprocess
+import threading
 import unittest
 
 import mailfixture as fx
@@ -49,6 +57,7 @@ class DeltaBase:
         self.p.submit("sync", "dee", "--wait", "--timeout", "60", check=0)
         server = fx.server_state(self.dovecot.port, "dee")
         local = self.p.local_state("dee")
+        self.assertEqual(set(server), set(local), "mailboxes")
         for box in server:
             self.assertEqual(sorted(server[box]), sorted(local.get(box, {})), "UIDs of %s" % box)
             for uid, (flags, _) in server[box].items():
@@ -87,6 +96,94 @@ class DeltaBase:
         self.assertEqual([tuple(r) for r in before], [tuple(r) for r in after])
 
 
+    def log_count(self, outcome, detail_like="%"):
+        return self.p.query("SELECT COUNT(*) AS n FROM sync_log WHERE outcome = ? AND detail LIKE ?",
+                            outcome, detail_like)[0]["n"]
+
+    def ids(self, box):
+        return {r["uid"]: r["id"] for r in self.p.query(
+            "SELECT m.uid, m.id FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id "
+            "WHERE b.name = ?", box)}
+
+    def test_5_renamed_folder_keeps_rows(self):
+        work, proj = self.ids("Work"), self.ids("Work/Projects")
+        box_id = self.p.query("SELECT id FROM mailboxes WHERE name = 'Work'")[0]["id"]
+        self.assertTrue(work and proj)
+        m = fx.connect(self.dovecot.port, "dee")
+        typ, data = m.rename(fx.q("Work"), fx.q("Job"))
+        self.assertEqual(typ, "OK", data)
+        m.logout()
+        self.converge()
+        self.assertEqual(self.ids("Job"), work)
+        self.assertEqual(self.ids("Job/Projects"), proj)
+        self.assertEqual(self.p.query("SELECT id FROM mailboxes WHERE name = 'Job'")[0]["id"], box_id)
+        self.assertEqual(self.log_count("mailbox_renamed", "'Work' -> 'Job'"), 1)
+        self.assertEqual(self.log_count("mailbox_renamed", "'Work/Projects' -> 'Job/Projects'"), 1)
+        self.assertEqual(self.log_count("mailbox_removed", "Work%"), 0)
+
+    def test_6_deleted_folder_goes(self):
+        m = fx.connect(self.dovecot.port, "dee")
+        typ, data = m.delete(fx.q("Entwürfe Ünïcode"))
+        self.assertEqual(typ, "OK", data)
+        m.logout()
+        self.converge()
+        self.assertEqual(self.ids("Entwürfe Ünïcode"), {})
+        self.assertEqual(self.log_count("mailbox_removed", "Entwürfe Ünïcode"), 1)
+
+    def test_7_new_folder_appears(self):
+        m = fx.connect(self.dovecot.port, "dee")
+        fx.create(m, "Neu")
+        m.logout()
+        fx.fast_append(self.dovecot.port, "dee", "Neu",
+                       [fx.make_message(200 + k)[0] for k in range(4)])
+        server = self.converge()
+        self.assertEqual(len(server["Neu"]), 4)
+        self.assertEqual(len(self.ids("Neu")), 4)
+        self.assertEqual(self.log_count("mailbox_added", "Neu"), 1)
+
+    def test_8_uidvalidity_change_resets(self):
+        m = fx.connect(self.dovecot.port, "dee")
+        typ, data = m.delete(fx.q("Archive/2024"))
+        self.assertEqual(typ, "OK", data)
+        fx.create(m, "Archive/2024")
+        m.logout()
+        fx.fast_append(self.dovecot.port, "dee", "Archive/2024",
+                       [fx.make_message(300 + k, subject="fresh %d" % k)[0] for k in range(3)])
+        server = self.converge()
+        self.assertEqual(len(server["Archive/2024"]), 3)
+        subjects = sorted(r["subject"] for r in self.p.query(
+            "SELECT m.subject FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id "
+            "WHERE b.name = 'Archive/2024'"))
+        self.assertEqual(subjects, ["fresh 0", "fresh 1", "fresh 2"])
+        self.assertGreaterEqual(self.log_count("reset", "Archive/2024"), 1)
+
+    def doveadm(self, *args):
+        conf = os.path.join(self.dovecot.lab, "etc", "dovecot.conf")
+        r = subprocess.run(["doveadm", "-c", conf] + list(args), capture_output=True, text=True)
+        if r.returncode != 0:
+            self.skipTest("doveadm %s: %s" % (" ".join(args), r.stderr.strip()))
+
+    def test_9_sparse_uids_many_ranges(self):
+        """UIDs 1..3 and 90000..90002: without QRESYNC the old UIDs are
+        scanned in 19 ranges of 5,000 (two round trips of 16)."""
+        m = fx.connect(self.dovecot.port, "dee")
+        fx.create(m, "Big")
+        m.logout()
+        fx.fast_append(self.dovecot.port, "dee", "Big", [fx.make_message(400 + k)[0] for k in range(3)])
+        self.doveadm("mailbox", "update", "-u", "dee", "--min-next-uid", "90000", "Big")
+        fx.fast_append(self.dovecot.port, "dee", "Big", [fx.make_message(500 + k)[0] for k in range(3)])
+        server = self.converge()
+        self.assertEqual(sorted(server["Big"]), [1, 2, 3, 90000, 90001, 90002])
+        m = fx.connect(self.dovecot.port, "dee")
+        m.select("Big")
+        m.uid("STORE", "90002", "+FLAGS", "(\\Flagged)")
+        m.uid("STORE", "3", "+FLAGS", "(\\Seen)")
+        m.logout()
+        expunge(self.dovecot.port, "dee", "Big", [2, 90001])
+        server = self.converge()
+        self.assertEqual(sorted(server["Big"]), [1, 3, 90000, 90002])
+
+
 class DeltaQresyncTest(DeltaBase, unittest.TestCase):
     caps = None  # Dovecot's own: QRESYNC, CONDSTORE, ESEARCH, LIST-STATUS
 
@@ -97,3 +194,125 @@ class DeltaCondstoreTest(DeltaBase, unittest.TestCase):
 
 class DeltaPlainTest(DeltaBase, unittest.TestCase):
     caps = PLAIN
+
+
+class CountingProxy:
+    """Forwards one TCP port to another and counts the client's IMAP
+    commands by name (EXAMINE, STATUS, ...)."""
+
+    CMD = re.compile(rb"^[A-Za-z0-9.]+ (?:UID )?([A-Za-z]+)")
+
+    def __init__(self, port):
+        self.target = port
+        self.counts = {}
+        self.lock = threading.Lock()
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self.pipe, args=(s, c, False), daemon=True).start()
+            threading.Thread(target=self.pipe, args=(c, s, True), daemon=True).start()
+
+    def pipe(self, src, dst, count):
+        pending = b""
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if count:
+                    pending += data
+                    *lines, pending = pending.split(b"\r\n")
+                    for line in lines:
+                        mo = self.CMD.match(line)
+                        if mo:
+                            with self.lock:
+                                k = mo.group(1).upper().decode()
+                                self.counts[k] = self.counts.get(k, 0) + 1
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for x in (src, dst):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def take(self):
+        with self.lock:
+            c, self.counts = self.counts, {}
+        return c
+
+    def close(self):
+        self.ls.close()
+
+
+class NoChangeBase:
+    """Ten mailboxes; a resync without changes must open none of them
+    (CONDSTORE: STATUS from the LIST round trip) and keep every row."""
+    caps = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dovecot = CapDovecot(cls.caps) if cls.caps else Dovecot()
+        m = fx.connect(cls.dovecot.port, "ten")
+        cls.boxes = ["INBOX", "Drafts", "Sent", "Trash", "Junk"] + ["F%d" % k for k in range(5)]
+        for b in cls.boxes[5:]:
+            fx.create(m, b)
+        m.logout()
+        for k, b in enumerate(cls.boxes):
+            fx.fast_append(cls.dovecot.port, "ten", b, [fx.make_message(10 * k + j)[0] for j in range(3)])
+        cls.proxy = CountingProxy(cls.dovecot.port)
+        cls.p = Pipeline(workers=1, lease=10, batch_rows=100)
+        pw = cls.p.password_file()
+        cls.p.submit("account", "add", "ten", "--imap", "imap://127.0.0.1:%d" % cls.proxy.port,
+                     "--user", "ten", "--password-file", pw, "--plaintext", check=0)
+        cls.p.submit("sync", "ten", "--wait", "--timeout", "60", check=0)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.p.stop()
+        cls.proxy.close()
+        cls.dovecot.stop()
+        cls.p.cleanup()
+
+    def test_no_change_resync_opens_nothing(self):
+        self.proxy.take()
+        before = self.p.query("SELECT id, uid, seen FROM messages ORDER BY id")
+        self.assertEqual(len(before), 30)
+        self.p.submit("sync", "ten", "--wait", "--timeout", "60", check=0)
+        c = self.proxy.take()
+        self.assertEqual(c.get("EXAMINE", 0), 0, c)
+        self.assertEqual(c.get("FETCH", 0), 0, c)
+        after = self.p.query("SELECT id, uid, seen FROM messages ORDER BY id")
+        self.assertEqual([tuple(r) for r in before], [tuple(r) for r in after])
+        # One changed mailbox: exactly that one is opened.
+        m = fx.connect(self.dovecot.port, "ten")
+        m.select("F3")
+        m.uid("STORE", "2", "+FLAGS", "(\\Seen)")
+        m.logout()
+        self.proxy.take()
+        self.p.submit("sync", "ten", "--wait", "--timeout", "60", check=0)
+        c = self.proxy.take()
+        self.assertEqual(c.get("EXAMINE", 0), 1, c)
+        n = self.p.query("SELECT m.seen FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id "
+                         "WHERE b.name = 'F3' AND m.uid = 2")[0]["seen"]
+        self.assertEqual(n, 1)
+
+
+class NoChangeQresyncTest(NoChangeBase, unittest.TestCase):
+    caps = None
+
+
+class NoChangeCondstoreTest(NoChangeBase, unittest.TestCase):
+    caps = NO_QRESYNC
