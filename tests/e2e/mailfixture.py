@@ -182,6 +182,11 @@ def seed_standard(port, user, per_folder=12):
     for name in STANDARD_FOLDERS:
         if name != "Sent":
             create(m, name)
+    # Dovecot creates its auto special-use folders on first access; two
+    # sessions doing that at once can deadlock it (2.3.19 panics), so
+    # the seeding session touches them first.
+    for name in ("Drafts", "Sent", "Trash", "Junk"):
+        m.select(q(name), readonly=True)
     m.logout()
     i = 0
     for name in ["INBOX"] + STANDARD_FOLDERS:
