@@ -475,63 +475,6 @@ on_examine(const struct imap_resp *r, void *arg)
 	return (ERR_OK);
 }
 
-/* Connects as the job's account (strings borrowed from job). */
-static int
-body_connect(const struct proto_job_run *job, const struct sync_limits *l,
-    struct imap_session **s_r, struct sync_result *res)
-{
-	struct imap_session_conf conf;
-	struct net_url url;
-	char *server, *user, *pass, *ca;
-	char errbuf[256];
-	int rv;
-
-	server = proto_str_dup(job->server);
-	user = proto_str_dup(job->username);
-	pass = proto_str_dup(job->password);
-	ca = proto_str_dup(job->tls_ca_pem);
-	if (server == NULL || user == NULL || pass == NULL
-	    || (job->tls_ca_pem.p != NULL && ca == NULL)) {
-		rv = sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory");
-		goto out;
-	}
-	rv = net_url_parse(server, &url, errbuf, sizeof(errbuf));
-	if (rv != 0
-	    || (strcmp(url.scheme, "imap") != 0
-	        && strcmp(url.scheme, "imaps") != 0)) {
-		rv = sync_fail(res, ERR_CONFIG, RETRY_NEVER,
-		    "bad IMAP server URL '%s': %s", server,
-		    rv != 0 ? errbuf : "scheme must be imap or imaps");
-		goto out;
-	}
-	if (job->auth.p != NULL && !proto_str_eq(job->auth, "password")
-	    && !proto_str_eq(job->auth, "oauth2")) {
-		rv = sync_fail(res, ERR_CONFIG, RETRY_NEVER,
-		    "unknown authentication method");
-		goto out;
-	}
-	memset(&conf, 0, sizeof(conf));
-	conf.host = url.host;
-	conf.port = url.port;
-	conf.tls = strcmp(url.scheme, "imaps") == 0;
-	conf.starttls = !conf.tls && job->starttls;
-	conf.plaintext = job->plaintext;
-	conf.ca_pem = ca;
-	conf.username = user;
-	conf.password = pass;
-	conf.oauth2 = proto_str_eq(job->auth, "oauth2");
-	rv = imap_session_open(&conf, l, s_r, res);
-out:
-	if (pass != NULL) {
-		mem_wipe(pass, strlen(pass));
-	}
-	free(server);
-	free(user);
-	free(pass);
-	free(ca);
-	return (rv);
-}
-
 /* EXAMINE the target; 0, ERR_NOTFOUND (gone or reset: error row sent,
  * res filled with RETRY_NEVER) or another error. */
 static int
@@ -615,7 +558,7 @@ sync_imap_fetch_body(const struct proto_job_run *job,
 		    err_str(rv));
 		goto out;
 	}
-	rv = body_connect(job, l, &s, res);
+	rv = imap_session_open_job(job, l, &s, res);
 	if (rv != 0) {
 		goto out;
 	}

@@ -37,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/net.h"
 #include "sync.h"
 
 _Static_assert(IMAP_FLAG_SEEN == PROTO_FLAG_SEEN &&
@@ -698,13 +697,9 @@ int
 sync_imap_run(const struct proto_job_run *job, const struct sync_limits *l,
     const struct sync_sink *sink, struct sync_result *res)
 {
-	struct imap_session_conf conf;
 	struct proto_checkpoint *cps = NULL;
 	struct isync x;
-	struct net_url url;
 	struct imap_cmd list;
-	char *server = NULL, *user = NULL, *pass = NULL, *ca = NULL;
-	char errbuf[256];
 	size_t i, ncps = 0;
 	int rv;
 
@@ -713,43 +708,7 @@ sync_imap_run(const struct proto_job_run *job, const struct sync_limits *l,
 	x.job = job;
 	x.lim = l;
 	x.res = res;
-	server = proto_str_dup(job->server);
-	user = proto_str_dup(job->username);
-	pass = proto_str_dup(job->password);
-	ca = proto_str_dup(job->tls_ca_pem);
-	if (server == NULL || user == NULL || pass == NULL ||
-	    (job->tls_ca_pem.p != NULL && ca == NULL)) {
-		rv = sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory");
-		goto out;
-	}
-	rv = net_url_parse(server, &url, errbuf, sizeof(errbuf));
-	if (rv != 0 || (strcmp(url.scheme, "imap") != 0 &&
-	    strcmp(url.scheme, "imaps") != 0)) {
-		rv = sync_fail(res, ERR_CONFIG, RETRY_NEVER,
-		    "bad IMAP server URL '%s': %s", server,
-		    rv != 0 ? errbuf : "scheme must be imap or imaps");
-		goto out;
-	}
-	memset(&conf, 0, sizeof(conf));
-	conf.host = url.host;
-	conf.port = url.port;
-	conf.tls = strcmp(url.scheme, "imaps") == 0;
-	conf.starttls = !conf.tls && job->starttls;
-	conf.plaintext = job->plaintext;
-	conf.ca_pem = ca;
-	conf.username = user;
-	conf.password = pass;
-	if (job->auth.p != NULL && !proto_str_eq(job->auth, "password") &&
-	    !proto_str_eq(job->auth, "oauth2")) {
-		rv = sync_fail(res, ERR_CONFIG, RETRY_NEVER,
-		    "unknown authentication method '%.*s'",
-		    (int)(job->auth.len > 16 ? 16 : job->auth.len),
-		    job->auth.p);
-		goto out;
-	}
-	conf.oauth2 = proto_str_eq(job->auth, "oauth2");
-	rv = imap_session_open(&conf, l, &x.s, res);
-	mem_wipe(pass, strlen(pass));
+	rv = imap_session_open_job(job, l, &x.s, res);
 	if (rv != 0) {
 		goto out;
 	}
@@ -811,9 +770,5 @@ out:
 	buf_release(&x.vanished);
 	sync_renames_free(&x.renames);
 	free(cps);
-	free(server);
-	free(user);
-	free(pass);
-	free(ca);
 	return (rv);
 }

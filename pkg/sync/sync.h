@@ -177,6 +177,14 @@ typedef int (*imap_untagged_fn)(const struct imap_resp *r, void *arg);
 int imap_session_open(const struct imap_session_conf *c,
     const struct sync_limits *l, struct imap_session **s_r,
     struct sync_result *res);
+/*
+ * imap_session_open() for a job's account: the server URL must be imap://
+ * or imaps:// (ERR_CONFIG, RETRY_NEVER otherwise), auth "password" or
+ * "oauth2". job is borrowed; the copies of its credentials are wiped.
+ */
+int imap_session_open_job(const struct proto_job_run *job,
+    const struct sync_limits *l, struct imap_session **s_r,
+    struct sync_result *res);
 /* Sends LOGOUT (best effort), closes and frees. */
 void imap_session_close(struct imap_session **s);
 uint32_t imap_session_caps(const struct imap_session *s);
