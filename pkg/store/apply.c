@@ -124,22 +124,14 @@ store_batch_check(const struct proto_batch *b, struct store_out *out)
 		if (!m->full) {
 			continue;
 		}
+		const struct proto_str *hdr[] = { &m->message_id, &m->subject,
+			&m->from_addr, &m->to_addrs, &m->cc_addrs };
+		size_t k;
+
 		rv = store_opt(m->remote_id, STORE_MAX_REMOTE_ID, true, &why);
-		rv = rv != 0
-		    ? rv
-		    : store_opt(m->message_id, STORE_MAX_FIELD, false, &why);
-		rv = rv != 0
-		    ? rv
-		    : store_opt(m->subject, STORE_MAX_FIELD, false, &why);
-		rv = rv != 0
-		    ? rv
-		    : store_opt(m->from_addr, STORE_MAX_FIELD, false, &why);
-		rv = rv != 0
-		    ? rv
-		    : store_opt(m->to_addrs, STORE_MAX_FIELD, false, &why);
-		rv = rv != 0
-		    ? rv
-		    : store_opt(m->cc_addrs, STORE_MAX_FIELD, false, &why);
+		for (k = 0; rv == 0 && k < ARRAY_LEN(hdr); k++) {
+			rv = store_opt(*hdr[k], STORE_MAX_FIELD, false, &why);
+		}
 		if (rv != 0) {
 			return (store_out_fail(out, rv,
 			    "messages[%zu]: a header field %s", i, why));
