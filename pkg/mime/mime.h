@@ -43,6 +43,62 @@ int mime_parse_internaldate(const char *in, size_t len, int64_t *t_r);
 /* RFC 2231 parameter value ("utf-8''%E2%82%AC.pdf") to UTF-8; malloc'd. */
 int mime_decode_param2231(const char *in, size_t len, char **out_r);
 
+/* Raw messages (header.c, address.c) -------------------------------- */
+
+/* Most addresses mime_addr_parse() returns; more is ERR_TOOBIG. */
+#define MIME_MAX_ADDRS 1000u
+
+/*
+ * Length of the header section of the raw message msg[0..len), up to and
+ * including the empty line that ends it (CRLF or bare LF line ends), in
+ * *end_r. ERR_INVAL when there is no empty line, or a line before it is
+ * neither a field ("Name:" with printable ASCII name) nor a continuation
+ * (starting with space or tab).
+ */
+int mime_header_end(const char *msg, size_t len, size_t *end_r);
+/*
+ * The first header field named `name` (any case) of the raw message: its
+ * value unfolded (each line break before a continuation removed) and
+ * trimmed, as a malloc'd NUL-terminated string (*out_r, caller frees).
+ * Not decoded (see mime_decode_header). ERR_NOTFOUND when absent,
+ * ERR_INVAL as mime_header_end, ERR_TOOBIG past MIME_MAX_HEADER.
+ */
+int mime_header_get(const char *msg, size_t len, const char *name,
+    char **out_r);
+/*
+ * Copies msg to out (borrowed) without every header field named `name`
+ * (continuation lines included): the Bcc field before SMTP. The body is
+ * copied untouched. ERR_INVAL as mime_header_end.
+ */
+int mime_header_strip(const char *msg, size_t len, const char *name,
+    struct buf *out);
+
+/* One address of an address list. */
+struct mime_addr {
+	char *name; /* display name, RFC 2047 decoded; NULL when none */
+	char *addr; /* addr-spec "local@domain" as written (quotes kept) */
+};
+struct mime_addr_list {
+	struct mime_addr *v; /* malloc'd; mime_addr_list_release frees */
+	size_t n;
+};
+/*
+ * Parses an RFC 5322 address-list or mailbox-list header value (folded or
+ * not): name-addr and addr-spec forms, groups (flattened into their
+ * members), comments (dropped), quoted strings and quoted local parts,
+ * obsolete routes (dropped). An empty list is 0 with n == 0. ERR_INVAL
+ * for text that is not an address list, ERR_TOOBIG past MIME_MAX_ADDRS
+ * or MIME_MAX_HEADER. On error *out is empty.
+ */
+int mime_addr_parse(const char *in, size_t len, struct mime_addr_list *out);
+void mime_addr_list_release(struct mime_addr_list *l);
+/*
+ * Formats a list as the messages.from_addr / to_addrs columns hold it
+ * (the same text the IMAP ENVELOPE gives): "Name <a@b>, c@d", a display
+ * name quoted when it holds specials. Malloc'd (*out_r, caller frees).
+ */
+int mime_addr_format(const struct mime_addr_list *l, char **out_r);
+
 /* Helpers shared by the decoders, usable by other modules too. -------- */
 
 /*

@@ -28,6 +28,12 @@
 #define PROTO_MAX_MSG (16u * 1024 * 1024) /* one encoded message */
 #define PROTO_MAX_ROWS 200000u		  /* rows in any array */
 #define PROTO_MAX_STR (1024u * 1024)	  /* any single string */
+/* A raw message to append or send (change_add.rfc822, change.rfc822): the
+ * one string allowed past PROTO_MAX_STR. A drain job carries at most
+ * PROTO_MAX_RFC822 bytes of such messages in all. */
+#define PROTO_MAX_RFC822 (12u * 1024 * 1024)
+/* Changes one drain job carries at most. */
+#define PROTO_MAX_CHANGES 1000u
 
 /* A byte string; not NUL-terminated on decode. len == 0 && p == NULL: nil */
 struct proto_str {
@@ -46,6 +52,10 @@ struct proto_str {
 	X(MSG_SUBMIT_ACCOUNT_REMOVE, "submit.account.remove", name)         \
 	X(MSG_SUBMIT_JOB_SUBMIT, "submit.job.submit", job_submit)           \
 	X(MSG_SUBMIT_JOB_STATUS, "submit.job.status", job_status)           \
+	X(MSG_SUBMIT_CHANGE_ADD, "submit.change.add", change_add)           \
+	X(MSG_SUBMIT_CHANGE_LIST, "submit.change.list", change_list)        \
+	X(MSG_SUBMIT_CHANGE_RESOLVE, "submit.change.resolve", change_resolve) \
+	X(MSG_SUBMIT_MESSAGE_LIST, "submit.message.list", message_list)     \
 	/* store -> any requester: the one reply type */                    \
 	X(MSG_STORE_REPLY, "store.reply", reply)                            \
 	/* scheduler -> store (REQ/REP control) */                          \
@@ -93,6 +103,33 @@ enum proto_priority { PRIO_PERIODIC = 0, PRIO_USER = 1 };
 #define PROTO_FLAG_FLAGGED 0x04u
 #define PROTO_FLAG_DELETED 0x08u
 #define PROTO_FLAG_DRAFT 0x10u
+#define PROTO_FLAG_ALL 0x1fu
+
+/* Local changes (pending_changes.kind / .state; docs/schema.md). */
+enum proto_change_kind {
+	CHANGE_FLAG = 0,   /* add/remove flags and keywords */
+	CHANGE_MOVE = 1,   /* to another mailbox */
+	CHANGE_DELETE = 2, /* move to the Trash role, or expunge */
+	CHANGE_APPEND = 3, /* a new message into a mailbox */
+	CHANGE_SEND = 4	   /* SMTP, then one copy in the Sent role */
+};
+enum proto_change_state {
+	CHANGE_PENDING = 0,   /* durable, waiting for a drain job */
+	CHANGE_INFLIGHT = 1,  /* carried by a leased drain job */
+	CHANGE_DONE = 2,      /* the server confirmed it */
+	CHANGE_DEAD = 3,      /* permanent failure; last_error has the words */
+	CHANGE_UNCERTAIN = 4, /* send interrupted: maybe delivered; a user
+				 decides (change resolve) */
+	CHANGE_CANCELLED = 5  /* dropped by the user before it landed */
+};
+/* What a worker reports for one change (change_result.outcome). */
+enum proto_change_outcome {
+	CHANGE_OUT_DONE = 0,	 /* landed; mailbox/uid say where */
+	CHANGE_OUT_RETRY = 1,	 /* transient failure: try again later */
+	CHANGE_OUT_DEAD = 2,	 /* permanent failure (server's words) */
+	CHANGE_OUT_SENT = 3,	 /* send: SMTP accepted; Sent copy to do */
+	CHANGE_OUT_UNCERTAIN = 4 /* send: cut off after DATA began */
+};
 
 /* Account as stored (no secret). */
 struct proto_account_info {
@@ -106,6 +143,8 @@ struct proto_account_info {
 	struct proto_str last_error;
 	uint64_t mailboxes; /* counts, for `account list` */
 	uint64_t messages;
+	struct proto_str smtp; /* smtp[s]:// URL, nil: none */
+	uint64_t pending_changes; /* changes pending or in flight */
 };
 
 /* submit.account.add: the password travels once, to the store only. */
@@ -123,6 +162,12 @@ struct proto_account_add {
 	/* "password" (default) or "oauth2": password then holds a token */
 	struct proto_str auth;
 	uint32_t interval_s; /* 0: store default */
+	/* Outgoing mail: smtp://HOST[:PORT] (STARTTLS required unless
+	 * plaintext) or smtps://; nil: the account cannot send. The SMTP
+	 * credentials default to the account's own. */
+	struct proto_str smtp;
+	struct proto_str smtp_username;
+	struct proto_str smtp_password; /* secret: never logged */
 };
 
 struct proto_name {
@@ -159,12 +204,126 @@ struct proto_job_info {
 	uint64_t messages; /* rows applied by the last attempt */
 };
 
+/*
+ * submit.change.add: one local change, made durable and visible in the
+ * local rows before the reply (reply.id = the change id).
+ */
+struct proto_change_add {
+	struct proto_str account; /* account name */
+	uint8_t kind;		  /* enum proto_change_kind */
+	uint64_t message_id; /* flag/move/delete: messages.id */
+	uint32_t flags_add;  /* flag, append: PROTO_FLAG_* to set */
+	uint32_t flags_remove;
+	struct proto_str keywords_add; /* space-separated IMAP atoms */
+	struct proto_str keywords_remove;
+	struct proto_str mailbox; /* move: destination; append: target */
+	bool expunge;		  /* delete: expunge instead of Trash */
+	struct proto_str rfc822;  /* append/send: the raw message */
+};
+
+/* submit.change.list: an account's changes, newest first. */
+struct proto_change_list {
+	struct proto_str account;
+	/* "active" (pending + inflight; nil means this), "pending", "dead",
+	 * "uncertain", "done", "cancelled" or "all" */
+	struct proto_str state;
+	uint64_t change_id; /* non-zero: just this change */
+	uint32_t limit;	    /* 0: STORE_STATUS_DEFAULT_LIMIT */
+};
+
+/* submit.change.resolve: a user's decision on a dead, uncertain or
+ * pending change. "retry": queue it again (an uncertain send is sent
+ * again); "cancel": drop it, the local rows return to the server's truth
+ * at the next sync. */
+struct proto_change_resolve {
+	uint64_t change_id;
+	struct proto_str action; /* "retry" | "cancel" */
+};
+
+/* submit.message.list: message ids to act on, newest first. */
+struct proto_message_list {
+	struct proto_str account;
+	struct proto_str mailbox; /* nil: every mailbox */
+	uint32_t limit;		  /* 0: STORE_STATUS_DEFAULT_LIMIT */
+};
+
+/* One change as the store reports it (reply.changes[]). */
+struct proto_change_info {
+	uint64_t id;
+	uint64_t account_id;
+	uint8_t kind;  /* enum proto_change_kind */
+	uint8_t state; /* enum proto_change_state */
+	uint64_t message_id;	  /* local row, 0 when gone */
+	struct proto_str mailbox; /* source mailbox (flag/move/delete) */
+	uint32_t uid;
+	struct proto_str to_mailbox;
+	uint32_t flags_add;
+	uint32_t flags_remove;
+	struct proto_str keywords_add;
+	struct proto_str keywords_remove;
+	bool expunge;
+	struct proto_str header_message_id; /* Message-ID of the message */
+	uint64_t size;			    /* append/send: raw bytes */
+	uint32_t attempts;
+	int64_t created_at; /* unix ms */
+	int64_t updated_at;
+	int64_t next_at;
+	struct proto_str last_error;
+	struct proto_str result_mailbox; /* where it landed */
+	uint32_t result_uid;
+};
+
+/* One message as the store reports it (reply.messages[]). */
+struct proto_message_info {
+	uint64_t id;
+	struct proto_str mailbox;
+	uint32_t uid; /* 0: not yet known (a pending move or append) */
+	uint32_t flags;
+	struct proto_str keywords;
+	struct proto_str subject;
+	struct proto_str from_addr;
+	int64_t date; /* unix seconds */
+	uint64_t size;
+	bool pending; /* a local change on it has not landed yet */
+};
+
 /* Per-mailbox checkpoint: what a worker needs to do a delta sync. */
 struct proto_checkpoint {
 	struct proto_str mailbox; /* full name, UTF-8 */
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 	uint64_t highestmodseq;
+};
+
+/*
+ * One change a drain job carries out (job_run.changes[]), in id order.
+ * For one message a job carries its changes up to the first move or
+ * delete: later ones wait for the message's new place.
+ */
+struct proto_change {
+	uint64_t id;
+	uint8_t kind; /* enum proto_change_kind */
+	/* flag/move/delete: where the server copy is */
+	struct proto_str mailbox;
+	uint32_t uidvalidity;
+	uint32_t uid;
+	struct proto_str remote_id; /* JMAP Email id */
+	uint32_t flags_add;
+	uint32_t flags_remove;
+	struct proto_str keywords_add;
+	struct proto_str keywords_remove;
+	/* move, delete to Trash, append: the destination; send: the mailbox
+	 * of the Sent role (nil: no Sent copy is kept) */
+	struct proto_str to_mailbox;
+	bool expunge;
+	struct proto_str rfc822; /* append/send */
+	/* Message-ID header ("<a@b>") of the message: the key that makes
+	 * APPEND and the Sent copy idempotent, and finds a moved message
+	 * after an interrupted attempt. nil when the message has none. */
+	struct proto_str header_message_id;
+	/* send: 0 = not yet handed to SMTP, 1 = accepted (Sent copy only) */
+	uint8_t step;
+	uint32_t attempts; /* earlier attempts of this change */
 };
 
 /* worker.job.run: everything a stateless worker needs for one job. */
@@ -191,6 +350,12 @@ struct proto_job_run {
 	uint32_t target_uid;
 	struct proto_checkpoint *checkpoints;
 	size_t ncheckpoints;
+	/* JOB_KIND_DRAIN: the changes, and SMTP for sends */
+	struct proto_change *changes;
+	size_t nchanges;
+	struct proto_str smtp; /* URL; nil: sends fail dead */
+	struct proto_str smtp_username;
+	struct proto_str smtp_password; /* secret: never logged */
 };
 
 /* One mailbox as seen on the server, in a batch. */
@@ -269,6 +434,25 @@ struct proto_body_chunk {
 	struct proto_str error;
 };
 
+/*
+ * What became of one change of a drain job. A worker sends each result
+ * as soon as the server has answered (its own batch), so that a crash
+ * loses as little as possible; a change without a result when the
+ * attempt ends goes back to pending (a send that was handed to SMTP
+ * becomes uncertain instead).
+ */
+struct proto_change_result {
+	uint64_t id;
+	uint8_t outcome; /* enum proto_change_outcome */
+	struct proto_str error; /* retry/dead/uncertain: the server's words */
+	/* done (move, delete to Trash, append, Sent copy): where the
+	 * message is now; uid 0 when the server did not say */
+	struct proto_str mailbox;
+	uint32_t uidvalidity;
+	uint32_t uid;
+	struct proto_str remote_id;
+};
+
 /* worker.result.batch: one bounded slice of a job's results. */
 struct proto_batch {
 	uint64_t job_id;
@@ -284,6 +468,8 @@ struct proto_batch {
 	size_t nattachments;
 	struct proto_body_chunk *bodies;
 	size_t nbodies;
+	struct proto_change_result *change_results;
+	size_t nchange_results;
 };
 
 /* worker.result.done: end of an attempt, success or failure. */
@@ -362,6 +548,10 @@ struct proto_reply {
 	struct proto_sched_account *sched_accounts;
 	size_t nsched_accounts;
 	struct proto_job_run *job_run; /* sched.job.lease: what to emit */
+	struct proto_change_info *changes;
+	size_t nchanges;
+	struct proto_message_info *messages;
+	size_t nmessages;
 };
 
 /* store.event kinds */
@@ -399,6 +589,10 @@ struct proto_msg {
 		struct proto_name name;
 		struct proto_job_submit job_submit;
 		struct proto_job_status job_status;
+		struct proto_change_add change_add;
+		struct proto_change_list change_list;
+		struct proto_change_resolve change_resolve;
+		struct proto_message_list message_list;
 		struct proto_reply reply;
 		struct proto_job_create job_create;
 		struct proto_job_lease job_lease;
@@ -443,6 +637,10 @@ const char *proto_job_kind_name(uint8_t kind);	   /* "sync" */
 const char *proto_job_state_name(uint8_t state);   /* "queued" */
 int proto_job_kind_parse(const char *s, uint8_t *kind_r);
 int proto_job_state_parse(const char *s, uint8_t *state_r);
+const char *proto_change_kind_name(uint8_t kind);   /* "flag" */
+const char *proto_change_state_name(uint8_t state); /* "pending" */
+int proto_change_kind_parse(const char *s, uint8_t *kind_r);
+int proto_change_state_parse(const char *s, uint8_t *state_r);
 
 /*
  * Additions (pkg/proto owner) ---------------------------------------------

@@ -59,6 +59,8 @@ static const struct proto_field f_account_info[] = {
 	F_(proto_account_info, last_error, STR, OPT, MAX_ERROR),
 	F_(proto_account_info, mailboxes, U64, OPT, 0),
 	F_(proto_account_info, messages, U64, OPT, 0),
+	F_(proto_account_info, smtp, STR, OPT, MAX_URL),
+	F_(proto_account_info, pending_changes, U64, OPT, 0),
 };
 TABLE_(t_account_info, proto_account_info, f_account_info);
 
@@ -74,6 +76,9 @@ static const struct proto_field f_account_add[] = {
 	F_(proto_account_add, interval_s, U32, OPT, 0),
 	F_(proto_account_add, bodies, STR, OPT, MAX_PROTO),
 	F_(proto_account_add, auth, STR, OPT, MAX_PROTO),
+	F_(proto_account_add, smtp, STR, OPT, MAX_URL),
+	F_(proto_account_add, smtp_username, STR, OPT, MAX_USER),
+	F_(proto_account_add, smtp_password, STR, OPT, MAX_SECRET),
 };
 TABLE_(t_account_add, proto_account_add, f_account_add);
 
@@ -112,6 +117,81 @@ static const struct proto_field f_job_info[] = {
 };
 TABLE_(t_job_info, proto_job_info, f_job_info);
 
+static const struct proto_field f_change_add[] = {
+	F_(proto_change_add, account, STR, REQ, MAX_NAME),
+	F_(proto_change_add, kind, U8, REQ, CHANGE_SEND),
+	F_(proto_change_add, message_id, U64, OPT, 0),
+	F_(proto_change_add, flags_add, U32, OPT, PROTO_FLAG_ALL),
+	F_(proto_change_add, flags_remove, U32, OPT, PROTO_FLAG_ALL),
+	F_(proto_change_add, keywords_add, STR, OPT, MAX_SHORT),
+	F_(proto_change_add, keywords_remove, STR, OPT, MAX_SHORT),
+	F_(proto_change_add, mailbox, STR, OPT, MAX_SHORT),
+	F_(proto_change_add, expunge, BOOL, OPT, 0),
+	F_(proto_change_add, rfc822, STR, OPT, PROTO_MAX_RFC822),
+};
+TABLE_(t_change_add, proto_change_add, f_change_add);
+
+static const struct proto_field f_change_list[] = {
+	F_(proto_change_list, account, STR, REQ, MAX_NAME),
+	F_(proto_change_list, state, STR, OPT, MAX_PROTO),
+	F_(proto_change_list, change_id, U64, OPT, 0),
+	F_(proto_change_list, limit, U32, OPT, 0),
+};
+TABLE_(t_change_list, proto_change_list, f_change_list);
+
+static const struct proto_field f_change_resolve[] = {
+	F_(proto_change_resolve, change_id, U64, REQ, 0),
+	F_(proto_change_resolve, action, STR, REQ, MAX_PROTO),
+};
+TABLE_(t_change_resolve, proto_change_resolve, f_change_resolve);
+
+static const struct proto_field f_message_list[] = {
+	F_(proto_message_list, account, STR, REQ, MAX_NAME),
+	F_(proto_message_list, mailbox, STR, OPT, MAX_SHORT),
+	F_(proto_message_list, limit, U32, OPT, 0),
+};
+TABLE_(t_message_list, proto_message_list, f_message_list);
+
+static const struct proto_field f_change_info[] = {
+	F_(proto_change_info, id, U64, REQ, 0),
+	F_(proto_change_info, account_id, U64, OPT, 0),
+	F_(proto_change_info, kind, U8, OPT, CHANGE_SEND),
+	F_(proto_change_info, state, U8, OPT, CHANGE_CANCELLED),
+	F_(proto_change_info, message_id, U64, OPT, 0),
+	F_(proto_change_info, mailbox, STR, OPT, MAX_SHORT),
+	F_(proto_change_info, uid, U32, OPT, 0),
+	F_(proto_change_info, to_mailbox, STR, OPT, MAX_SHORT),
+	F_(proto_change_info, flags_add, U32, OPT, PROTO_FLAG_ALL),
+	F_(proto_change_info, flags_remove, U32, OPT, PROTO_FLAG_ALL),
+	F_(proto_change_info, keywords_add, STR, OPT, MAX_SHORT),
+	F_(proto_change_info, keywords_remove, STR, OPT, MAX_SHORT),
+	F_(proto_change_info, expunge, BOOL, OPT, 0),
+	F_(proto_change_info, header_message_id, STR, OPT, MAX_HEADER),
+	F_(proto_change_info, size, U64, OPT, 0),
+	F_(proto_change_info, attempts, U32, OPT, 0),
+	F_(proto_change_info, created_at, I64, OPT, 0),
+	F_(proto_change_info, updated_at, I64, OPT, 0),
+	F_(proto_change_info, next_at, I64, OPT, 0),
+	F_(proto_change_info, last_error, STR, OPT, MAX_ERROR),
+	F_(proto_change_info, result_mailbox, STR, OPT, MAX_SHORT),
+	F_(proto_change_info, result_uid, U32, OPT, 0),
+};
+TABLE_(t_change_info, proto_change_info, f_change_info);
+
+static const struct proto_field f_message_info[] = {
+	F_(proto_message_info, id, U64, REQ, 0),
+	F_(proto_message_info, mailbox, STR, OPT, MAX_SHORT),
+	F_(proto_message_info, uid, U32, OPT, 0),
+	F_(proto_message_info, flags, U32, OPT, PROTO_FLAG_ALL),
+	F_(proto_message_info, keywords, STR, OPT, MAX_HEADER),
+	F_(proto_message_info, subject, STR, OPT, MAX_HEADER),
+	F_(proto_message_info, from_addr, STR, OPT, MAX_HEADER),
+	F_(proto_message_info, date, I64, OPT, 0),
+	F_(proto_message_info, size, U64, OPT, 0),
+	F_(proto_message_info, pending, BOOL, OPT, 0),
+};
+TABLE_(t_message_info, proto_message_info, f_message_info);
+
 static const struct proto_field f_checkpoint[] = {
 	F_(proto_checkpoint, mailbox, STR, REQ, MAX_SHORT),
 	F_(proto_checkpoint, uidvalidity, U32, REQ, 0),
@@ -119,6 +199,26 @@ static const struct proto_field f_checkpoint[] = {
 	F_(proto_checkpoint, highestmodseq, U64, OPT, 0),
 };
 TABLE_(t_checkpoint, proto_checkpoint, f_checkpoint);
+
+static const struct proto_field f_change[] = {
+	F_(proto_change, id, U64, REQ, 0),
+	F_(proto_change, kind, U8, REQ, CHANGE_SEND),
+	F_(proto_change, mailbox, STR, OPT, MAX_SHORT),
+	F_(proto_change, uidvalidity, U32, OPT, 0),
+	F_(proto_change, uid, U32, OPT, 0),
+	F_(proto_change, remote_id, STR, OPT, MAX_SHORT),
+	F_(proto_change, flags_add, U32, OPT, PROTO_FLAG_ALL),
+	F_(proto_change, flags_remove, U32, OPT, PROTO_FLAG_ALL),
+	F_(proto_change, keywords_add, STR, OPT, MAX_SHORT),
+	F_(proto_change, keywords_remove, STR, OPT, MAX_SHORT),
+	F_(proto_change, to_mailbox, STR, OPT, MAX_SHORT),
+	F_(proto_change, expunge, BOOL, OPT, 0),
+	F_(proto_change, rfc822, STR, OPT, PROTO_MAX_RFC822),
+	F_(proto_change, header_message_id, STR, OPT, MAX_HEADER),
+	F_(proto_change, step, U8, OPT, 1),
+	F_(proto_change, attempts, U32, OPT, 0),
+};
+TABLE_(t_change, proto_change, f_change);
 
 static const struct proto_field f_job_run[] = {
 	F_(proto_job_run, job_id, U64, REQ, 0),
@@ -141,6 +241,11 @@ static const struct proto_field f_job_run[] = {
 	F_(proto_job_run, target_uidvalidity, U32, OPT, 0),
 	F_(proto_job_run, target_uid, U32, OPT, 0),
 	FA_(proto_job_run, checkpoints, STRUCT_ARRAY, &t_checkpoint, OPT, 0),
+	FA_(proto_job_run, changes, STRUCT_ARRAY, &t_change, OPT,
+	    PROTO_MAX_CHANGES),
+	F_(proto_job_run, smtp, STR, OPT, MAX_URL),
+	F_(proto_job_run, smtp_username, STR, OPT, MAX_USER),
+	F_(proto_job_run, smtp_password, STR, OPT, MAX_SECRET),
 };
 TABLE_(t_job_run, proto_job_run, f_job_run);
 
@@ -208,6 +313,17 @@ static const struct proto_field f_body_chunk[] = {
 };
 TABLE_(t_body_chunk, proto_body_chunk, f_body_chunk);
 
+static const struct proto_field f_change_result[] = {
+	F_(proto_change_result, id, U64, REQ, 0),
+	F_(proto_change_result, outcome, U8, REQ, CHANGE_OUT_UNCERTAIN),
+	F_(proto_change_result, error, STR, OPT, MAX_ERROR),
+	F_(proto_change_result, mailbox, STR, OPT, MAX_SHORT),
+	F_(proto_change_result, uidvalidity, U32, OPT, 0),
+	F_(proto_change_result, uid, U32, OPT, 0),
+	F_(proto_change_result, remote_id, STR, OPT, MAX_SHORT),
+};
+TABLE_(t_change_result, proto_change_result, f_change_result);
+
 static const struct proto_field f_batch[] = {
 	F_(proto_batch, job_id, U64, REQ, 0),
 	F_(proto_batch, attempt, U32, REQ, 0),
@@ -218,6 +334,8 @@ static const struct proto_field f_batch[] = {
 	FA_(proto_batch, attachments, STRUCT_ARRAY, &t_attachment_row, OPT,
 	    0),
 	FA_(proto_batch, bodies, STRUCT_ARRAY, &t_body_chunk, OPT, 0),
+	FA_(proto_batch, change_results, STRUCT_ARRAY, &t_change_result, OPT,
+	    PROTO_MAX_CHANGES),
 };
 TABLE_(t_batch, proto_batch, f_batch);
 
@@ -283,6 +401,8 @@ static const struct proto_field f_reply[] = {
 	FA_(proto_reply, sched_accounts, STRUCT_ARRAY, &t_sched_account, OPT,
 	    0),
 	FP_(proto_reply, job_run, &t_job_run, OPT),
+	FA_(proto_reply, changes, STRUCT_ARRAY, &t_change_info, OPT, 0),
+	FA_(proto_reply, messages, STRUCT_ARRAY, &t_message_info, OPT, 0),
 };
 TABLE_(t_reply, proto_reply, f_reply);
 
@@ -389,6 +509,11 @@ static const char *const job_kind_names[] = { "sync", "drain",
 	"fetch_body", "watch" };
 static const char *const job_state_names[]
     = { "queued", "leased", "done", "failed", "dead" };
+/* Indexed by enum proto_change_kind / proto_change_state. */
+static const char *const change_kind_names[]
+    = { "flag", "move", "delete", "append", "send" };
+static const char *const change_state_names[] = { "pending", "inflight",
+	"done", "dead", "uncertain", "cancelled" };
 
 const char *
 proto_job_kind_name(uint8_t kind)
@@ -437,4 +562,36 @@ proto_job_state_parse(const char *s, uint8_t *state_r)
 {
 	return (name_parse(
 	    job_state_names, ARRAY_LEN(job_state_names), s, state_r));
+}
+
+const char *
+proto_change_kind_name(uint8_t kind)
+{
+	if (kind >= ARRAY_LEN(change_kind_names)) {
+		return ("unknown");
+	}
+	return (change_kind_names[kind]);
+}
+
+const char *
+proto_change_state_name(uint8_t state)
+{
+	if (state >= ARRAY_LEN(change_state_names)) {
+		return ("unknown");
+	}
+	return (change_state_names[state]);
+}
+
+int
+proto_change_kind_parse(const char *s, uint8_t *kind_r)
+{
+	return (name_parse(
+	    change_kind_names, ARRAY_LEN(change_kind_names), s, kind_r));
+}
+
+int
+proto_change_state_parse(const char *s, uint8_t *state_r)
+{
+	return (name_parse(
+	    change_state_names, ARRAY_LEN(change_state_names), s, state_r));
 }

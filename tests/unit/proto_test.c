@@ -49,9 +49,11 @@ fill_table(const struct proto_table *t, void *st, enum fill_mode mode,
 				: (max != 0 ? max : UINT8_MAX));
 			break;
 		case PROTO_F_U32:
-			*AT_(st, f->off, uint32_t) =
-			    mode == FILL_EMPTY ? 1u + (uint32_t)seed
-					       : UINT32_MAX;
+			/* a field's max bounds it (flag masks) */
+			*AT_(st, f->off, uint32_t) = mode == FILL_EMPTY
+			    ? 1u + (uint32_t)seed % (max != 0 ? (uint32_t)max
+							      : UINT32_MAX)
+			    : (max != 0 ? (uint32_t)max : UINT32_MAX);
 			break;
 		case PROTO_F_U64:
 			*AT_(st, f->off, uint64_t) =
