@@ -9,6 +9,7 @@
  *   bodystructure.c  BODYSTRUCTURE -> attachments, has_attachments
  *   list.c    LIST / STATUS / SELECT data -> small structs
  *   utf7.c    modified UTF-7 mailbox names (RFC 3501 5.1.3)
+ *   uidplus.c COPYUID / APPENDUID response codes (RFC 4315)
  *   cmd.c     command formatting: tags, quoting, literals
  */
 #ifndef MAILSYNC_IMAP_H
@@ -269,6 +270,30 @@ int imap_search_collect(const struct imap_resp *r, struct imap_uidset *u);
 /* "* VANISHED [(EARLIER)] set": the set text (a view into r). */
 int imap_vanished_parse(const struct imap_resp *r, bool *earlier_r,
     const char **set_r, size_t *len_r);
+
+/* UIDPLUS response codes (uidplus.c) -------------------------------------- */
+
+/* [COPYUID uidvalidity src-set dst-set]; the sets are views into r. */
+struct imap_copyuid {
+	uint32_t uidvalidity;
+	const char *src;
+	size_t src_len;
+	const char *dst;
+	size_t dst_len;
+	uint64_t count; /* UIDs in each set */
+};
+/* Reads r's [COPYUID ...] (an OK response, tagged or not): 0,
+ * ERR_NOTFOUND when r carries no COPYUID, ERR_PROTO when malformed or the
+ * sets differ in size. */
+int imap_copyuid_parse(const struct imap_resp *r, struct imap_copyuid *c);
+/* The destination UID of src_uid: 0, ERR_NOTFOUND (not in the source
+ * set), ERR_PROTO. */
+int imap_copyuid_lookup(const struct imap_copyuid *c, uint32_t src_uid,
+    uint32_t *dst_uid_r);
+/* Reads r's [APPENDUID uidvalidity uid] (one message appended): 0,
+ * ERR_NOTFOUND, ERR_PROTO (also for a set of more than one UID). */
+int imap_appenduid_parse(const struct imap_resp *r, uint32_t *uidvalidity_r,
+    uint32_t *uid_r);
 
 /* Modified UTF-7 ---------------------------------------------------------- */
 
