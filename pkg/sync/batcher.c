@@ -8,6 +8,9 @@
  * Attachment rows are added just before their message's full row and are
  * pending until it comes; flushes happen only after a message or mailbox
  * row, so a message's attachments always travel in its batch.
+ *
+ * A drain's change results (sync_batcher_add_change_result) ride the same
+ * way; the drain flushes after each mailbox's answers.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,8 @@ struct sync_batcher {
 	size_t nmsg;
 	struct proto_attachment_row *att;
 	size_t natt, capatt;
+	struct proto_change_result *chg;
+	size_t nchg, capchg;
 	/* Attachments added since the last message row, all for one
 	 * (mailbox, uid); pend_mbox is an arena offset like the rows'. */
 	size_t npending;
@@ -152,6 +157,7 @@ sync_batcher_free(struct sync_batcher **bp)
 	free(b->mbx);
 	free(b->msg);
 	free(b->att);
+	free(b->chg);
 	free(b);
 	*bp = NULL;
 }
@@ -161,6 +167,7 @@ batcher_full(const struct sync_batcher *b)
 {
 	return (b->nmsg >= b->lim.batch_rows ||
 	    b->nmbx >= b->lim.batch_rows || b->natt >= b->lim.batch_rows ||
+	    b->nchg >= b->lim.batch_rows || b->nchg >= PROTO_MAX_CHANGES ||
 	    b->arena.len >= b->lim.batch_bytes);
 }
 
@@ -174,7 +181,7 @@ sync_batcher_flush(struct sync_batcher *b)
 	if (b->npending > 0) {
 		return (ERR_INVAL); /* attachments without their message */
 	}
-	if (b->nmsg == 0 && b->nmbx == 0 && b->natt == 0) {
+	if (b->nmsg == 0 && b->nmbx == 0 && b->natt == 0 && b->nchg == 0) {
 		return (ERR_OK);
 	}
 	for (i = 0; i < b->nmbx; i++) {
@@ -205,6 +212,11 @@ sync_batcher_flush(struct sync_batcher *b)
 		arena_fix(b, &a->disposition);
 		arena_fix(b, &a->content_id);
 	}
+	for (i = 0; i < b->nchg; i++) {
+		arena_fix(b, &b->chg[i].error);
+		arena_fix(b, &b->chg[i].mailbox);
+		arena_fix(b, &b->chg[i].remote_id);
+	}
 	memset(&pb, 0, sizeof(pb));
 	pb.job_id = b->job_id;
 	pb.attempt = b->attempt;
@@ -215,11 +227,14 @@ sync_batcher_flush(struct sync_batcher *b)
 	pb.nmessages = b->nmsg;
 	pb.attachments = b->att;
 	pb.nattachments = b->natt;
+	pb.change_results = b->chg;
+	pb.nchange_results = b->nchg;
 	rv = b->sink.batch(&pb, b->sink.arg);
 	/* Sent or not, the rows' pointers are now invalid: start afresh. */
 	b->nmbx = 0;
 	b->nmsg = 0;
 	b->natt = 0;
+	b->nchg = 0;
 	buf_reset(&b->arena);
 	if (rv != 0) {
 		return (rv);
@@ -355,6 +370,49 @@ sync_batcher_add_attachment(struct sync_batcher *b,
 	}
 	b->att[b->natt++] = r;
 	b->npending++;
+	return (ERR_OK);
+}
+
+int
+sync_batcher_add_change_result(struct sync_batcher *b,
+    const struct proto_change_result *row)
+{
+	struct proto_change_result r = *row;
+	size_t mark = b->arena.len;
+	int rv;
+
+	if (b->npending > 0) {
+		return (ERR_INVAL); /* attachments without their message */
+	}
+	if (b->nchg == b->capchg) {
+		size_t ncap = b->capchg != 0 ? b->capchg * 2 : 16;
+		struct proto_change_result *p;
+
+		p = realloc(b->chg, ncap * sizeof(*p));
+		if (p == NULL) {
+			return (ERR_NOMEM);
+		}
+		b->chg = p;
+		b->capchg = ncap;
+	}
+	rv = arena_put(b, clip(row->error, SYNC_MAX_ERROR), &r.error);
+	if (rv == 0) {
+		rv = arena_put(b, row->mailbox, &r.mailbox);
+	}
+	if (rv == 0) {
+		rv = arena_put(b, row->remote_id, &r.remote_id);
+	}
+	if (rv != 0) {
+		b->arena.len = mark;
+		if (b->arena.data != NULL) {
+			b->arena.data[mark] = '\0';
+		}
+		return (rv);
+	}
+	b->chg[b->nchg++] = r;
+	if (batcher_full(b)) {
+		return (sync_batcher_flush(b));
+	}
 	return (ERR_OK);
 }
 

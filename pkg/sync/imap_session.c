@@ -4,9 +4,10 @@
  * It owns the socket (pkg/net) and the response parser (pkg/imap) and
  * offers one primitive, imap_session_run(): send a pipeline of commands
  * back to back, then read until every tagged completion arrived, handing
- * untagged data to a callback. Login is the only exchange that needs a
- * continuation ("+"), and it is handled here: LOGIN, or AUTHENTICATE
- * PLAIN, OAUTHBEARER or XOAUTH2 (responses built by sasl.c).
+ * untagged data to a callback. A command may end with a literal (APPEND):
+ * sent at once with LITERAL+, else after the server's "+", the commands
+ * behind it waiting. Login's continuations are handled here: LOGIN, or
+ * AUTHENTICATE PLAIN, OAUTHBEARER or XOAUTH2 (responses built by sasl.c).
  *
  * Security decisions live here: TLS is verified by pkg/net; a password is
  * sent over an unencrypted link only with the account's explicit
@@ -172,6 +173,9 @@ session_flush(struct imap_session *s, struct sync_result *res)
 {
 	int rv;
 
+	if (s->wbuf.len == 0) {
+		return (ERR_OK);
+	}
 	rv = net_write(s->conn, s->wbuf.data, s->wbuf.len,
 	    s->lim.io_timeout_ms);
 	mem_wipe(s->wbuf.data, s->wbuf.len);
@@ -193,27 +197,97 @@ copy_text(char *dst, size_t n, const struct imap_resp *r)
 	}
 }
 
+/* Literal bytes go out in slices of this size, each write with its own
+ * timeout, straight from the caller's memory. */
+#define SESSION_LITERAL_SLICE (64u * 1024)
+
+static int
+session_write_literal(struct imap_session *s, const struct imap_cmd *c,
+    struct sync_result *res)
+{
+	size_t off, n;
+	int rv;
+
+	for (off = 0; off < c->literal_len; off += n) {
+		n = c->literal_len - off;
+		if (n > SESSION_LITERAL_SLICE) {
+			n = SESSION_LITERAL_SLICE;
+		}
+		rv = net_write(s->conn, c->literal + off, n,
+		    s->lim.io_timeout_ms);
+		if (rv != 0) {
+			return (net_fail(res, rv, "writing to server"));
+		}
+	}
+	/* The line the literal ended goes out with what follows. */
+	rv = buf_addstr(&s->wbuf, "\r\n");
+	return (rv != 0 ? sync_fail(res, rv, RETRY_LATER, "command too long")
+			: ERR_OK);
+}
+
+/*
+ * Writes cmds[*next..n) (tags from first), stopping after a command whose
+ * synchronising literal must wait for "+" (*wait_r = its index, else
+ * SIZE_MAX). LITERAL+ literals are written at once.
+ */
+static int
+session_queue(struct imap_session *s, struct imap_cmd *cmds, size_t n,
+    uint32_t first, size_t *next, size_t *wait_r, struct sync_result *res)
+{
+	bool plus = (s->caps & SYNC_CAP_LITERALPLUS) != 0;
+	struct imap_cmd *c;
+	int rv = ERR_OK;
+
+	*wait_r = SIZE_MAX;
+	while (rv == 0 && *next < n && *wait_r == SIZE_MAX) {
+		c = &cmds[(*next)++];
+		rv = buf_printf(&s->wbuf, "A%u %s", first + (uint32_t)(c - cmds),
+		    c->text);
+		if (rv == 0 && c->literal == NULL) {
+			rv = buf_addstr(&s->wbuf, "\r\n");
+			continue;
+		}
+		if (rv == 0) {
+			rv = buf_printf(&s->wbuf, " {%zu%s}\r\n",
+			    c->literal_len, plus ? "+" : "");
+		}
+		if (rv != 0) {
+			break;
+		}
+		if (!plus) {
+			*wait_r = (size_t)(c - cmds);
+			break;
+		}
+		rv = session_flush(s, res);
+		if (rv == 0) {
+			rv = session_write_literal(s, c, res);
+		}
+		if (rv != 0) {
+			return (rv);
+		}
+	}
+	if (rv != 0) {
+		buf_reset(&s->wbuf);
+		return (sync_fail(res, rv, RETRY_LATER, "command too long"));
+	}
+	return (session_flush(s, res));
+}
+
 int
 imap_session_run(struct imap_session *s, struct imap_cmd *cmds, size_t n,
     imap_untagged_fn fn, void *arg, struct sync_result *res)
 {
 	const struct imap_resp *r;
 	uint32_t first = s->tagn + 1;
-	size_t i, pending = n;
+	size_t i, pending = n, next = 0, wait = SIZE_MAX;
 	int rv;
 
 	for (i = 0; i < n; i++) {
 		cmds[i].status = IMAP_ST_NONE;
 		cmds[i].resp_text[0] = '\0';
-		rv = buf_printf(&s->wbuf, "A%u %s\r\n", ++s->tagn,
-		    cmds[i].text);
-		if (rv != 0) {
-			buf_reset(&s->wbuf);
-			return (sync_fail(res, rv, RETRY_LATER,
-			    "command too long"));
-		}
 	}
-	rv = session_flush(s, res);
+	s->tagn += (uint32_t)n;
+	rv = session_queue(s, cmds, n, first, &next, &wait, res);
 	if (rv != 0) {
 		return (rv);
 	}
@@ -238,19 +312,47 @@ imap_session_run(struct imap_session *s, struct imap_cmd *cmds, size_t n,
 				}
 				t = t * 10 + (uint64_t)(r->tag[k] - '0');
 			}
-			if (t < first || t >= first + n ||
+			if (t < first || t >= first + next ||
 			    cmds[t - first].status != IMAP_ST_NONE) {
 				goto badtag;
+			}
+			if (cmds[t - first].done_fn != NULL) {
+				rv = cmds[t - first].done_fn(r,
+				    cmds[t - first].done_arg);
+				if (rv != 0) {
+					return (rv);
+				}
 			}
 			cmds[t - first].status = r->status;
 			copy_text(cmds[t - first].resp_text,
 			    sizeof(cmds[t - first].resp_text), r);
 			pending--;
+			if (t - first == wait) {
+				/* Literal refused: it is not sent, the
+				 * commands behind it go now. */
+				rv = session_queue(s, cmds, n, first, &next,
+				    &wait, res);
+				if (rv != 0) {
+					return (rv);
+				}
+			}
 			continue;
 		}
 		if (r->kind == IMAP_RESP_CONT) {
-			return (sync_fail(res, ERR_PROTO, RETRY_LATER,
-			    "unexpected continuation request from server"));
+			if (wait == SIZE_MAX) {
+				return (sync_fail(res, ERR_PROTO, RETRY_LATER,
+				    "unexpected continuation request from "
+				    "server"));
+			}
+			rv = session_write_literal(s, &cmds[wait], res);
+			if (rv == 0) {
+				rv = session_queue(s, cmds, n, first, &next,
+				    &wait, res);
+			}
+			if (rv != 0) {
+				return (rv);
+			}
+			continue;
 		}
 		if (r->status == IMAP_ST_BYE) {
 			return (sync_fail(res, ERR_CLOSED, RETRY_LATER,

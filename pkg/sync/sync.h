@@ -15,6 +15,9 @@
  *                  mailbox renames (same UIDVALIDITY, new name)
  *   imap_body.c    raw bodies streamed in chunk rows: the fetch_body
  *                  job and the sync job's prefetch by policy
+ *   imap_drain.c   the drain job: local changes carried to the server
+ *                  (SMTP sends in smtp.c, pure planning in drain_plan.c,
+ *                  internals in drain_int.h)
  *   sync.c         entry point: dispatch on the account's protocol
  */
 #ifndef MAILSYNC_SYNC_H
@@ -34,6 +37,8 @@
  * to SYNC_MAX_ATTACH_FIELD bytes (the proto limit of most of them). */
 #define SYNC_MAX_ATTACHMENTS 1000u
 #define SYNC_MAX_ATTACH_FIELD 1024u
+/* A change result's error text (the proto limit). */
+#define SYNC_MAX_ERROR 4096u
 
 struct sync_limits {
 	uint32_t batch_rows;  /* rows per batch (default 500) */
@@ -121,6 +126,13 @@ int sync_imap_add_attachments(struct sync_batcher *b,
  */
 int sync_batcher_send_expunges(struct sync_batcher *b,
     const struct proto_expunge_row *rows, size_t n);
+/*
+ * Adds one drain change result (deep-copied; error clipped to
+ * SYNC_MAX_ERROR bytes at a character boundary). The drain flushes after
+ * each server answer so that results reach the store at once.
+ */
+int sync_batcher_add_change_result(struct sync_batcher *b,
+    const struct proto_change_result *row);
 /* Sends what is pending (no-op when empty). */
 int sync_batcher_flush(struct sync_batcher *b);
 uint32_t sync_batcher_nbatches(const struct sync_batcher *b);
@@ -202,15 +214,28 @@ int imap_session_detach(struct imap_session **s, struct net_conn **conn_r,
 /* One command of a pipeline; text is without tag and CRLF. */
 struct imap_cmd {
 	const char *text;
+	/* Optional: a literal ending the command (APPEND's message), sent
+	 * after text as " {n+}" with LITERAL+, else " {n}" and the bytes
+	 * after the server's "+" (borrowed; written in bounded slices, never
+	 * copied). literal NULL: none. */
+	const char *literal;
+	size_t literal_len;
+	/* Optional: called with the command's tagged response (for its
+	 * response code: APPENDUID, COPYUID) before it is recorded. */
+	imap_untagged_fn done_fn;
+	void *done_arg;
 	enum imap_status status; /* filled: OK/NO/BAD */
 	char resp_text[256];	 /* filled: the tagged response's text */
 };
 
 /*
  * Sends the n commands back to back (pipelined), then reads until every
- * one has completed, passing each untagged response to fn. Returns 0 when
- * the exchange completed (look at each cmds[i].status), or an error
- * (I/O, protocol, BYE, fn's non-zero return) with res filled.
+ * one has completed, passing each untagged response to fn. A command with
+ * a synchronising literal holds back the ones after it until the server
+ * answered "+" (or refused it with a tagged NO/BAD: the literal is then
+ * not sent). Returns 0 when the exchange completed (look at each
+ * cmds[i].status), or an error (I/O, protocol, BYE, fn's or done_fn's
+ * non-zero return) with res filled.
  */
 int imap_session_run(struct imap_session *s, struct imap_cmd *cmds,
     size_t n, imap_untagged_fn fn, void *arg, struct sync_result *res);
