@@ -195,14 +195,15 @@ struct smtp_outcome {
 /*
  * Facts of one finished SMTP transfer, for smtp_classify(): curl's code
  * (CURLcode), whether the upload had begun (the read callback ran: DATA
- * was accepted with 354), and the last final reply the server sent (its
- * code, 0 when none) and whether that reply came after the upload began.
+ * was accepted with 354), and the server's first refusal (the code of its
+ * first 4xx/5xx final reply, 0 when none) and whether that refusal came
+ * after the upload began (the reply to the end of the data).
  */
 struct smtp_facts {
 	int curl_code;
 	bool data_began;
-	int last_code;
-	bool reply_after_data;
+	int err_code;
+	bool err_after_data;
 };
 
 /* docs/drain.md: before DATA, 5xx and configuration errors are dead,

@@ -42,9 +42,12 @@ struct smtp_xfer {
 	bool prev_cr; /* the last byte given was CR */
 	bool cr_pending; /* a CR was given for the LF at off */
 	bool data_began;
-	int last_code; /* last final reply (0 none) */
-	bool reply_after_data;
-	char last[SMTP_MAX_REPLY];
+	int last_code; /* last final reply (0 none), for the log */
+	/* The first refusal (4xx/5xx final reply): what ended the session;
+	 * curl's QUIT and its 221 come after it. */
+	int err_code;
+	bool err_after_data;
+	char err[SMTP_MAX_REPLY];
 };
 
 /* Gives the message, LF turned into CRLF. */
@@ -72,7 +75,8 @@ smtp_read(char *dst, size_t size, size_t nitems, void *arg)
 }
 
 /* Server lines only: "250 ok", "550-5.1.1 ...". A final line (a space
- * or nothing after the code) is remembered with its code. */
+ * or nothing after the code) sets last_code; the first refusal is kept
+ * with its words. */
 static int
 smtp_debug(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
 {
@@ -95,11 +99,15 @@ smtp_debug(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
 		    && (len == 3 || data[i + 3] == ' ')) {
 			x->last_code = (data[i] - '0') * 100
 			    + (data[i + 1] - '0') * 10 + (data[i + 2] - '0');
-			x->reply_after_data = x->data_began;
-			snprintf(x->last, sizeof(x->last), "%.*s",
-			    (int)(len < sizeof(x->last) ? len
-			                                : sizeof(x->last) - 1),
-			    data + i);
+			if (x->last_code >= 400 && x->err_code == 0) {
+				x->err_code = x->last_code;
+				x->err_after_data = x->data_began;
+				snprintf(x->err, sizeof(x->err), "%.*s",
+				    (int)(len < sizeof(x->err)
+				            ? len
+				            : sizeof(x->err) - 1),
+				    data + i);
+			}
 		}
 		i = j + 1;
 	}
@@ -126,18 +134,18 @@ smtp_classify(const struct smtp_facts *f)
 	if (f->data_began) {
 		/* Only the server's refusal of the data proves it was not
 		 * taken. */
-		if (f->reply_after_data && f->last_code >= 500) {
+		if (f->err_after_data && f->err_code >= 500) {
 			return (CHANGE_OUT_DEAD);
 		}
-		if (f->reply_after_data && f->last_code >= 400) {
+		if (f->err_after_data && f->err_code >= 400) {
 			return (CHANGE_OUT_RETRY);
 		}
 		return (CHANGE_OUT_UNCERTAIN);
 	}
-	if (f->last_code >= 400 && f->last_code < 500) {
+	if (f->err_code >= 400 && f->err_code < 500) {
 		return (CHANGE_OUT_RETRY);
 	}
-	if (f->last_code >= 500) {
+	if (f->err_code >= 500) {
 		return (CHANGE_OUT_DEAD);
 	}
 	for (i = 0; i < ARRAY_LEN(smtp_config_errors); i++) {
@@ -292,10 +300,10 @@ explain(const struct smtp_xfer *x, const struct smtp_facts *f, CURLcode cc,
 		    "SMTP: the connection failed after the message data "
 		    "began, it may have been delivered (%s)",
 		    detail);
-	} else if (f->last_code >= 400
-	    && (f->reply_after_data || !f->data_began)) {
+	} else if (f->err_code >= 400
+	    && (f->err_after_data || !f->data_began)) {
 		drain_text(out->error, sizeof(out->error), "SMTP: %s (%s)",
-		    x->last, detail);
+		    x->err, detail);
 	} else {
 		drain_text(out->error, sizeof(out->error), "SMTP: %s", detail);
 	}
@@ -462,8 +470,8 @@ smtp_send(const struct proto_job_run *job, const struct proto_change *c,
 	memset(&f, 0, sizeof(f));
 	f.curl_code = (int)cc;
 	f.data_began = x.data_began;
-	f.last_code = x.last_code;
-	f.reply_after_data = x.reply_after_data;
+	f.err_code = x.err_code;
+	f.err_after_data = x.err_after_data;
 	out->outcome = smtp_classify(&f);
 	if (out->outcome != CHANGE_OUT_SENT) {
 		explain(&x, &f, cc, errbuf, out);
