@@ -44,9 +44,10 @@ send_batch(const struct proto_batch *b, void *arg)
 	m.type = MSG_WORKER_RESULT_BATCH;
 	m.id = b->job_id;
 	m.u.batch = *b;
-	log_debug("job=%llu attempt=%u batch=%u mailboxes=%zu messages=%zu",
+	log_debug("job=%llu attempt=%u batch=%u mailboxes=%zu messages=%zu "
+		  "change_results=%zu",
 	    (unsigned long long)b->job_id, b->attempt, b->seq, b->nmailboxes,
-	    b->nmessages);
+	    b->nmessages, b->nchange_results);
 	return (ipc_send(w->results, &m, RESULT_SEND_TIMEOUT_MS));
 }
 
@@ -78,7 +79,9 @@ run_job(struct worker *w, const struct proto_job_run *job)
 	if (res.status == 0) {
 		m.u.done.checkpoints = res.checkpoints;
 		m.u.done.ncheckpoints = res.ncheckpoints;
-		/* Only a sync lists every mailbox; a body fetch lists none. */
+		/* Only a sync lists every mailbox; a body fetch or a drain
+		 * lists none and has no checkpoints (its outcomes travelled
+		 * as change results in its batches). */
 		m.u.done.mailbox_list_complete = job->kind == JOB_KIND_SYNC;
 		m.u.done.mailboxes = res.mailboxes;
 		m.u.done.nmailboxes = res.nmailboxes;
