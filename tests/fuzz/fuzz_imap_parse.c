@@ -5,7 +5,8 @@
  * limit) and a chunking seed; the rest is server bytes. They are fed
  * whole, one byte at a time and in pseudo-random chunks. Each run renders
  * every response (imap_resp_format), the result of imap_fetch_parse /
- * imap_list_parse on it, and the final error code; the three renderings
+ * imap_list_parse (and of the COPYUID / APPENDUID readers on OK
+ * responses with a code) on it, and the final error code; the three renderings
  * must be identical, or the harness aborts. Bit 1 of the first byte also
  * installs a literal sink (literals over 8 bytes streamed, at most 4096):
  * the sink checks that offsets are contiguous, and the streamed bytes of
@@ -33,6 +34,22 @@ decode_resp(const struct imap_resp *r, struct buf *out)
 	size_t i;
 	int rv;
 
+	if (r->status == IMAP_ST_OK && r->code != NULL) {
+		struct imap_copyuid cu;
+		uint32_t uv, uid;
+
+		rv = imap_copyuid_parse(r, &cu);
+		(void)buf_printf(out, " => copyuid %d", rv);
+		if (rv == 0) {
+			if (imap_copyuid_lookup(&cu, 1, &uid) == 0 && uid == 0) {
+				abort(); /* found means a real UID */
+			}
+			(void)buf_printf(out, " %u %llu", cu.uidvalidity,
+			    (unsigned long long)cu.count);
+		}
+		rv = imap_appenduid_parse(r, &uv, &uid);
+		(void)buf_printf(out, " appenduid %d %u %u", rv, uv, uid);
+	}
 	if (r->name == NULL) {
 		return;
 	}
