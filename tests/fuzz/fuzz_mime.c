@@ -1,8 +1,9 @@
 /*
  * fuzz_mime.c: libFuzzer harness for pkg/mime. Feeds the input to every
  * decoder (RFC 2047 headers, RFC 5322 dates, INTERNALDATE, RFC 2231
- * parameters) and aborts if a decoder returns anything but valid UTF-8
- * free of NUL/CR/LF, or an error code it does not document.
+ * parameters, raw header sections, address lists) and aborts if a decoder
+ * returns anything but valid UTF-8 free of NUL/CR/LF, or an error code it
+ * does not document.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,6 +36,48 @@ fuzz_check_text(int rv, char *out)
 	free(out);
 }
 
+/* The input as a raw message (header helpers) and as an address list. */
+static void
+fuzz_raw_message(const char *s, size_t size)
+{
+	struct mime_addr_list l;
+	struct buf b;
+	size_t end;
+	char *out = NULL, *f = NULL;
+	int rv;
+
+	rv = mime_header_end(s, size, &end);
+	if ((rv != 0 && rv != ERR_INVAL) || (rv == 0 && end > size)) {
+		abort();
+	}
+	rv = mime_header_get(s, size, "To", &out);
+	if (rv != 0 && rv != ERR_INVAL && rv != ERR_NOTFOUND &&
+	    rv != ERR_TOOBIG) {
+		abort();
+	}
+	free(out);
+	buf_init(&b, 2 * size + 16);
+	rv = mime_header_strip(s, size, "Bcc", &b);
+	if ((rv != 0 && rv != ERR_INVAL) || b.len > size) {
+		abort();
+	}
+	buf_release(&b);
+	rv = mime_addr_parse(s, size, &l);
+	if (rv != 0) {
+		if ((rv != ERR_INVAL && rv != ERR_TOOBIG) || l.n != 0) {
+			abort();
+		}
+		return;
+	}
+	if (mime_addr_format(&l, &f) == 0) {
+		if (!mime_utf8_valid(f, strlen(f)) && mime_utf8_valid(s, size)) {
+			abort();
+		}
+		free(f);
+	}
+	mime_addr_list_release(&l);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -56,5 +99,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rv != 0 && rv != ERR_INVAL) {
 		abort();
 	}
+	fuzz_raw_message(s, size);
 	return (0);
 }
