@@ -33,12 +33,15 @@ store_out_release(struct store_out *out)
 	}
 	if (run != NULL) {
 		free(run->checkpoints);
+		free(run->changes);
 		mem_wipe(run, sizeof(*run));
 		free(run);
 	}
 	free(out->reply.accounts);
 	free(out->reply.jobs);
 	free(out->reply.sched_accounts);
+	free(out->reply.changes);
+	free(out->reply.messages);
 	memset(out, 0, sizeof(*out));
 }
 

@@ -35,6 +35,8 @@
 #define STORE_DEFAULT_MAX_BODY (50u * 1024 * 1024)
 #define STORE_STATUS_DEFAULT_LIMIT 20u
 #define STORE_STATUS_MAX_LIMIT 1000u
+/* A local change that failed this many drain attempts is dead. */
+#define STORE_CHANGE_MAX_ATTEMPTS 8u
 /* Events one operation can emit at most. */
 #define STORE_OUT_MAX_EVENTS 4
 #define STORE_ERRLEN 512
@@ -97,11 +99,39 @@ int store_job_submit(struct store *st, const struct proto_job_submit *js,
 int store_job_status(
     struct store *st, const struct proto_job_status *q, struct store_out *out);
 
+/*
+ * Local changes (docs/drain.md), control requests from submit.
+ * store_change_add validates (ERR_INVAL, ERR_NOTFOUND with a precise
+ * text), then in one transaction stores the change, makes the local rows
+ * show it and queues a drain job; reply.id is the change id.
+ * store_change_list fills reply.changes (newest first), store_message_list
+ * reply.messages; store_change_resolve retries or cancels a change.
+ */
+int store_change_add(struct store *st, const struct proto_change_add *c,
+    int64_t now_ms, struct store_out *out);
+int store_change_list(struct store *st, const struct proto_change_list *q,
+    struct store_out *out);
+int store_change_resolve(struct store *st,
+    const struct proto_change_resolve *r, int64_t now_ms,
+    struct store_out *out);
+int store_message_list(struct store *st, const struct proto_message_list *q,
+    struct store_out *out);
+/*
+ * Periodic maintenance of changes (run beside store_prune): gives back
+ * changes left inflight by a job that is no longer leased, and queues a
+ * drain job for accounts with a due pending change and no queued or leased
+ * drain job, at most STORE_OUT_MAX_EVENTS accounts per call (*queued_r
+ * says how many; call again while it equals STORE_OUT_MAX_EVENTS).
+ */
+int store_change_maintain(struct store *st, int64_t now_ms,
+    struct store_out *out, size_t *queued_r);
+
 /* Control requests (scheduler -> store). */
 int store_sched_state(struct store *st, struct store_out *out);
 int store_job_create(struct store *st, const struct proto_job_create *jc,
     int64_t now_ms, struct store_out *out);
-/* On success out->reply.job_run is filled, password included. */
+/* On success out->reply.job_run is filled, password included; a drain
+ * job's also carries its changes (now inflight) and SMTP settings. */
 int store_job_lease(struct store *st, const struct proto_job_lease *jl,
     int64_t now_ms, struct store_out *out);
 int store_job_retry(struct store *st, const struct proto_job_retry *jr,
@@ -113,13 +143,15 @@ int store_job_retry(struct store *st, const struct proto_job_retry *jr,
  * (same job, attempt, seq) returns 0 and changes nothing.
  */
 /*
- * Deletes finished jobs that ended more than keep_jobs_ms before now_ms
- * and sync_log rows older than keep_log_ms, at most max_rows of each, in
- * short transactions. *deleted_r counts the rows removed (both tables).
+ * Deletes finished jobs that ended more than keep_jobs_ms before now_ms,
+ * done and cancelled changes last updated before that too, and sync_log
+ * rows older than keep_log_ms, at most max_rows of each, in short
+ * transactions. *deleted_r counts the rows removed (all tables).
  */
 int store_prune(struct store *st, int64_t now_ms, int64_t keep_jobs_ms,
     int64_t keep_log_ms, uint32_t max_rows, uint64_t *deleted_r);
 
+/* A batch's change_results (drain jobs) are applied in its transaction. */
 int store_apply_batch(struct store *st, const struct proto_batch *b,
     int64_t now_ms, struct store_out *out);
 int store_apply_done(struct store *st, const struct proto_done *d,

@@ -20,7 +20,7 @@
 #include "base/base.h"
 #include "store.h"
 
-#define STORE_STMT_CACHE 96
+#define STORE_STMT_CACHE 192
 #define STORE_PROGRESS_SLOTS 64
 #define STORE_PROGRESS_MIN_MS 1000
 /* Caps on peer strings (bytes) shared by several files */
@@ -151,6 +151,10 @@ int store_rename_apply(struct store *st, uint64_t account_id,
 int store_attach_apply(
     struct store *st, uint64_t account_id, const struct proto_batch *b);
 
+/* apply.c: the id of the account's mailbox named name; 0 when none. */
+int store_mailbox_find(struct store *st, uint64_t account_id,
+    struct proto_str name, int64_t *id_r);
+
 /* body.c ---------------------------------------------------------------- */
 
 /* Validates b's body chunk rows before the transaction; fills out. */
@@ -188,5 +192,127 @@ int store_job_enqueue(struct store *st, uint64_t account_id, uint8_t kind,
 const char *store_kind_name(uint8_t kind);
 const char *store_state_name(uint8_t state);
 int store_state_parse(const char *s, uint8_t *state_r);
+
+/* Local changes (docs/drain.md) --------------------------------------- */
+
+/* SQL fragment: the states of an active change. */
+#define STORE_CHANGE_ACTIVE "('pending', 'inflight')"
+/* Placeholder rows: uid NULL, remote_id 'local:<change id>'. */
+#define STORE_PLACEHOLDER_PFX "local:"
+
+/* One pending_changes row without its raw message. Strings are malloc'd
+ * (NULL for SQL NULL); store_change_row_release() frees them. */
+struct store_change_row {
+	uint64_t id;
+	uint64_t account_id;
+	uint8_t kind;  /* enum proto_change_kind */
+	uint8_t state; /* enum proto_change_state */
+	uint64_t message_id; /* 0: NULL */
+	char *mailbox;
+	uint32_t uidvalidity; /* 0: NULL */
+	uint32_t uid;	      /* 0: NULL */
+	char *remote_id;
+	uint32_t flags_add, flags_remove;
+	char *keywords_add, *keywords_remove; /* never NULL once read */
+	char *to_mailbox;
+	bool expunge;
+	char *header_message_id;
+	uint8_t step;
+	uint32_t attempts;
+	uint64_t job_id; /* 0: NULL */
+	int64_t next_at;
+};
+
+/* change_local.c: the flag columns of messages (seen, flagged, answered,
+ * draft, deleted: the order every statement lists them in) and their
+ * PROTO_FLAG_* bits. */
+#define STORE_NFLAGS 5
+extern const uint32_t store_flag_bit[STORE_NFLAGS];
+
+/* change_local.c: reads change id; ERR_NOTFOUND. Release c on success. */
+int store_change_read(
+    struct store *st, uint64_t id, struct store_change_row *c);
+void store_change_row_release(struct store_change_row *c);
+/* change_local.c: removes `remove` from then adds `add` to `cur`
+ * (space-separated keyword lists, compared without case; NULL is empty;
+ * duplicates and extra spaces dropped); *out_r malloc'd (caller frees). */
+int store_kw_apply(
+    const char *cur, const char *add, const char *remove, char **out_r);
+/* change_local.c: column col of stmt as a malloc'd string (*s_r NULL for
+ * SQL NULL); ERR_NOMEM. */
+int store_col_dup(sqlite3_stmt *stmt, int col, char **s_r);
+/* True when the space-separated list has token [p, p + n) (any case). */
+bool store_kw_has(const char *list, const char *p, size_t n);
+/* change_local.c: makes the local rows show change c (drain.md table) inside
+ * the caller's transaction; rfc822 (append/send, borrowed) builds the
+ * placeholder. Updates c->message_id and pending_changes.message_id. */
+int store_change_intend(struct store *st, struct store_change_row *c,
+    const char *rfc822, size_t rfc822_len, int64_t now_ms);
+/* change_local.c: the account's mailbox of a role ("trash", "sent"): its id and
+ * malloc'd name (*name_r NULL and *id_r 0 when none). */
+int store_role_mailbox(struct store *st, uint64_t account_id,
+    const char *role, int64_t *id_r, char **name_r);
+
+/* change_guard.c: sync-side guards (drain.md "No zombies"). */
+struct store_guard;
+/* Inside the batch's transaction, after its mailbox rows: *g_r NULL when
+ * the account has no active change (one indexed query: the fast path). */
+int store_guard_load(
+    struct store *st, uint64_t account_id, struct store_guard **g_r);
+void store_guard_free(struct store_guard **g);
+/* Before message row m is written to mailbox mbox_id: *skip_r when an
+ * active move/delete has it as source; fills a placeholder (merge) when
+ * the row is new and a placeholder has its Message-ID. */
+int store_guard_before(struct store *st, struct store_guard *g,
+    int64_t mbox_id, const struct proto_message_row *m, bool *skip_r);
+/* After m was written: re-applies the message's active flag changes. */
+int store_guard_after(struct store *st, struct store_guard *g,
+    int64_t mbox_id, const struct proto_message_row *m);
+/* Re-applies the active flag changes of message row_id on top of its
+ * flag columns (in change id order). */
+int store_change_overlay(struct store *st, int64_t row_id);
+/* The active changes waiting on change_id's placeholder (uid NULL,
+ * remote_id 'local:<change_id>') are pointed at (mbox_id, uid). */
+int store_change_point_dependents(struct store *st, uint64_t account_id,
+    uint64_t change_id, int64_t mbox_id, uint32_t uid);
+
+/* change_apply.c */
+/* Validates b's change results before the transaction; fills out. */
+int store_change_results_check(
+    const struct proto_batch *b, struct store_out *out);
+/* Applies b's change results inside the batch's transaction. */
+int store_change_results_apply(struct store *st, uint64_t account_id,
+    const struct proto_batch *b, int64_t now_ms);
+/* Ends change c as dead (error text) or cancelled, undoing its local
+ * effect (and failing or re-pointing the changes that wait on it). */
+int store_change_end(struct store *st, const struct store_change_row *c,
+    uint8_t state, const char *error, uint64_t job_id, int64_t now_ms);
+/*
+ * The end of an attempt of drain job job_id (inside the caller's
+ * transaction): its inflight changes go back to pending with backoff
+ * (dead past STORE_CHANGE_MAX_ATTEMPTS); a step-0 send becomes uncertain
+ * when `handed` (a worker may have started SMTP). Then, when active
+ * changes remain, a drain job is queued at the earliest next_at.
+ */
+int store_change_attempt_end(struct store *st, uint64_t account_id,
+    uint64_t job_id, bool handed, const char *error, int64_t now_ms,
+    uint32_t rand32, struct store_out *out);
+/* Queues (or joins) a drain job when the account has active changes,
+ * due at the earliest pending next_at (not before now). */
+int store_change_queue_drain(struct store *st, uint64_t account_id,
+    int64_t now_ms, struct store_out *out);
+/*
+ * Re-points active changes whose source mailbox was reset (UIDVALIDITY
+ * changed) at the one row with their Message-ID, or ends them dead.
+ * Mailboxes not yet synced since the reset (uidnext NULL) wait.
+ */
+int store_change_retarget(struct store *st, uint64_t account_id,
+    uint64_t job_id, int64_t now_ms);
+
+/* change_lease.c: fills run (a drain job being leased) with its changes
+ * and SMTP settings, marking the changes inflight. ERR_CRYPTO when the
+ * SMTP secret cannot be opened. */
+int store_change_lease(struct store *st, struct proto_job_run *run,
+    int64_t now_ms, struct store_out *out);
 
 #endif
