@@ -10,6 +10,11 @@
  *     rows under a NEW attempt (after a worker crash) converge to the same
  *     table, without duplicates.
  * Each applied batch renews the lease by the job's lease length.
+ *
+ * While the account has active local changes (docs/drain.md), the guards
+ * of change_guard.c keep the rows showing them (skip, merge, overlay);
+ * a drain job's change results are applied in the same transaction
+ * (change_apply.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -154,8 +159,10 @@ static const char SQL_MAILBOX_INSERT[]
 static const char SQL_MAILBOX_UPDATE[]
     = "UPDATE mailboxes SET delimiter = ?2, role = ?3, remote_id = ?4,"
       " uidvalidity = coalesce(?5, uidvalidity) WHERE id = ?1";
+/* Placeholders of active changes (uid NULL) are not the server's rows. */
 static const char SQL_MAILBOX_RESET_ROWS[]
-    = "DELETE FROM messages WHERE mailbox_id = ?1";
+    = "DELETE FROM messages WHERE mailbox_id = ?1"
+      " AND NOT (uid IS NULL AND remote_id LIKE '" STORE_PLACEHOLDER_PFX "%')";
 static const char SQL_MAILBOX_RESET[]
     = "UPDATE mailboxes SET uidnext = NULL, highestmodseq = NULL, total = 0,"
       " unread = 0 WHERE id = ?1";
@@ -186,7 +193,7 @@ static const char SQL_JOB_PROGRESS[]
       " RETURNING lease_until";
 
 /* Looks up a mailbox id; 0 when absent. */
-static int
+int
 store_mailbox_find(struct store *st, uint64_t account_id,
     struct proto_str name, int64_t *id_r)
 {
@@ -381,11 +388,13 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 {
 	const struct proto_message_row *m;
 	struct proto_str last = { NULL, 0 };
+	struct store_guard *guard = NULL;
 	sqlite3_stmt *stmt = NULL;
 	uint64_t account_id;
 	int64_t mbox_id = 0, lease_until = 0;
 	uint64_t applied = 0;
 	size_t i;
+	bool skip = false;
 	int one, rc, rv;
 
 	rv = store_batch_check(b, out);
@@ -400,6 +409,9 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 	}
 	if (rv == 0) {
 		rv = store_body_check(b, out); /* body.c */
+	}
+	if (rv == 0) {
+		rv = store_change_results_check(b, out); /* change_apply.c */
 	}
 	if (rv != 0) {
 		return (rv);
@@ -449,6 +461,13 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 			goto dbfail;
 		}
 	}
+	/* NULL (one query) when the account has no active change */
+	if (b->nmessages > 0) {
+		rv = store_guard_load(st, account_id, &guard);
+		if (rv != 0) {
+			goto dbfail;
+		}
+	}
 	for (i = 0; i < b->nmessages; i++) {
 		m = &b->messages[i];
 		if (last.p == NULL || last.len != m->mailbox.len
@@ -468,12 +487,25 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 			}
 			last = m->mailbox;
 		}
+		if (guard != NULL) {
+			rv = store_guard_before(st, guard, mbox_id, m, &skip);
+			if (rv != 0) {
+				goto dbfail;
+			}
+			if (skip) {
+				continue;
+			}
+		}
 		rv = store_apply_message(st, account_id, mbox_id, m, &one);
+		if (rv == 0 && guard != NULL && one) {
+			rv = store_guard_after(st, guard, mbox_id, m);
+		}
 		if (rv != 0) {
 			goto dbfail;
 		}
 		applied += (uint64_t)one;
 	}
+	store_guard_free(&guard);
 	rv = store_attach_apply(st, account_id, b); /* attach.c */
 	if (rv != 0) {
 		goto dbfail;
@@ -485,6 +517,10 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 	rv = store_body_apply(st, account_id, b, now_ms, out); /* body.c */
 	if (rv != 0) {
 		goto fail;
+	}
+	rv = store_change_results_apply(st, account_id, b, now_ms);
+	if (rv != 0) {
+		goto dbfail;
 	}
 	rv = store_stmt(st, SQL_JOB_PROGRESS, &stmt);
 	if (rv != 0) {
@@ -521,6 +557,7 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 dbfail:
 	store_out_dbfail(out, st, rv, "applying batch");
 fail:
+	store_guard_free(&guard);
 	store_rollback(st);
 	return (rv);
 }

@@ -7,6 +7,10 @@
  * never gets ahead of the rows it covers, and a re-leased job re-fetches
  * from the old checkpoint. Failure picks FAILED (RETRY_NEVER), DEAD (out
  * of attempts) or QUEUED after queue_backoff_ms().
+ *
+ * Local changes (docs/drain.md): the end of a drain attempt gives back
+ * the changes it carried without a result and queues the next drain; a
+ * successful sync re-points changes whose mailbox was reset.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +24,7 @@ static const char SQL_DONE_BATCHES[]
       " WHERE job_id = ?1 AND attempt = ?2";
 static const char SQL_DONE_ATTEMPTS[]
     = "SELECT attempts, max_attempts FROM jobs WHERE id = ?1";
+static const char SQL_DONE_KIND[] = "SELECT kind FROM jobs WHERE id = ?1";
 static const char SQL_DONE_CHECKPOINT[]
     = "UPDATE mailboxes SET uidvalidity = ?3, uidnext = ?4,"
       " highestmodseq = ?5 WHERE account_id = ?1 AND name = ?2";
@@ -298,7 +303,7 @@ store_apply_done(struct store *st, const struct proto_done *d, int64_t now_ms,
 	const char *why;
 	uint64_t account_id, got = 0, maxseq = 0;
 	uint32_t attempts = 0, max_attempts = 1;
-	uint8_t target, state;
+	uint8_t target, state, kind = JOB_KIND_SYNC;
 	int status = d->status, retry = d->retry, rc, rv;
 
 	/* Normalise the failure description; never trust it blindly. */
@@ -334,6 +339,16 @@ store_apply_done(struct store *st, const struct proto_done *d, int64_t now_ms,
 	if (rv != 0) {
 		goto fail;
 	}
+	rv = store_stmt(st, SQL_DONE_KIND, &stmt);
+	if (rv != 0) {
+		goto dbfail;
+	}
+	sqlite3_bind_int64(stmt, 1, (int64_t)d->job_id);
+	if (sqlite3_step(stmt) == SQLITE_ROW) {
+		(void)proto_job_kind_parse(
+		    (const char *)sqlite3_column_text(stmt, 0), &kind);
+	}
+	store_stmt_done(stmt);
 	if (status == 0) {
 		rv = store_stmt(st, SQL_DONE_BATCHES, &stmt);
 		if (rv != 0) {
@@ -362,9 +377,16 @@ store_apply_done(struct store *st, const struct proto_done *d, int64_t now_ms,
 	}
 	if (status == 0) {
 		rv = store_done_success(st, account_id, d, now_ms, out);
+		if (rv == 0 && kind == JOB_KIND_SYNC) {
+			/* every batch is in: a reset mailbox is complete */
+			rv = store_change_retarget(
+			    st, account_id, d->job_id, now_ms);
+		}
 		if (rv != 0) {
 			goto dbfail;
 		}
+		snprintf(error, sizeof(error),
+		    "the worker reported no result for it");
 	} else {
 		rv = store_stmt(st, SQL_DONE_ATTEMPTS, &stmt);
 		if (rv != 0) {
@@ -391,6 +413,13 @@ store_apply_done(struct store *st, const struct proto_done *d, int64_t now_ms,
 		                ? 0
 		                : queue_backoff_ms(attempts, rand32)),
 		    status, error, now_ms, out, &state);
+		if (rv != 0) {
+			goto fail;
+		}
+	}
+	if (kind == JOB_KIND_DRAIN) {
+		rv = store_change_attempt_end(st, account_id, d->job_id, true,
+		    error, now_ms, rand32, out);
 		if (rv != 0) {
 			goto fail;
 		}

@@ -9,6 +9,9 @@
  * The attempt number is the fencing token: every result or retry names
  * the attempt it belongs to, and store_job_fence() refuses any other with
  * ERR_STALE, so a slow worker of attempt 1 cannot touch attempt 2.
+ *
+ * A drain job's lease also picks the changes it carries and marks them
+ * inflight (change_lease.c); a retry ends them (change_apply.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -455,10 +458,18 @@ store_job_lease(struct store *st, const struct proto_job_lease *jl,
 	run->lease_until = jl->lease_until;
 	run->account_id = account_id;
 	rv = store_lease_account(st, run, out);
+	if (rv == 0 && run->kind == JOB_KIND_DRAIN) {
+		rv = store_change_lease(st, run, now_ms, out);
+		if (rv != 0 && rv != ERR_CRYPTO) {
+			store_out_dbfail(out, st, rv, "leasing changes");
+			goto fail;
+		}
+	}
 	if (rv == ERR_CRYPTO) {
 		/* The job cannot run with this key file: fail it for good
 		 * rather than lease it again and again. */
 		out->reply.job_run = NULL;
+		free(run->changes);
 		free(run);
 		rv = store_job_end_failure(st, jl->job_id, account_id, attempt,
 		    JOB_FAILED, 0, ERR_CRYPTO,
@@ -503,9 +514,10 @@ store_job_lease(struct store *st, const struct proto_job_lease *jl,
 	}
 	out->reply.id = jl->job_id;
 	log_info("event=job_leased job=%llu account=%llu attempt=%u "
-	         "lease_until=%lld checkpoints=%zu",
+	         "lease_until=%lld checkpoints=%zu changes=%zu",
 	    (unsigned long long)jl->job_id, (unsigned long long)account_id,
-	    attempt, (long long)jl->lease_until, run->ncheckpoints);
+	    attempt, (long long)jl->lease_until, run->ncheckpoints,
+	    run->nchanges);
 	return (ERR_OK);
 fail:
 	store_rollback(st);
@@ -513,6 +525,7 @@ failed:
 	/* No job_run in a failed reply (and the password is wiped). */
 	if (out->reply.job_run != NULL) {
 		free(out->reply.job_run->checkpoints);
+		free(out->reply.job_run->changes);
 		mem_wipe(out->reply.job_run, sizeof(*out->reply.job_run));
 		free(out->reply.job_run);
 		out->reply.job_run = NULL;
@@ -523,7 +536,7 @@ failed:
 
 static const char SQL_RETRY_LEASE[]
     = "SELECT lease_until, EXISTS (SELECT 1 FROM job_batches b"
-      " WHERE b.job_id = jobs.id AND b.attempt = jobs.attempts)"
+      " WHERE b.job_id = jobs.id AND b.attempt = jobs.attempts), kind"
       " FROM jobs WHERE id = ?1";
 
 /*
@@ -531,15 +544,17 @@ static const char SQL_RETRY_LEASE[]
  * applied, a later batch may have renewed the lease after the scheduler's
  * last (rate-limited) EV_JOB_PROGRESS, so a retry before the store's
  * lease_until is refused with ERR_BADSTATE and the scheduler reloads. An
- * attempt with no batch yet may be given back early (no worker took it).
+ * attempt with no batch yet may be given back early (no worker took it):
+ * *early_r says so; *drain_r when the job is a drain.
  */
 static int
-store_retry_expired(
-    struct store *st, uint64_t job_id, int64_t now_ms, struct store_out *out)
+store_retry_expired(struct store *st, uint64_t job_id, int64_t now_ms,
+    bool *early_r, bool *drain_r, struct store_out *out)
 {
 	sqlite3_stmt *stmt = NULL;
 	int64_t until = 0;
 	bool progressed = false;
+	const char *kind;
 	int rc, rv;
 
 	rv = store_stmt(st, SQL_RETRY_LEASE, &stmt);
@@ -551,6 +566,8 @@ store_retry_expired(
 	if (rc == SQLITE_ROW) {
 		until = sqlite3_column_int64(stmt, 0);
 		progressed = sqlite3_column_int(stmt, 1) != 0;
+		kind = (const char *)sqlite3_column_text(stmt, 2);
+		*drain_r = kind != NULL && strcmp(kind, "drain") == 0;
 	}
 	store_stmt_done(stmt);
 	if (rc != SQLITE_ROW) {
@@ -563,6 +580,7 @@ store_retry_expired(
 		    (unsigned long long)job_id, (long long)until,
 		    (long long)(until - now_ms)));
 	}
+	*early_r = until > now_ms;
 	return (ERR_OK);
 }
 
@@ -574,6 +592,7 @@ store_job_retry(struct store *st, const struct proto_job_retry *jr,
 	char *error = NULL;
 	uint64_t account_id;
 	uint8_t state;
+	bool early = false, drain = false;
 	int rv;
 
 	if (jr->state != JOB_QUEUED && jr->state != JOB_DEAD) {
@@ -603,7 +622,7 @@ store_job_retry(struct store *st, const struct proto_job_retry *jr,
 	if (rv != 0) {
 		goto fail;
 	}
-	rv = store_retry_expired(st, jr->job_id, now_ms, out);
+	rv = store_retry_expired(st, jr->job_id, now_ms, &early, &drain, out);
 	if (rv != 0) {
 		goto fail;
 	}
@@ -612,6 +631,15 @@ store_job_retry(struct store *st, const struct proto_job_retry *jr,
 	    error, now_ms, out, &state);
 	if (rv != 0) {
 		goto fail;
+	}
+	/* A lease given back before it expired never reached a worker: its
+	 * sends were not handed to SMTP. */
+	if (drain) {
+		rv = store_change_attempt_end(st, account_id, jr->job_id,
+		    !early, error, now_ms, 0, out);
+		if (rv != 0) {
+			goto fail;
+		}
 	}
 	rv = store_commit(st);
 	if (rv != 0) {
