@@ -3,7 +3,8 @@
  * seals the password with pkg/secret (the plain text never reaches the
  * database or the log) and queues a first USER sync job so a new account
  * syncs at once; listing never returns secrets; removing cascades to the
- * account's mailboxes, messages and jobs.
+ * account's mailboxes, messages, jobs and local changes. The SMTP
+ * password (optional; the account's own by default) is sealed the same way.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +21,16 @@
 static const char SQL_ACCOUNT_INSERT[]
     = "INSERT INTO accounts(name, protocol, server, username, secret,"
       " tls_ca_pem, starttls, plaintext, interval_s, created_at, auth,"
-      " bodies) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-      " coalesce(?12, 'none'))";
+      " bodies, smtp, smtp_username, smtp_secret) VALUES (?1, ?2, ?3, ?4,"
+      " ?5, ?6, ?7, ?8, ?9, ?10, ?11, coalesce(?12, 'none'), ?13, ?14, ?15)";
 
 static const char SQL_ACCOUNT_LIST[]
     = "SELECT a.id, a.name, a.protocol, a.server, a.username, a.interval_s,"
       " a.last_sync_at, a.last_error,"
       " (SELECT count(*) FROM mailboxes m WHERE m.account_id = a.id),"
-      " (SELECT count(*) FROM messages g WHERE g.account_id = a.id)"
+      " (SELECT count(*) FROM messages g WHERE g.account_id = a.id),"
+      " a.smtp, (SELECT count(*) FROM pending_changes c"
+      "  WHERE c.account_id = a.id AND c.state IN " STORE_CHANGE_ACTIVE ")"
       " FROM accounts a ORDER BY a.name";
 
 static const char SQL_ACCOUNT_COUNT[] = "SELECT count(*) FROM accounts";
@@ -45,12 +48,73 @@ store_prefix(struct proto_str s, const char *pfx)
 	return (s.len > n && strncmp(s.p, pfx, n) == 0);
 }
 
+/* A secret from a peer: 1..STORE_MAX_PASSWORD bytes, no NUL; never
+ * echoed. what names it in the error. */
+static int
+store_secret_check(
+    struct proto_str s, const char *what, struct store_out *out)
+{
+	if (s.p == NULL || s.len == 0) {
+		return (store_out_fail(
+		    out, ERR_INVAL, "%s must not be empty", what));
+	}
+	if (s.len > STORE_MAX_PASSWORD) {
+		return (store_out_fail(out, ERR_TOOBIG,
+		    "%s longer than %u bytes", what, STORE_MAX_PASSWORD));
+	}
+	if (memchr(s.p, '\0', s.len) != NULL) {
+		return (store_out_fail(
+		    out, ERR_INVAL, "%s contains a NUL byte", what));
+	}
+	return (ERR_OK);
+}
+
+/* Outgoing mail: smtp:// or smtps://, its optional credentials. */
+static int
+store_smtp_check(const struct proto_account_add *a, struct store_out *out)
+{
+	const char *why;
+	int rv;
+
+	if (a->smtp.p == NULL) {
+		if (a->smtp_username.p != NULL || a->smtp_password.p != NULL) {
+			return (store_out_fail(out, ERR_INVAL,
+			    "SMTP credentials were given without an SMTP "
+			    "server URL"));
+		}
+		return (ERR_OK);
+	}
+	if (!store_prefix(a->smtp, "smtp://")
+	    && !store_prefix(a->smtp, "smtps://")) {
+		return (store_out_fail(out, ERR_INVAL,
+		    "smtp '%.*s' must be an smtp:// (STARTTLS) or smtps:// "
+		    "URL",
+		    STORE_PS(a->smtp)));
+	}
+	rv = store_check_text(a->smtp, 1, STORE_MAX_SERVER, true, &why);
+	if (rv != 0) {
+		return (store_out_fail(out, rv, "smtp URL %s", why));
+	}
+	if (a->smtp_username.p != NULL) {
+		rv = store_check_text(
+		    a->smtp_username, 1, STORE_MAX_USER, true, &why);
+		if (rv != 0) {
+			return (store_out_fail(
+			    out, rv, "smtp username %s", why));
+		}
+	}
+	if (a->smtp_password.p != NULL) {
+		return (store_secret_check(
+		    a->smtp_password, "smtp password", out));
+	}
+	return (ERR_OK);
+}
+
 static int
 store_account_check(const struct proto_account_add *a, uint32_t *interval_r,
     struct store_out *out)
 {
 	const char *why;
-	size_t i;
 	int rv;
 
 	rv = store_check_text(a->name, 1, STORE_MAX_NAME, true, &why);
@@ -85,19 +149,13 @@ store_account_check(const struct proto_account_add *a, uint32_t *interval_r,
 		return (store_out_fail(out, rv, "username %s", why));
 	}
 	/* The password may be any bytes but NUL; never echo it. */
-	if (a->password.p == NULL || a->password.len == 0) {
-		return (store_out_fail(
-		    out, ERR_INVAL, "password must not be empty"));
+	rv = store_secret_check(a->password, "password", out);
+	if (rv != 0) {
+		return (rv);
 	}
-	if (a->password.len > STORE_MAX_PASSWORD) {
-		return (store_out_fail(out, ERR_TOOBIG,
-		    "password longer than %u bytes", STORE_MAX_PASSWORD));
-	}
-	for (i = 0; i < a->password.len; i++) {
-		if (a->password.p[i] == '\0') {
-			return (store_out_fail(
-			    out, ERR_INVAL, "password contains a NUL byte"));
-		}
+	rv = store_smtp_check(a, out);
+	if (rv != 0) {
+		return (rv);
 	}
 	if (a->tls_ca_pem.p != NULL) {
 		rv = store_check_text(
@@ -141,8 +199,8 @@ store_account_add(struct store *st, const struct proto_account_add *a,
 {
 	struct proto_event *ev;
 	sqlite3_stmt *stmt = NULL;
-	uint8_t *blob = NULL;
-	size_t bloblen = 0;
+	uint8_t *blob = NULL, *sblob = NULL;
+	size_t bloblen = 0, sbloblen = 0;
 	uint64_t id, job_id;
 	uint32_t interval = 0;
 	int rv;
@@ -159,6 +217,15 @@ store_account_add(struct store *st, const struct proto_account_add *a,
 	if (rv != 0) {
 		return (store_out_fail(
 		    out, rv, "sealing the password: %s", err_str(rv)));
+	}
+	if (a->smtp_password.p != NULL) {
+		rv = secret_seal(st->key, a->smtp_password.p,
+		    a->smtp_password.len, &sblob, &sbloblen);
+		if (rv != 0) {
+			store_out_fail(out, rv, "sealing the smtp password: %s",
+			    err_str(rv));
+			goto done;
+		}
 	}
 	rv = store_begin(st);
 	if (rv != 0) {
@@ -184,6 +251,12 @@ store_account_add(struct store *st, const struct proto_account_add *a,
 	    store_str_is(a->auth, "oauth2") ? "oauth2" : "password", -1,
 	    SQLITE_STATIC);
 	store_bind_str(stmt, 12, a->bodies);
+	store_bind_str(stmt, 13, a->smtp);
+	store_bind_str(stmt, 14, a->smtp_username);
+	if (sblob != NULL) {
+		sqlite3_bind_blob(
+		    stmt, 15, sblob, (int)sbloblen, SQLITE_STATIC);
+	}
 	rv = store_stmt_exec(stmt);
 	sqlite3_clear_bindings(stmt);
 	if (rv == ERR_EXISTS) {
@@ -226,6 +299,10 @@ done:
 		mem_wipe(blob, bloblen);
 		free(blob);
 	}
+	if (sblob != NULL) {
+		mem_wipe(sblob, sbloblen);
+		free(sblob);
+	}
 	return (rv);
 }
 
@@ -265,6 +342,7 @@ store_account_list(struct store *st, struct store_out *out)
 		rv = rv != 0 ? rv : store_out_col(out, stmt, 4, &ai->username);
 		rv = rv != 0 ? rv
 		             : store_out_col(out, stmt, 7, &ai->last_error);
+		rv = rv != 0 ? rv : store_out_col(out, stmt, 10, &ai->smtp);
 		if (rv != 0) {
 			store_stmt_done(stmt);
 			return (store_out_fail(out, rv, "out of memory"));
@@ -273,6 +351,7 @@ store_account_list(struct store *st, struct store_out *out)
 		ai->last_sync_at = sqlite3_column_int64(stmt, 6);
 		ai->mailboxes = (uint64_t)sqlite3_column_int64(stmt, 8);
 		ai->messages = (uint64_t)sqlite3_column_int64(stmt, 9);
+		ai->pending_changes = (uint64_t)sqlite3_column_int64(stmt, 11);
 		i++;
 	}
 	store_stmt_done(stmt);

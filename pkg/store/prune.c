@@ -9,6 +9,8 @@
  * each per call, each in its own short transaction so that pruning never
  * holds the write lock for long. Ids grow with time, so the oldest rows
  * are found at the start of a rowid scan without an extra index.
+ * Local changes that ended done or cancelled go with the job horizon (by
+ * updated_at); dead and uncertain ones wait for the user's decision.
  */
 #include "store_int.h"
 
@@ -16,6 +18,11 @@ static const char SQL_PRUNE_JOBS[]
     = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
       " WHERE state IN ('done', 'failed', 'dead') AND finished_at < ?1"
       " ORDER BY id LIMIT ?2)";
+
+static const char SQL_PRUNE_CHANGES[]
+    = "DELETE FROM pending_changes WHERE id IN (SELECT id FROM"
+      " pending_changes WHERE state IN ('done', 'cancelled')"
+      " AND updated_at < ?1 ORDER BY id LIMIT ?2)";
 
 static const char SQL_PRUNE_LOG[]
     = "DELETE FROM sync_log WHERE id IN (SELECT id FROM sync_log"
@@ -61,6 +68,10 @@ store_prune(struct store *st, int64_t now_ms, int64_t keep_jobs_ms,
 	}
 	rv = prune_one(st, SQL_PRUNE_JOBS, now_ms - keep_jobs_ms, max_rows,
 	    deleted_r);
+	if (rv == 0) {
+		rv = prune_one(st, SQL_PRUNE_CHANGES, now_ms - keep_jobs_ms,
+		    max_rows, deleted_r);
+	}
 	if (rv == 0) {
 		rv = prune_one(st, SQL_PRUNE_LOG, now_ms - keep_log_ms,
 		    max_rows, deleted_r);
