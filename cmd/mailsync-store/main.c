@@ -31,6 +31,8 @@
 #define KEEP_LOG_DAYS INT64_C(30)   /* sync_log rows kept this long */
 #define PRUNE_EVERY_MS 600000	    /* prune pass period */
 #define PRUNE_ROWS 5000u	    /* rows per table per pass */
+#define MAINTAIN_EVERY_MS 60000	    /* stranded-change pass period */
+#define MAINTAIN_ROUNDS 64	    /* calls per pass (each a few accounts) */
 #define WATCHDOG_PROBE_MS 2000	/* time a fresh pipe may take */
 
 static volatile sig_atomic_t store_stop;
@@ -123,6 +125,19 @@ handle_control(struct storeproc *sp, const struct proto_msg *req)
 		break;
 	case MSG_SUBMIT_JOB_STATUS:
 		rv = store_job_status(sp->st, &req->u.job_status, &out);
+		break;
+	case MSG_SUBMIT_CHANGE_ADD:
+		rv = store_change_add(sp->st, &req->u.change_add, now, &out);
+		break;
+	case MSG_SUBMIT_CHANGE_LIST:
+		rv = store_change_list(sp->st, &req->u.change_list, &out);
+		break;
+	case MSG_SUBMIT_CHANGE_RESOLVE:
+		rv = store_change_resolve(
+		    sp->st, &req->u.change_resolve, now, &out);
+		break;
+	case MSG_SUBMIT_MESSAGE_LIST:
+		rv = store_message_list(sp->st, &req->u.message_list, &out);
 		break;
 	case MSG_SCHED_STATE_GET:
 		rv = store_sched_state(sp->st, &out);
@@ -264,6 +279,37 @@ prune(struct storeproc *sp, int64_t keep_jobs_ms, int64_t keep_log_ms)
 	return (clock_mono_ms() + (n >= PRUNE_ROWS ? 1000 : PRUNE_EVERY_MS));
 }
 
+/*
+ * Queues a drain job for accounts whose due changes have none, and frees
+ * changes stranded inflight (pkg/store/change_apply.c), publishing the
+ * events. Returns when the next pass is due.
+ */
+static int64_t
+maintain(struct storeproc *sp)
+{
+	struct store_out out;
+	size_t queued = 0;
+	int i, rv;
+
+	for (i = 0; i < MAINTAIN_ROUNDS && !store_stop; i++) {
+		store_out_init(&out);
+		rv = store_change_maintain(
+		    sp->st, clock_wall_ms(), &out, &queued);
+		if (rv != 0) {
+			log_warnx("event=maintain_failed err=%s "
+			          "detail=\"%.*s\"",
+			    err_name(rv), (int)out.reply.error.len,
+			    out.reply.error.p != NULL ? out.reply.error.p : "");
+		}
+		publish(sp, &out);
+		store_out_release(&out);
+		if (rv != 0 || queued < STORE_OUT_MAX_EVENTS) {
+			break;
+		}
+	}
+	return (clock_mono_ms() + MAINTAIN_EVERY_MS);
+}
+
 static void
 usage(void)
 {
@@ -374,7 +420,7 @@ main(int argc, char **argv)
 	struct ipc_watchdog *wd[3] = { NULL, NULL, NULL };
 	int64_t keep_jobs_ms = KEEP_JOBS_DAYS * 86400000;
 	int64_t keep_log_ms = KEEP_LOG_DAYS * 86400000;
-	int64_t next_prune = 0;
+	int64_t next_prune = 0, next_maintain = 0;
 	sigset_t mask, old;
 	size_t i;
 	bool verbose = false, check = false;
@@ -521,6 +567,9 @@ main(int argc, char **argv)
 		drain(&sp, false);
 		if (clock_mono_ms() >= next_prune) {
 			next_prune = prune(&sp, keep_jobs_ms, keep_log_ms);
+		}
+		if (clock_mono_ms() >= next_maintain) {
+			next_maintain = maintain(&sp);
 		}
 	}
 	log_info("event=stopping");
