@@ -527,17 +527,18 @@ drain_sends(struct drain *d)
 			if (o.outcome != CHANGE_OUT_SENT) {
 				drain_answer_err(
 				    d, i, o.outcome, "%s", o.error);
-			} else if (c->to_mailbox.p != NULL) {
-				drain_answer(
-				    d, i, CHANGE_OUT_SENT, NULL, none, 0, 0);
+				goto flush;
 			}
+		}
+		if (c->to_mailbox.p == NULL) {
+			/* No Sent copy kept: done once SMTP took it. */
+			drain_answer_done(d, i, none, 0, 0);
+		} else if (c->step == 0) {
+			drain_answer(d, i, CHANGE_OUT_SENT, NULL, none, 0, 0);
 		} else {
-			d->ch[i].sent = true;
+			d->ch[i].sent = true; /* the Sent copy is left */
 		}
-		if (d->ch[i].sent && c->to_mailbox.p == NULL) {
-			drain_answer_done(
-			    d, i, none, 0, 0); /* no Sent copy kept */
-		}
+	flush:
 		/* A send's result goes out before anything else is tried. */
 		rv = drain_flush(d);
 		if (rv != 0) {
