@@ -744,9 +744,11 @@ store_change_resolve(struct store *st, const struct proto_change_resolve *r,
 		goto done;
 	}
 	out->reply.id = c.id;
-	log_info("event=change_%s change=%llu account=%llu",
-	    retry ? "retried" : "cancelled", (unsigned long long)c.id,
-	    (unsigned long long)c.account_id);
+	if (retry) { /* store_change_end logged a cancel */
+		log_info("event=change_retried change=%llu account=%llu",
+		    (unsigned long long)c.id,
+		    (unsigned long long)c.account_id);
+	}
 	goto done;
 fail:
 	out->nevents = 0;
