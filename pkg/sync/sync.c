@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sync.h"
+#include "drain_int.h"
 
 void
 sync_limits_default(struct sync_limits *l)
@@ -60,15 +60,21 @@ sync_run(const struct proto_job_run *job, const struct sync_limits *l,
     const struct sync_sink *sink, struct sync_result *res)
 {
 	memset(res, 0, sizeof(*res));
-	if (job->kind != JOB_KIND_SYNC && job->kind != JOB_KIND_FETCH_BODY) {
+	if (job->kind != JOB_KIND_SYNC && job->kind != JOB_KIND_FETCH_BODY &&
+	    job->kind != JOB_KIND_DRAIN) {
 		return (sync_fail(res, ERR_CONFIG, RETRY_NEVER,
 		    "job kind '%s' is not supported by this worker",
 		    proto_job_kind_name(job->kind)));
 	}
 	if (proto_str_eq(job->protocol, "imap")) {
-		return (job->kind == JOB_KIND_FETCH_BODY
-			? sync_imap_fetch_body(job, l, sink, res)
-			: sync_imap_run(job, l, sink, res));
+		switch (job->kind) {
+		case JOB_KIND_FETCH_BODY:
+			return (sync_imap_fetch_body(job, l, sink, res));
+		case JOB_KIND_DRAIN:
+			return (sync_imap_drain(job, l, sink, res));
+		default:
+			return (sync_imap_run(job, l, sink, res));
+		}
 	}
 	return (sync_fail(res, ERR_CONFIG, RETRY_NEVER,
 	    "protocol '%.*s' is not supported by this worker",
