@@ -199,6 +199,16 @@ int store_state_parse(const char *s, uint8_t *state_r);
 #define STORE_CHANGE_ACTIVE "('pending', 'inflight')"
 /* Placeholder rows: uid NULL, remote_id 'local:<change id>'. */
 #define STORE_PLACEHOLDER_PFX "local:"
+/* SQL: pending change c can run, i.e. it does not wait on the placeholder
+ * of a change that is no longer active (an uncertain send): such a change
+ * waits for the user's decision on the other. */
+#define STORE_CHANGE_RUNNABLE                                                 \
+	" c.state = 'pending' AND NOT (c.uid IS NULL"                         \
+	"  AND c.kind IN ('flag', 'move', 'delete')"                          \
+	"  AND c.remote_id LIKE '" STORE_PLACEHOLDER_PFX "%'"                 \
+	"  AND NOT EXISTS (SELECT 1 FROM pending_changes w"                   \
+	"   WHERE w.id = CAST(substr(c.remote_id, 7) AS INTEGER)"            \
+	"   AND w.state IN " STORE_CHANGE_ACTIVE "))"
 
 /* One pending_changes row without its raw message. Strings are malloc'd
  * (NULL for SQL NULL); store_change_row_release() frees them. */
@@ -302,9 +312,9 @@ int store_change_attempt_end(struct store *st, uint64_t account_id,
 int store_change_queue_drain(struct store *st, uint64_t account_id,
     int64_t now_ms, struct store_out *out);
 /*
- * Re-points active changes whose source mailbox was reset (UIDVALIDITY
- * changed) at the one row with their Message-ID, or ends them dead.
- * Mailboxes not yet synced since the reset (uidnext NULL) wait.
+ * change_sweep.c: re-points active changes whose source mailbox was reset
+ * (UIDVALIDITY changed) at the one row with their Message-ID, or ends
+ * them dead. Mailboxes not yet synced since the reset (uidnext NULL) wait.
  */
 int store_change_retarget(struct store *st, uint64_t account_id,
     uint64_t job_id, int64_t now_ms);
