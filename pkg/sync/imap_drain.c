@@ -498,7 +498,11 @@ drain_target(struct drain *d, size_t first)
 	rv = rv == 0 ? drain_pipe_run(d, &p)
 	             : sync_fail(d->res, rv, RETRY_LATER, "out of memory");
 	if (rv == 0) {
-		answer_found(d, &p, mbox, p.info[0].uidvalidity);
+		/* Searches count only in the mailbox SELECT opened (a failed
+		 * SELECT may leave another one selected on some servers). */
+		if (p.cmds[0].status == IMAP_ST_OK) {
+			answer_found(d, &p, mbox, p.info[0].uidvalidity);
+		}
 		rv = target_append(d, mbox, p.cmds[0].status == IMAP_ST_OK,
 		    p.info[0].uidvalidity);
 	}
@@ -601,6 +605,10 @@ sync_imap_drain(const struct proto_job_run *job, const struct sync_limits *l,
 		if (job->changes[i].kind > CHANGE_SEND) {
 			drain_answer_err(&d, i, CHANGE_OUT_DEAD,
 			    "unknown change kind %u", job->changes[i].kind);
+		} else if (job->changes[i].kind == CHANGE_APPEND
+		    && job->changes[i].to_mailbox.len == 0) {
+			drain_answer_err(&d, i, CHANGE_OUT_DEAD,
+			    "the change has no target mailbox");
 		}
 	}
 	rv = drain_sends(&d);

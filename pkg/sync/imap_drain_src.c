@@ -565,8 +565,13 @@ source_lookup(struct drain *d)
 		if (!c->lookup || c->answered) {
 			continue;
 		}
-		found
-		    = c->cmd != SIZE_MAX ? drain_found_set(&p, c->cmd) : NULL;
+		/* Only a search in the mailbox it was meant for: a server that
+		 * keeps the old mailbox selected after a failed EXAMINE would
+		 * answer from the wrong one. */
+		found = c->cmd != SIZE_MAX
+		        && p.cmds[c->cmd2].status == IMAP_ST_OK
+		    ? drain_found_set(&p, c->cmd)
+		    : NULL;
 		if (found != NULL) {
 			uid = drain_set_max(found, strlen(found));
 		}
