@@ -147,7 +147,9 @@ render_list(uint32_t bits, struct kwset *kws, struct buf *out)
 	bool first = true;
 	int rv;
 
-	qsort(kws->v, kws->n, sizeof(*kws->v), kw_cmp);
+	if (kws->n > 1) {
+		qsort(kws->v, kws->n, sizeof(*kws->v), kw_cmp);
+	}
 	rv = buf_addstr(out, "(");
 	for (i = 0; rv == 0 && i < ARRAY_LEN(flag_names); i++) {
 		if (bits & flag_names[i].bit) {
@@ -330,7 +332,9 @@ plan_pass(struct drain_flagmsg *m, size_t n, bool add, struct drain_texts *out)
 	size_t i, j, k;
 	int rv = ERR_OK;
 
-	qsort(m, n, sizeof(*m), add ? by_add : by_remove);
+	if (n > 1) {
+		qsort(m, n, sizeof(*m), add ? by_add : by_remove);
+	}
 	for (i = 0; rv == 0 && i < n; i = j) {
 		const char *list = add ? m[i].add : m[i].remove;
 
