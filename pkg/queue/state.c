@@ -632,7 +632,8 @@ ev_job_finished(struct queue *q, const struct proto_event *ev, uint32_t js)
 	case JOB_DONE:
 	case JOB_FAILED:
 	case JOB_DEAD:
-		if (j->kind == JOB_KIND_FETCH_BODY) {
+		if (j->kind == JOB_KIND_FETCH_BODY
+		    || j->kind == JOB_KIND_DRAIN) {
 			queue_job_del(q, js); /* not a sync: schedule kept */
 			return (0);
 		}

@@ -255,14 +255,14 @@ store_done_success(struct store *st, uint64_t account_id,
 	if (rc != SQLITE_ROW) {
 		return (store_err(rc == SQLITE_DONE ? SQLITE_ERROR : rc));
 	}
-	/* A body fetch is not a sync: the account's sync state stays. */
-	rv = strcmp(kind, "fetch_body") == 0
-	    ? ERR_OK
-	    : store_stmt(st, SQL_DONE_ACCOUNT, &stmt);
+	/* A body fetch or a drain is not a sync: the account's sync state
+	 * (and so its periodic schedule) stays. */
+	rv = strcmp(kind, "sync") != 0 ? ERR_OK
+				      : store_stmt(st, SQL_DONE_ACCOUNT, &stmt);
 	if (rv != 0) {
 		return (rv);
 	}
-	if (strcmp(kind, "fetch_body") != 0) {
+	if (strcmp(kind, "sync") == 0) {
 		sqlite3_bind_int64(stmt, 1, (int64_t)account_id);
 		sqlite3_bind_int64(stmt, 2, now_ms / 1000);
 		rv = store_stmt_exec(stmt);

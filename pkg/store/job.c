@@ -418,8 +418,8 @@ static const char SQL_SCHED_ACCOUNTS[]
     = "SELECT a.id, a.interval_s,"
       " MAX(COALESCE(a.last_sync_at, 0) * 1000,"
       "     COALESCE((SELECT MAX(j.finished_at) FROM jobs j"
-      "               WHERE j.account_id = a.id AND j.kind NOT IN ('watch',"
-      "               'fetch_body')), 0)),"
+      "               WHERE j.account_id = a.id AND j.kind = 'sync'),"
+      "     0)),"
       " a.fail_streak FROM accounts a ORDER BY a.id";
 
 int

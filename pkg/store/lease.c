@@ -167,10 +167,11 @@ store_job_end_failure(struct store *st, uint64_t job_id, uint64_t account_id,
 		if (rv != 0) {
 			goto dbfail;
 		}
-	} else if (target != JOB_QUEUED && strcmp(kind, "fetch_body") != 0) {
+	} else if (target != JOB_QUEUED && strcmp(kind, "sync") == 0) {
 		/* The account's streak counts jobs that ended badly; a
 		 * merged retry continues in the other job, so it does not.
-		 * Nor does a body fetch: its error is the body's. */
+		 * Nor do a body fetch and a drain: their errors are the
+		 * body's and the changes'. */
 		rv = store_stmt(st, SQL_ACCOUNT_FAILED, &stmt);
 		if (rv != 0) {
 			goto dbfail;
