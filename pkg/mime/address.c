@@ -140,8 +140,27 @@ at_special(const struct lexer *x, char c)
 	return (x->cur.type == T_SPECIAL && x->cur.c == c);
 }
 
+/* Appends p[0..n) without its line breaks, CRLF or LF (the folding a
+ * quoted string or domain literal may hold); a bare CR stays. */
+static int
+add_unfolded(struct buf *b, const char *p, size_t n)
+{
+	size_t i, run = 0;
+	int rv = 0;
+
+	for (i = 0; rv == 0 && i <= n; i++) {
+		if (i < n && p[i] != '\n'
+		    && !(p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')) {
+			continue;
+		}
+		rv = buf_add(b, p + run, i - run);
+		run = i + 1;
+	}
+	return (rv);
+}
+
 /* Appends a token's text: a quoted string unescaped (unquote) or as
- * written, quotes included (raw). */
+ * written, quotes included (raw); line breaks dropped either way. */
 static int
 add_tok(struct buf *b, const struct tok *t, bool unquote)
 {
@@ -149,12 +168,12 @@ add_tok(struct buf *b, const struct tok *t, bool unquote)
 	int rv = 0;
 
 	if (t->type != T_QSTR) {
-		return (buf_add(b, t->p, t->len));
+		return (add_unfolded(b, t->p, t->len));
 	}
 	if (!unquote) {
 		rv = buf_add(b, "\"", 1);
 		if (rv == 0) {
-			rv = buf_add(b, t->p, t->len);
+			rv = add_unfolded(b, t->p, t->len);
 		}
 		return (rv == 0 ? buf_add(b, "\"", 1) : rv);
 	}
@@ -217,10 +236,20 @@ push(struct mime_addr_list *l, struct buf *name, struct buf *spec)
 {
 	struct mime_addr *v;
 	char *dn = NULL;
+	size_t i;
 	int rv;
 
 	if (l->n >= MIME_MAX_ADDRS) {
 		return (ERR_TOOBIG);
+	}
+	/* An addr-spec goes into SMTP commands and the address columns: a
+	 * control byte (NUL, a bare CR in a quoted local part) is refused. */
+	for (i = 0; i < spec->len; i++) {
+		unsigned char c = (unsigned char)spec->data[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f) {
+			return (ERR_INVAL);
+		}
 	}
 	if (name->len > 0) {
 		rv = mime_decode_header(name->data, name->len, &dn);

@@ -69,8 +69,20 @@ fuzz_raw_message(const char *s, size_t size)
 		}
 		return;
 	}
+	/* an addr-spec never holds a control byte (it goes into SMTP) */
+	for (end = 0; end < l.n; end++) {
+		const char *a = l.v[end].addr;
+
+		for (; *a != '\0'; a++) {
+			if (((unsigned char)*a < 0x20 && *a != '\t') ||
+			    *a == 0x7f) {
+				abort();
+			}
+		}
+	}
 	if (mime_addr_format(&l, &f) == 0) {
-		if (!mime_utf8_valid(f, strlen(f)) && mime_utf8_valid(s, size)) {
+		if ((!mime_utf8_valid(f, strlen(f)) && mime_utf8_valid(s, size)) ||
+		    strpbrk(f, "\r\n") != NULL) {
 			abort();
 		}
 		free(f);
