@@ -33,13 +33,41 @@ enum opt_id {
 	OPT_BODIES,
 	OPT_WAIT,
 	OPT_HELP,
+	OPT_SMTP,
+	OPT_SMTP_USER,
+	OPT_SMTP_PASSWORD_FILE,
+	/* flag: one option per flag and direction, in PROTO_FLAG_* order */
+	OPT_SEEN,
+	OPT_UNSEEN,
+	OPT_ANSWERED,
+	OPT_UNANSWERED,
+	OPT_FLAGGED,
+	OPT_UNFLAGGED,
+	OPT_DRAFT,
+	OPT_UNDRAFT,
+	OPT_ADD_KEYWORD,
+	OPT_REMOVE_KEYWORD,
+	OPT_TO,
+	OPT_EXPUNGE,
+	OPT_MAILBOX,
+	OPT_FILE,
+	OPT_FLAGS,
+	OPT_LIMIT,
+	OPT_STATE,
+	OPT_RETRY,
+	OPT_CANCEL,
 	OPT_COUNT
 };
 
 /* Which commands accept an option (bit per enum submit_cmd). */
-#define CMD_ANY 0xffu
+#define CMD_ANY 0xffffffu
 #define CMD_(c) (1u << (c))
 #define CMD_ADD CMD_(SUBMIT_CMD_ACCOUNT_ADD)
+#define CMD_FLAG CMD_(SUBMIT_CMD_FLAG)
+/* the commands that submit a change (and may --wait for it) */
+#define CMD_CHANGE                                                            \
+	(CMD_FLAG | CMD_(SUBMIT_CMD_MOVE) | CMD_(SUBMIT_CMD_DELETE)           \
+	    | CMD_(SUBMIT_CMD_APPEND) | CMD_(SUBMIT_CMD_SEND))
 
 static const struct opt {
 	const char *name;
@@ -60,9 +88,50 @@ static const struct opt {
 	[OPT_INTERVAL] = { "--interval", true, CMD_ADD },
 	[OPT_BODIES] = { "--bodies", true, CMD_ADD },
 	[OPT_WAIT] = { "--wait", false,
-	    CMD_(SUBMIT_CMD_SYNC) | CMD_(SUBMIT_CMD_FETCH_BODY) },
+	    CMD_(SUBMIT_CMD_SYNC) | CMD_(SUBMIT_CMD_FETCH_BODY) | CMD_CHANGE },
 	[OPT_HELP] = { "--help", false, CMD_ANY },
+	[OPT_SMTP] = { "--smtp", true, CMD_ADD },
+	[OPT_SMTP_USER] = { "--smtp-user", true, CMD_ADD },
+	[OPT_SMTP_PASSWORD_FILE] = { "--smtp-password-file", true, CMD_ADD },
+	[OPT_SEEN] = { "--seen", false, CMD_FLAG },
+	[OPT_UNSEEN] = { "--unseen", false, CMD_FLAG },
+	[OPT_ANSWERED] = { "--answered", false, CMD_FLAG },
+	[OPT_UNANSWERED] = { "--unanswered", false, CMD_FLAG },
+	[OPT_FLAGGED] = { "--flagged", false, CMD_FLAG },
+	[OPT_UNFLAGGED] = { "--unflagged", false, CMD_FLAG },
+	[OPT_DRAFT] = { "--draft", false, CMD_FLAG },
+	[OPT_UNDRAFT] = { "--undraft", false, CMD_FLAG },
+	[OPT_ADD_KEYWORD] = { "--add-keyword", true, CMD_FLAG },
+	[OPT_REMOVE_KEYWORD] = { "--remove-keyword", true, CMD_FLAG },
+	[OPT_TO] = { "--to", true, CMD_(SUBMIT_CMD_MOVE) },
+	[OPT_EXPUNGE] = { "--expunge", false, CMD_(SUBMIT_CMD_DELETE) },
+	[OPT_MAILBOX] = { "--mailbox", true, CMD_(SUBMIT_CMD_APPEND) },
+	[OPT_FILE]
+	= { "--file", true, CMD_(SUBMIT_CMD_APPEND) | CMD_(SUBMIT_CMD_SEND) },
+	[OPT_FLAGS] = { "--flags", true, CMD_(SUBMIT_CMD_APPEND) },
+	[OPT_LIMIT] = { "--limit", true,
+	    CMD_(SUBMIT_CMD_MESSAGES) | CMD_(SUBMIT_CMD_CHANGES) },
+	[OPT_STATE] = { "--state", true, CMD_(SUBMIT_CMD_CHANGES) },
+	[OPT_RETRY] = { "--retry", false, CMD_(SUBMIT_CMD_CHANGE_RESOLVE) },
+	[OPT_CANCEL] = { "--cancel", false, CMD_(SUBMIT_CMD_CHANGE_RESOLVE) },
 };
+
+/* Options that may be given more than once (values collected). */
+static bool
+opt_repeats(int id)
+{
+	return (id == OPT_ADD_KEYWORD || id == OPT_REMOVE_KEYWORD);
+}
+
+/* Flag names of append --flags and the JSON output, by PROTO_FLAG_ bit. */
+static const char *const flag_names[]
+    = { "seen", "answered", "flagged", "deleted", "draft" };
+
+const char *
+submit_flag_name(unsigned i)
+{
+	return (i < ARRAY_LEN(flag_names) ? flag_names[i] : NULL);
+}
 
 static const char *const cmd_names[] = {
 	[SUBMIT_CMD_ACCOUNT_ADD] = "account add",
@@ -72,9 +141,37 @@ static const char *const cmd_names[] = {
 	[SUBMIT_CMD_STATUS] = "status",
 	[SUBMIT_CMD_FETCH_BODY] = "fetch-body",
 	[SUBMIT_CMD_HELP] = "help",
+	[SUBMIT_CMD_FLAG] = "flag",
+	[SUBMIT_CMD_MOVE] = "move",
+	[SUBMIT_CMD_DELETE] = "delete",
+	[SUBMIT_CMD_APPEND] = "append",
+	[SUBMIT_CMD_SEND] = "send",
+	[SUBMIT_CMD_MESSAGES] = "messages",
+	[SUBMIT_CMD_CHANGES] = "changes",
+	[SUBMIT_CMD_CHANGE_RESOLVE] = "change resolve",
+};
+
+/*
+ * The commands on one account that take words after the account NAME:
+ * MESSAGE_ID (a number) or MAILBOX.
+ */
+static const struct change_word {
+	const char *word;
+	enum submit_cmd cmd;
+	uint8_t min, max; /* words after NAME */
+	bool message_id; /* the word after NAME is a MESSAGE_ID */
+} change_words[] = {
+	{ "flag", SUBMIT_CMD_FLAG, 1, 1, true },
+	{ "move", SUBMIT_CMD_MOVE, 1, 1, true },
+	{ "delete", SUBMIT_CMD_DELETE, 1, 1, true },
+	{ "append", SUBMIT_CMD_APPEND, 0, 0, false },
+	{ "send", SUBMIT_CMD_SEND, 0, 0, false },
+	{ "messages", SUBMIT_CMD_MESSAGES, 0, 1, false },
+	{ "changes", SUBMIT_CMD_CHANGES, 0, 0, false },
 };
 
 #define MAX_WORDS 8
+#define MAX_GIVEN (2 * SUBMIT_MAX_KEYWORDS + 32) /* options in one line */
 
 static const char usage_text[]
     = "usage: mailsync-submit [--dir DIR] [--control URL] [--json] "
@@ -84,11 +181,26 @@ static const char usage_text[]
       "              [--tls-ca FILE] [--starttls]\n"
       "              [--plaintext] [--interval SECONDS]\n"
       "              [--bodies none|all|recent:DAYS]\n"
+      "              [--smtp smtp[s]://HOST[:PORT] [--smtp-user USER]\n"
+      "               [--smtp-password-file FILE]]\n"
       "  account list\n"
       "  account remove NAME\n"
       "  sync NAME [--wait] [--timeout SECONDS]\n"
       "  fetch-body NAME MESSAGE_ID [--wait] [--timeout SECONDS]\n"
-      "  status [JOB_ID]\n";
+      "  status [JOB_ID]\n"
+      "  flag NAME MESSAGE_ID [--seen|--unseen] [--flagged|--unflagged]\n"
+      "              [--answered|--unanswered] [--draft|--undraft]\n"
+      "              [--add-keyword K]... [--remove-keyword K]...\n"
+      "  move NAME MESSAGE_ID --to MAILBOX\n"
+      "  delete NAME MESSAGE_ID [--expunge]\n"
+      "  append NAME --mailbox MAILBOX --file FILE [--flags "
+      "seen,flagged,...]\n"
+      "  send NAME --file FILE\n"
+      "      (these five: [--wait] [--timeout SECONDS])\n"
+      "  messages NAME [MAILBOX] [--limit N]\n"
+      "  changes NAME [--state active|pending|inflight|dead|uncertain|done|\n"
+      "              cancelled|all] [--limit N]\n"
+      "  change resolve CHANGE_ID (--retry|--cancel)\n";
 
 const char *
 submit_usage(void)
@@ -179,6 +291,191 @@ find_opt(const char *arg, const char **inline_r)
 	return (-1);
 }
 
+static const struct change_word *
+find_change_word(const char *w)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_LEN(change_words); i++) {
+		if (strcmp(change_words[i].word, w) == 0) {
+			return (&change_words[i]);
+		}
+	}
+	return (NULL);
+}
+
+static int
+check_name(const char *name, char *errbuf, size_t errlen)
+{
+	if (!submit_name_valid(name)) {
+		return (usage_err(errbuf, errlen,
+		    "invalid account name \"%.80s\": use 1-%d "
+		    "characters from A-Z a-z 0-9 . _ @ + -",
+		    name, SUBMIT_NAME_MAX));
+	}
+	return (0);
+}
+
+/* flag|move|delete NAME MESSAGE_ID, append|send|changes NAME,
+ * messages NAME [MAILBOX] */
+static int
+parse_change_words(const char **w, size_t n, struct submit_args *a,
+    char *errbuf, size_t errlen)
+{
+	const struct change_word *cw = find_change_word(w[0]);
+
+	a->cmd = cw->cmd;
+	if (n < 2) {
+		return (usage_err(
+		    errbuf, errlen, "%s: missing account NAME", cw->word));
+	}
+	if (n - 2 < cw->min) {
+		return (usage_err(errbuf, errlen, "%s: missing %s", cw->word,
+		    cw->message_id ? "MESSAGE_ID" : "MAILBOX"));
+	}
+	if (n - 2 > cw->max) {
+		return (usage_err(errbuf, errlen,
+		    "%s: unexpected argument \"%.64s\"", cw->word,
+		    w[2 + cw->max]));
+	}
+	a->name = w[1];
+	if (cw->message_id
+	    && (parse_u64(w[2], INT64_MAX, &a->message_id) != 0
+	        || a->message_id == 0)) {
+		return (usage_err(errbuf, errlen,
+		    "%s: MESSAGE_ID must be a positive number (messages.id; "
+		    "see 'mailsync-submit messages'), got \"%.64s\"",
+		    cw->word, w[2]));
+	}
+	if (!cw->message_id && n == 3) {
+		a->mailbox = w[2];
+	}
+	return (check_name(a->name, errbuf, errlen));
+}
+
+/* change resolve CHANGE_ID */
+static int
+parse_resolve(const char **w, size_t n, struct submit_args *a, char *errbuf,
+    size_t errlen)
+{
+	a->cmd = SUBMIT_CMD_CHANGE_RESOLVE;
+	if (n == 0 || strcmp(w[0], "resolve") != 0) {
+		return (usage_err(errbuf, errlen,
+		    "change: expected 'change resolve CHANGE_ID "
+		    "--retry|--cancel'"));
+	}
+	if (n < 2) {
+		return (usage_err(
+		    errbuf, errlen, "change resolve: missing CHANGE_ID"));
+	}
+	if (n > 2) {
+		return (usage_err(errbuf, errlen,
+		    "change resolve: unexpected argument \"%.64s\"", w[2]));
+	}
+	if (parse_u64(w[1], INT64_MAX, &a->change_id) != 0
+	    || a->change_id == 0) {
+		return (usage_err(errbuf, errlen,
+		    "change resolve: CHANGE_ID must be a positive number, got "
+		    "\"%.64s\"",
+		    w[1]));
+	}
+	return (0);
+}
+
+bool
+submit_keyword_valid(const char *k)
+{
+	size_t i, n = strlen(k);
+
+	if (n == 0 || n > 255 || k[0] == '\\') {
+		return (false);
+	}
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)k[i];
+
+		/* RFC 3501 atom: no specials, no controls, no space */
+		if (c <= 32 || c >= 127 || strchr("(){%*\"\\]", c) != NULL) {
+			return (false);
+		}
+	}
+	return (true);
+}
+
+/* "seen,flagged" or "seen flagged" to PROTO_FLAG_* bits. */
+static int
+parse_flag_list(const char *v, uint32_t *bits_r, char *errbuf, size_t errlen)
+{
+	const char *p = v, *e;
+	size_t i, n;
+
+	*bits_r = 0;
+	while (*p != '\0') {
+		if (*p == ',' || *p == ' ') {
+			p++;
+			continue;
+		}
+		for (e = p; *e != '\0' && *e != ',' && *e != ' '; e++) { }
+		n = (size_t)(e - p);
+		for (i = 0; i < ARRAY_LEN(flag_names); i++) {
+			if (strlen(flag_names[i]) == n
+			    && strncmp(flag_names[i], p, n) == 0) {
+				break;
+			}
+		}
+		if (i == ARRAY_LEN(flag_names)
+		    || (1u << i) == PROTO_FLAG_DELETED) {
+			return (usage_err(errbuf, errlen,
+			    "--flags: unknown flag \"%.*s\" (seen, answered, "
+			    "flagged, draft)",
+			    (int)(n > 64 ? 64 : n), p));
+		}
+		*bits_r |= 1u << i;
+		p = e;
+	}
+	return (0);
+}
+
+/* Checks a change command's options once everything is known. */
+static int
+check_change(struct submit_args *a, char *errbuf, size_t errlen)
+{
+	switch (a->cmd) {
+	case SUBMIT_CMD_FLAG:
+		if (a->flags_add == 0 && a->flags_remove == 0
+		    && a->nkw_add == 0 && a->nkw_remove == 0) {
+			return (usage_err(errbuf, errlen,
+			    "flag: nothing to change (give --seen, --unseen, "
+			    "--flagged, ..., --add-keyword K or "
+			    "--remove-keyword K)"));
+		}
+		return (0);
+	case SUBMIT_CMD_MOVE:
+		return (a->to == NULL ? usage_err(
+		            errbuf, errlen, "move: missing --to MAILBOX")
+		                      : 0);
+	case SUBMIT_CMD_APPEND:
+		if (a->mailbox == NULL) {
+			return (usage_err(errbuf, errlen,
+			    "append: missing --mailbox MAILBOX"));
+		}
+		/* fall through */
+	case SUBMIT_CMD_SEND:
+		return (a->file == NULL
+		        ? usage_err(errbuf, errlen, "%s: missing --file FILE",
+		            a->cmd == SUBMIT_CMD_SEND ? "send" : "append")
+		        : 0);
+	case SUBMIT_CMD_CHANGE_RESOLVE:
+		if (a->retry == a->cancel) {
+			return (usage_err(errbuf, errlen,
+			    "change resolve: give exactly one of --retry and "
+			    "--cancel"));
+		}
+		return (0);
+	default:
+		return (0);
+	}
+}
+
 /* Maps the command words to a command; checks their number. */
 static int
 parse_words(const char **w, size_t n, struct submit_args *a, char *errbuf,
@@ -232,15 +529,21 @@ parse_words(const char **w, size_t n, struct submit_args *a, char *errbuf,
 			    w[1]));
 		}
 		if (n == 1) {
-			return (usage_err(errbuf, errlen,
-			    "fetch-body: missing MESSAGE_ID"));
+			return (usage_err(
+			    errbuf, errlen, "fetch-body: missing MESSAGE_ID"));
 		}
 		if (n == 2) {
 			n = 1; /* NAME is checked below */
 		}
+	} else if (strcmp(w[0], "change") == 0) {
+		return (parse_resolve(w + 1, n - 1, a, errbuf, errlen));
+	} else if (find_change_word(w[0]) != NULL) {
+		return (parse_change_words(w, n, a, errbuf, errlen));
 	} else {
 		return (usage_err(errbuf, errlen,
-		    "unknown command \"%.64s\" (account, sync or status)",
+		    "unknown command \"%.64s\" (account, sync, fetch-body, "
+		    "status, flag, move, delete, append, send, messages, "
+		    "changes or change)",
 		    w[0]));
 	}
 	want = a->cmd == SUBMIT_CMD_ACCOUNT_LIST ? 0 : 1;
@@ -341,6 +644,26 @@ check_add(struct submit_args *a, char *errbuf, size_t errlen)
 		    "refusing to send a password in clear text over "
 		    "imap://; use imaps://, --starttls, or --plaintext"));
 	}
+	if (a->smtp == NULL
+	    && (a->smtp_user != NULL || a->smtp_password_file != NULL)) {
+		return (usage_err(errbuf, errlen,
+		    "--smtp-user and --smtp-password-file need --smtp URL"));
+	}
+	if (a->smtp != NULL) {
+		struct net_url su;
+
+		if (net_url_parse(a->smtp, &su, uerr, sizeof(uerr)) != 0) {
+			return (usage_err(errbuf, errlen,
+			    "--smtp: bad URL \"%.128s\": %s", a->smtp, uerr));
+		}
+		if (strcmp(su.scheme, "smtp") != 0
+		    && strcmp(su.scheme, "smtps") != 0) {
+			return (usage_err(errbuf, errlen,
+			    "--smtp: scheme must be smtp (STARTTLS) or smtps, "
+			    "not %s",
+			    su.scheme));
+		}
+	}
 	return (0);
 }
 
@@ -401,7 +724,8 @@ set_opt(
 	case OPT_BODIES:
 		if (!submit_bodies_valid(v)) {
 			return (usage_err(errbuf, errlen,
-			    "--bodies: expected none, all or recent:DAYS (DAYS "
+			    "--bodies: expected none, all or recent:DAYS "
+			    "(DAYS "
 			    "1-36500), got \"%.64s\"",
 			    v));
 		}
@@ -409,6 +733,120 @@ set_opt(
 		return (0);
 	case OPT_WAIT:
 		a->wait = true;
+		return (0);
+	case OPT_SMTP:
+		a->smtp = v;
+		return (0);
+	case OPT_SMTP_USER:
+		if (v[0] == '\0' || strlen(v) > 1024) {
+			return (usage_err(errbuf, errlen,
+			    "--smtp-user: must be 1 to 1024 bytes"));
+		}
+		a->smtp_user = v;
+		return (0);
+	case OPT_SMTP_PASSWORD_FILE:
+		a->smtp_password_file = v;
+		return (0);
+	case OPT_SEEN:
+	case OPT_UNSEEN:
+	case OPT_ANSWERED:
+	case OPT_UNANSWERED:
+	case OPT_FLAGGED:
+	case OPT_UNFLAGGED:
+	case OPT_DRAFT:
+	case OPT_UNDRAFT: {
+		/* pairs in PROTO_FLAG_ order, deleted skipped */
+		static const uint32_t bit[]
+		    = { PROTO_FLAG_SEEN, PROTO_FLAG_ANSWERED,
+			      PROTO_FLAG_FLAGGED, PROTO_FLAG_DRAFT };
+		uint32_t b = bit[(id - OPT_SEEN) / 2];
+
+		if (((id - OPT_SEEN) % 2 == 0 ? a->flags_remove : a->flags_add)
+		    & b) {
+			return (usage_err(errbuf, errlen,
+			    "%s contradicts an earlier option",
+			    opts[id].name));
+		}
+		if ((id - OPT_SEEN) % 2 == 0) {
+			a->flags_add |= b;
+		} else {
+			a->flags_remove |= b;
+		}
+		return (0);
+	}
+	case OPT_ADD_KEYWORD:
+	case OPT_REMOVE_KEYWORD:
+		if (!submit_keyword_valid(v)) {
+			return (usage_err(errbuf, errlen,
+			    "%s: \"%.64s\" is not a keyword (1-255 "
+			    "characters, "
+			    "no space, ( ) { %% * \" \\ ], not starting with "
+			    "\\)",
+			    opts[id].name, v));
+		}
+		if ((id == OPT_ADD_KEYWORD ? a->nkw_add : a->nkw_remove)
+		    == SUBMIT_MAX_KEYWORDS) {
+			return (usage_err(errbuf, errlen,
+			    "%s: at most %d keywords", opts[id].name,
+			    SUBMIT_MAX_KEYWORDS));
+		}
+		if (id == OPT_ADD_KEYWORD) {
+			a->kw_add[a->nkw_add++] = v;
+		} else {
+			a->kw_remove[a->nkw_remove++] = v;
+		}
+		return (0);
+	case OPT_TO:
+	case OPT_MAILBOX:
+		if (v[0] == '\0' || strlen(v) > 1000) {
+			return (usage_err(errbuf, errlen,
+			    "%s: a mailbox name of 1 to 1000 bytes",
+			    opts[id].name));
+		}
+		*(id == OPT_TO ? &a->to : &a->mailbox) = v;
+		return (0);
+	case OPT_EXPUNGE:
+		a->expunge = true;
+		return (0);
+	case OPT_FILE:
+		a->file = v;
+		return (0);
+	case OPT_FLAGS:
+		return (parse_flag_list(v, &a->flags_add, errbuf, errlen));
+	case OPT_LIMIT: {
+		uint64_t n;
+
+		if (parse_u64(v, SUBMIT_LIST_MAX, &n) != 0 || n == 0) {
+			return (usage_err(errbuf, errlen,
+			    "--limit: expected a number from 1 to %d, got "
+			    "\"%.32s\"",
+			    SUBMIT_LIST_MAX, v));
+		}
+		a->limit = (uint32_t)n;
+		return (0);
+	}
+	case OPT_STATE: {
+		static const char *const states[]
+		    = { "active", "pending", "inflight", "dead", "uncertain",
+			      "done", "cancelled", "all" };
+		size_t i;
+
+		for (i = 0; i < ARRAY_LEN(states); i++) {
+			if (strcmp(states[i], v) == 0) {
+				a->state = v;
+				return (0);
+			}
+		}
+		return (usage_err(errbuf, errlen,
+		    "--state: expected active, pending, inflight, dead, "
+		    "uncertain, done, cancelled or all, got \"%.32s\"",
+		    v));
+	}
+	case OPT_RETRY:
+		a->retry = true;
+		return (0);
+	case OPT_CANCEL:
+		a->cancel = true;
 		return (0);
 	default:
 		return (usage_err(errbuf, errlen, "internal: option %d", id));
@@ -419,14 +857,17 @@ int
 submit_args_parse(
     int argc, char **argv, struct submit_args *a, char *errbuf, size_t errlen)
 {
-	const char *words[MAX_WORDS], *vals[OPT_COUNT], *inl, *v;
+	const char *words[MAX_WORDS], *inl, *v;
+	struct {
+		int id;
+		const char *v;
+	} given[MAX_GIVEN];
 	bool seen[OPT_COUNT], only_words = false;
-	size_t nwords = 0;
+	size_t nwords = 0, ngiven = 0, k;
 	int i, id, rv;
 
 	memset(a, 0, sizeof(*a));
 	memset(seen, 0, sizeof(seen));
-	memset(vals, 0, sizeof(vals));
 	a->dir = SUBMIT_DEFAULT_DIR;
 	for (i = 1; i < argc; i++) {
 		const char *arg = argv[i];
@@ -448,18 +889,22 @@ submit_args_parse(
 			return (usage_err(
 			    errbuf, errlen, "unknown option \"%.64s\"", arg));
 		}
-		if (seen[id]) {
+		if (seen[id] && !opt_repeats(id)) {
 			return (usage_err(errbuf, errlen,
 			    "option %s given twice", opts[id].name));
 		}
 		seen[id] = true;
+		if (ngiven == MAX_GIVEN) {
+			return (usage_err(errbuf, errlen, "too many options"));
+		}
 		if (!opts[id].has_arg) {
 			if (inl != NULL) {
 				return (usage_err(errbuf, errlen,
 				    "option %s takes no value",
 				    opts[id].name));
 			}
-			vals[id] = "";
+			given[ngiven].id = id;
+			given[ngiven++].v = "";
 			continue;
 		}
 		if (inl != NULL) {
@@ -470,7 +915,8 @@ submit_args_parse(
 			return (usage_err(errbuf, errlen,
 			    "option %s needs an argument", opts[id].name));
 		}
-		vals[id] = v;
+		given[ngiven].id = id;
+		given[ngiven++].v = v;
 	}
 	if (seen[OPT_HELP]) {
 		a->cmd = SUBMIT_CMD_HELP;
@@ -480,16 +926,14 @@ submit_args_parse(
 	if (rv != 0) {
 		return (rv);
 	}
-	for (id = 0; id < OPT_COUNT; id++) {
-		if (!seen[id]) {
-			continue;
-		}
+	for (k = 0; k < ngiven; k++) {
+		id = given[k].id;
 		if ((opts[id].cmds & CMD_(a->cmd)) == 0) {
 			return (usage_err(errbuf, errlen,
 			    "option %s does not apply to %s", opts[id].name,
 			    cmd_names[a->cmd]));
 		}
-		rv = set_opt(a, id, vals[id], errbuf, errlen);
+		rv = set_opt(a, id, given[k].v, errbuf, errlen);
 		if (rv != 0) {
 			return (rv);
 		}
@@ -497,7 +941,7 @@ submit_args_parse(
 	if (a->cmd == SUBMIT_CMD_ACCOUNT_ADD) {
 		return (check_add(a, errbuf, errlen));
 	}
-	return (0);
+	return (check_change(a, errbuf, errlen));
 }
 
 /* Reads at most max bytes of path into b; ERR_TOOBIG if there is more. */
@@ -552,10 +996,17 @@ read_capped(const char *what, const char *path, struct buf *b, size_t max,
 	return (rv);
 }
 
+int
+submit_read_file(const char *what, const char *path, struct buf *b, size_t max,
+    char *errbuf, size_t errlen)
+{
+	return (read_capped(what, path, b, max, errbuf, errlen));
+}
+
 /* Reads a secret file (what: "password file" or "token file"). */
 static int
-read_secret(const char *what, const char *path, struct buf *pw,
-    char *errbuf, size_t errlen)
+read_secret(const char *what, const char *path, struct buf *pw, char *errbuf,
+    size_t errlen)
 {
 	size_t i;
 	int rv;
@@ -571,8 +1022,8 @@ read_secret(const char *what, const char *path, struct buf *pw,
 		pw->data[pw->len] = '\0';
 	}
 	if (pw->len == 0) {
-		return (usage_err(
-		    errbuf, errlen, "%s %.256s: empty", what, path));
+		return (
+		    usage_err(errbuf, errlen, "%s %.256s: empty", what, path));
 	}
 	if (pw->len > SUBMIT_PASSWORD_MAX) {
 		return (usage_err(errbuf, errlen,

@@ -23,18 +23,8 @@
 
 #define POLL_INTERVAL_MS 200
 
-struct ctx {
-	const struct submit_args *a;
-	char url[512];
-	nng_socket sock;
-	uint64_t next_id;
-	int call_ms; /* timeout of one request */
-	struct buf pw; /* account add: password (wiped) */
-	struct buf ca; /* account add: CA PEM, empty if none */
-};
-
-static int
-unreachable(const struct ctx *c)
+int
+submit_unreachable(const struct submit_ctx *c)
 {
 	submit_print_error(c->a->json, SUBMIT_EXIT_UNREACHABLE,
 	    "cannot reach mailsync-store at %s: is mailsync-up running?",
@@ -66,8 +56,8 @@ ipc_listening(const char *url)
  * Sends req and waits for the reply. Returns 0 with *rep and *raw to release,
  * or prints the problem and returns an exit code.
  */
-static int
-call(struct ctx *c, struct proto_msg *req, struct proto_msg *rep,
+int
+submit_call(struct submit_ctx *c, struct proto_msg *req, struct proto_msg *rep,
     nng_msg **raw, int timeout_ms, bool quiet_unreachable)
 {
 	int rv;
@@ -76,7 +66,7 @@ call(struct ctx *c, struct proto_msg *req, struct proto_msg *rep,
 	rv = ipc_call(c->sock, req, rep, raw, timeout_ms);
 	if (rv == ERR_UNREACHABLE) {
 		return (quiet_unreachable ? SUBMIT_EXIT_UNREACHABLE
-		                          : unreachable(c));
+		                          : submit_unreachable(c));
 	}
 	if (rv != 0) {
 		submit_print_error(c->a->json, SUBMIT_EXIT_FAILED,
@@ -89,32 +79,38 @@ call(struct ctx *c, struct proto_msg *req, struct proto_msg *rep,
 
 /* Prints a refused request ("account add: already exists: ...") and
  * returns the exit code; 0 when the reply says success. */
-static int
-refused(const struct ctx *c, const char *what, const struct proto_msg *rep)
+int
+submit_refused(const struct submit_ctx *c, const char *what,
+    const struct proto_msg *rep, bool input_errors)
 {
 	const struct proto_reply *r = &rep->u.reply;
+	int ex = SUBMIT_EXIT_FAILED;
 
 	if (r->status == 0) {
 		return (0);
 	}
-	submit_print_error(c->a->json, SUBMIT_EXIT_FAILED, "%s: %s%s%.*s",
-	    what, err_str(r->status), r->error.len > 0 ? ": " : "",
+	if (input_errors
+	    && (r->status == ERR_INVAL || r->status == ERR_NOTFOUND)) {
+		ex = SUBMIT_EXIT_USAGE;
+	}
+	submit_print_error(c->a->json, ex, "%s: %s%s%.*s", what,
+	    err_str(r->status), r->error.len > 0 ? ": " : "",
 	    (int)(r->error.len > 512 ? 512 : r->error.len),
 	    r->error.p != NULL ? r->error.p : "");
-	return (SUBMIT_EXIT_FAILED);
+	return (ex);
 }
 
 /* account add: reads the password and CA files (before any request). */
 static int
-read_files(struct ctx *c)
+read_files(struct submit_ctx *c)
 {
 	const struct submit_args *a = c->a;
 	char err[512];
 
-	if ((a->token_file != NULL
-	            ? submit_read_token(a->token_file, &c->pw, err, sizeof(err))
-	            : submit_read_password(
-	                a->password_file, &c->pw, err, sizeof(err)))
+	if ((a->token_file != NULL ? submit_read_token(
+	         a->token_file, &c->pw, err, sizeof(err))
+	                           : submit_read_password(a->password_file,
+	                               &c->pw, err, sizeof(err)))
 	    != 0) {
 		submit_print_error(a->json, SUBMIT_EXIT_USAGE, "%s", err);
 		return (SUBMIT_EXIT_USAGE);
@@ -124,11 +120,19 @@ read_files(struct ctx *c)
 		submit_print_error(a->json, SUBMIT_EXIT_USAGE, "%s", err);
 		return (SUBMIT_EXIT_USAGE);
 	}
+	if (a->smtp_password_file != NULL
+	    && submit_read_password(
+	           a->smtp_password_file, &c->smtp_pw, err, sizeof(err))
+	        != 0) {
+		submit_print_error(a->json, SUBMIT_EXIT_USAGE,
+		    "--smtp-password-file: %s", err);
+		return (SUBMIT_EXIT_USAGE);
+	}
 	return (0);
 }
 
 static int
-do_account_add(struct ctx *c)
+do_account_add(struct submit_ctx *c)
 {
 	const struct submit_args *a = c->a;
 	struct proto_msg req, rep;
@@ -155,11 +159,17 @@ do_account_add(struct ctx *c)
 	}
 	req.u.account_add.interval_s = a->interval_s;
 	req.u.account_add.bodies = proto_str_c(a->bodies);
-	ex = call(c, &req, &rep, &raw, c->call_ms, false);
+	req.u.account_add.smtp = proto_str_c(a->smtp);
+	req.u.account_add.smtp_username = proto_str_c(a->smtp_user);
+	if (a->smtp_password_file != NULL) {
+		req.u.account_add.smtp_password
+		    = (struct proto_str) { c->smtp_pw.data, c->smtp_pw.len };
+	}
+	ex = submit_call(c, &req, &rep, &raw, c->call_ms, false);
 	if (ex != 0) {
 		return (ex);
 	}
-	ex = refused(c, "account add", &rep);
+	ex = submit_refused(c, "account add", &rep, false);
 	if (ex == 0) {
 		snprintf(text, sizeof(text), "account %s added (id %llu)",
 		    a->name, (unsigned long long)rep.u.reply.id);
@@ -171,7 +181,7 @@ do_account_add(struct ctx *c)
 }
 
 static int
-do_account_list(struct ctx *c)
+do_account_list(struct submit_ctx *c)
 {
 	struct proto_msg req, rep;
 	nng_msg *raw = NULL;
@@ -179,11 +189,11 @@ do_account_list(struct ctx *c)
 
 	memset(&req, 0, sizeof(req));
 	req.type = MSG_SUBMIT_ACCOUNT_LIST;
-	ex = call(c, &req, &rep, &raw, c->call_ms, false);
+	ex = submit_call(c, &req, &rep, &raw, c->call_ms, false);
 	if (ex != 0) {
 		return (ex);
 	}
-	ex = refused(c, "account list", &rep);
+	ex = submit_refused(c, "account list", &rep, false);
 	if (ex == 0) {
 		submit_print_accounts(&rep.u.reply, c->a->json);
 	}
@@ -193,7 +203,7 @@ do_account_list(struct ctx *c)
 }
 
 static int
-do_account_remove(struct ctx *c)
+do_account_remove(struct submit_ctx *c)
 {
 	struct proto_msg req, rep;
 	nng_msg *raw = NULL;
@@ -203,11 +213,11 @@ do_account_remove(struct ctx *c)
 	memset(&req, 0, sizeof(req));
 	req.type = MSG_SUBMIT_ACCOUNT_REMOVE;
 	req.u.name.name = proto_str_c(c->a->name);
-	ex = call(c, &req, &rep, &raw, c->call_ms, false);
+	ex = submit_call(c, &req, &rep, &raw, c->call_ms, false);
 	if (ex != 0) {
 		return (ex);
 	}
-	ex = refused(c, "account remove", &rep);
+	ex = submit_refused(c, "account remove", &rep, false);
 	if (ex == 0) {
 		snprintf(text, sizeof(text), "account %s removed", c->a->name);
 		submit_print_id(
@@ -219,7 +229,7 @@ do_account_remove(struct ctx *c)
 }
 
 static int
-do_status(struct ctx *c)
+do_status(struct submit_ctx *c)
 {
 	struct proto_msg req, rep;
 	nng_msg *raw = NULL;
@@ -229,11 +239,11 @@ do_status(struct ctx *c)
 	req.type = MSG_SUBMIT_JOB_STATUS;
 	req.u.job_status.job_id = c->a->job_id;
 	req.u.job_status.limit = c->a->job_id != 0 ? 1 : 20;
-	ex = call(c, &req, &rep, &raw, c->call_ms, false);
+	ex = submit_call(c, &req, &rep, &raw, c->call_ms, false);
 	if (ex != 0) {
 		return (ex);
 	}
-	ex = refused(c, "status", &rep);
+	ex = submit_refused(c, "status", &rep, false);
 	if (ex == 0 && c->a->job_id == 0) {
 		submit_print_jobs(&rep.u.reply, c->a->json);
 	} else if (ex == 0 && rep.u.reply.njobs == 0) {
@@ -248,8 +258,8 @@ do_status(struct ctx *c)
 	return (ex);
 }
 
-static void
-sleep_ms(int ms)
+void
+submit_sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
@@ -258,7 +268,8 @@ sleep_ms(int ms)
 
 /* Best effort: the account's totals after a finished sync. */
 static void
-print_done(struct ctx *c, const struct proto_job_info *j, uint32_t waited)
+print_done(
+    struct submit_ctx *c, const struct proto_job_info *j, uint32_t waited)
 {
 	struct proto_msg req, rep;
 	nng_msg *raw = NULL;
@@ -267,7 +278,7 @@ print_done(struct ctx *c, const struct proto_job_info *j, uint32_t waited)
 
 	memset(&req, 0, sizeof(req));
 	req.type = MSG_SUBMIT_ACCOUNT_LIST;
-	if (call(c, &req, &rep, &raw, c->call_ms, true) == 0
+	if (submit_call(c, &req, &rep, &raw, c->call_ms, true) == 0
 	    && rep.u.reply.status == 0) {
 		for (i = 0; i < rep.u.reply.naccounts; i++) {
 			if (rep.u.reply.accounts[i].id == j->account_id
@@ -285,7 +296,7 @@ print_done(struct ctx *c, const struct proto_job_info *j, uint32_t waited)
 
 /* Polls job_id until it ends or the deadline passes. */
 static int
-wait_job(struct ctx *c, uint64_t job_id)
+wait_job(struct submit_ctx *c, uint64_t job_id)
 {
 	uint32_t wait_s
 	    = c->a->timeout_s != 0 ? c->a->timeout_s : SUBMIT_WAIT_DEFAULT_S;
@@ -309,16 +320,17 @@ wait_job(struct ctx *c, uint64_t job_id)
 		req.type = MSG_SUBMIT_JOB_STATUS;
 		req.u.job_status.job_id = job_id;
 		req.u.job_status.limit = 1;
-		ex = call(c, &req, &rep, &raw,
+		ex = submit_call(c, &req, &rep, &raw,
 		    (int)(left < c->call_ms ? left : c->call_ms), true);
 		if (ex == SUBMIT_EXIT_UNREACHABLE) {
-			sleep_ms(POLL_INTERVAL_MS); /* a store restart? */
+			submit_sleep_ms(
+			    POLL_INTERVAL_MS); /* a store restart? */
 			continue;
 		}
 		if (ex != 0) {
 			return (ex);
 		}
-		ex = refused(c, "sync --wait", &rep);
+		ex = submit_refused(c, "sync --wait", &rep, false);
 		if (ex == 0 && rep.u.reply.njobs == 0) {
 			submit_print_error(c->a->json, SUBMIT_EXIT_FAILED,
 			    "job %llu: not found", (unsigned long long)job_id);
@@ -349,11 +361,11 @@ wait_job(struct ctx *c, uint64_t job_id)
 		}
 		proto_msg_release(&rep);
 		ipc_msg_free(&raw);
-		sleep_ms(POLL_INTERVAL_MS);
+		submit_sleep_ms(POLL_INTERVAL_MS);
 	}
 	if (!have_last || ex == SUBMIT_EXIT_UNREACHABLE) {
 		free(last_error);
-		return (unreachable(c));
+		return (submit_unreachable(c));
 	}
 	submit_print_wait(&last, NULL, true, wait_s, c->a->json);
 	free(last_error);
@@ -367,7 +379,7 @@ done:
 
 /* sync, fetch-body: submits the job; with --wait polls it to its end. */
 static int
-do_sync(struct ctx *c)
+do_sync(struct submit_ctx *c)
 {
 	struct proto_msg req, rep;
 	nng_msg *raw = NULL;
@@ -381,11 +393,11 @@ do_sync(struct ctx *c)
 	req.u.job_submit.account = proto_str_c(c->a->name);
 	req.u.job_submit.kind = body ? JOB_KIND_FETCH_BODY : JOB_KIND_SYNC;
 	req.u.job_submit.message_id = body ? c->a->message_id : 0;
-	ex = call(c, &req, &rep, &raw, c->call_ms, false);
+	ex = submit_call(c, &req, &rep, &raw, c->call_ms, false);
 	if (ex != 0) {
 		return (ex);
 	}
-	ex = refused(c, body ? "fetch-body" : "sync", &rep);
+	ex = submit_refused(c, body ? "fetch-body" : "sync", &rep, false);
 	job_id = rep.u.reply.id;
 	proto_msg_release(&rep);
 	ipc_msg_free(&raw);
@@ -405,7 +417,7 @@ int
 main(int argc, char **argv)
 {
 	struct submit_args a;
-	struct ctx c;
+	struct submit_ctx c;
 	char err[512];
 	int rv, ex;
 
@@ -425,11 +437,11 @@ main(int argc, char **argv)
 	c.a = &a;
 	buf_init(&c.pw, SUBMIT_PASSWORD_MAX + 1);
 	buf_init(&c.ca, SUBMIT_CA_MAX);
+	buf_init(&c.smtp_pw, SUBMIT_PASSWORD_MAX + 1);
+	buf_init(&c.msg, PROTO_MAX_RFC822 + 1);
 	c.next_id = ((uint64_t)getpid() << 32) ^ (uint64_t)clock_wall_ms();
 	c.call_ms = SUBMIT_CALL_DEFAULT_S * 1000;
-	if (a.timeout_s != 0
-	    && !((a.cmd == SUBMIT_CMD_SYNC || a.cmd == SUBMIT_CMD_FETCH_BODY)
-		&& a.wait)) {
+	if (a.timeout_s != 0 && !a.wait) {
 		c.call_ms = (int)a.timeout_s * 1000;
 	}
 	if (a.control_url != NULL) {
@@ -448,8 +460,15 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
+	/* append, send: a bad file is exit 2 whether or not a store runs */
+	if (a.file != NULL
+	    && submit_read_message(a.file, &c.msg, err, sizeof(err)) != 0) {
+		submit_print_error(a.json, SUBMIT_EXIT_USAGE, "%s", err);
+		ex = SUBMIT_EXIT_USAGE;
+		goto out;
+	}
 	if (!ipc_listening(c.url)) {
-		ex = unreachable(&c);
+		ex = submit_unreachable(&c);
 		goto out;
 	}
 	rv = ipc_open(IPC_CONTROL, IPC_DIAL, c.url, &c.sock, err, sizeof(err));
@@ -477,6 +496,16 @@ main(int argc, char **argv)
 	case SUBMIT_CMD_STATUS:
 		ex = do_status(&c);
 		break;
+	case SUBMIT_CMD_FLAG:
+	case SUBMIT_CMD_MOVE:
+	case SUBMIT_CMD_DELETE:
+	case SUBMIT_CMD_APPEND:
+	case SUBMIT_CMD_SEND:
+	case SUBMIT_CMD_MESSAGES:
+	case SUBMIT_CMD_CHANGES:
+	case SUBMIT_CMD_CHANGE_RESOLVE:
+		ex = submit_do_change(&c);
+		break;
 	default:
 		ex = SUBMIT_EXIT_USAGE;
 		break;
@@ -485,5 +514,7 @@ main(int argc, char **argv)
 out:
 	buf_wipe_release(&c.pw);
 	buf_release(&c.ca);
+	buf_wipe_release(&c.smtp_pw);
+	buf_release(&c.msg);
 	return (ex);
 }

@@ -134,6 +134,8 @@ account_json(const struct proto_account_info *a)
 	jset(o, "last_error", jstr(a->last_error));
 	jset(o, "mailboxes", jnat(a->mailboxes));
 	jset(o, "messages", jnat(a->messages));
+	jset(o, "smtp", jstr(a->smtp));
+	jset(o, "pending_changes", jnat(a->pending_changes));
 	return (o);
 }
 
@@ -359,5 +361,308 @@ submit_print_wait(const struct proto_job_info *j,
 		fprintf(stderr, "job %llu failed: %s\n",
 		    (unsigned long long)j->id,
 		    show(err, sizeof(err), j->last_error));
+	}
+}
+
+/* Flags ------------------------------------------------------------------ */
+
+/* ["seen", "flagged"] from PROTO_FLAG_* bits. */
+static json_t *
+flags_json(uint32_t f)
+{
+	json_t *arr = json_array();
+	unsigned i;
+
+	for (i = 0; submit_flag_name(i) != NULL; i++) {
+		if ((f & (1u << i)) != 0) {
+			json_array_append_new(
+			    arr, json_string(submit_flag_name(i)));
+		}
+	}
+	return (arr);
+}
+
+/* "seen,flagged" (or "-") into dst. */
+static const char *
+flags_text(char *dst, size_t n, uint32_t f)
+{
+	size_t used = 0;
+	unsigned i;
+
+	dst[0] = '\0';
+	for (i = 0; submit_flag_name(i) != NULL && used < n; i++) {
+		if ((f & (1u << i)) != 0) {
+			used += (size_t)snprintf(dst + used, n - used, "%s%s",
+			    used > 0 ? "," : "", submit_flag_name(i));
+		}
+	}
+	if (dst[0] == '\0') {
+		snprintf(dst, n, "-");
+	}
+	return (dst);
+}
+
+/* Changes ---------------------------------------------------------------- */
+
+static json_t *
+change_json(const struct proto_change_info *ch)
+{
+	json_t *o = json_object();
+
+	jset(o, "id", jnat(ch->id));
+	jset(o, "account_id", jnat(ch->account_id));
+	jset(o, "kind", json_string(proto_change_kind_name(ch->kind)));
+	jset(o, "state", json_string(proto_change_state_name(ch->state)));
+	jset(o, "message_id", jnat(ch->message_id));
+	jset(o, "mailbox", jstr(ch->mailbox));
+	jset(o, "uid", jnat(ch->uid));
+	jset(o, "to_mailbox", jstr(ch->to_mailbox));
+	jset(o, "flags_add", flags_json(ch->flags_add));
+	jset(o, "flags_remove", flags_json(ch->flags_remove));
+	jset(o, "keywords_add", jstr(ch->keywords_add));
+	jset(o, "keywords_remove", jstr(ch->keywords_remove));
+	jset(o, "expunge", json_boolean(ch->expunge));
+	jset(o, "header_message_id", jstr(ch->header_message_id));
+	jset(o, "size", jnat(ch->size));
+	jset(o, "attempts", jnat(ch->attempts));
+	jset(o, "created_at_ms", jint(ch->created_at));
+	jset(o, "updated_at_ms", jint(ch->updated_at));
+	jset(o, "next_at_ms", jint(ch->next_at));
+	jset(o, "last_error", jstr(ch->last_error));
+	jset(o, "result_mailbox", jstr(ch->result_mailbox));
+	jset(o, "result_uid", jnat(ch->result_uid));
+	return (o);
+}
+
+/* snprintf for table cells, where cutting long text is intended: the
+ * length written (at most n - 1). */
+static size_t cell(char *dst, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static size_t
+cell(char *dst, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	if (n == 0) {
+		return (0);
+	}
+	va_start(ap, fmt);
+	r = vsnprintf(dst, n, fmt, ap);
+	va_end(ap);
+	return (r < 0 ? 0 : (size_t)r >= n ? n - 1 : (size_t)r);
+}
+
+/* "+seen -flagged +{$Work}" for the text table. */
+static void
+show_flag_change(char *dst, size_t n, const struct proto_change_info *ch)
+{
+	char kw[128];
+	size_t i, len = 0;
+
+	dst[0] = '\0';
+	for (i = 0; submit_flag_name(i) != NULL && len + 1 < n; i++) {
+		if (ch->flags_add & (1u << i)) {
+			len += cell(
+			    dst + len, n - len, "+%s ", submit_flag_name(i));
+		}
+		if (len + 1 < n && (ch->flags_remove & (1u << i))) {
+			len += cell(
+			    dst + len, n - len, "-%s ", submit_flag_name(i));
+		}
+	}
+	if (len + 1 < n && ch->keywords_add.len > 0) {
+		len += cell(dst + len, n - len, "+{%s} ",
+		    show(kw, sizeof(kw), ch->keywords_add));
+	}
+	if (len + 1 < n && ch->keywords_remove.len > 0) {
+		cell(dst + len, n - len, "-{%s}",
+		    show(kw, sizeof(kw), ch->keywords_remove));
+	}
+	len = strlen(dst);
+	while (len > 0 && dst[len - 1] == ' ') {
+		dst[--len] = '\0';
+	}
+}
+
+/* What a change acts on, for tables: "msg 12 INBOX -> Archive". */
+static const char *
+change_target(char *dst, size_t n, const struct proto_change_info *ch)
+{
+	char a[64], b[64];
+
+	show(a, sizeof(a), ch->mailbox);
+	show(b, sizeof(b), ch->to_mailbox);
+	switch (ch->kind) {
+	case CHANGE_MOVE:
+	case CHANGE_DELETE:
+		if (ch->kind == CHANGE_DELETE && ch->expunge) {
+			cell(dst, n, "msg %llu in %s (expunge)",
+			    (unsigned long long)ch->message_id, a);
+		} else {
+			cell(dst, n, "msg %llu %s -> %s",
+			    (unsigned long long)ch->message_id, a, b);
+		}
+		break;
+	case CHANGE_APPEND:
+	case CHANGE_SEND:
+		cell(dst, n, "%llu bytes -> %s", (unsigned long long)ch->size,
+		    b);
+		break;
+	default: {
+		char f[64];
+
+		show_flag_change(f, sizeof(f), ch);
+		cell(dst, n, "msg %llu %s", (unsigned long long)ch->message_id,
+		    f);
+		break;
+	}
+	}
+	return (dst);
+}
+
+void
+submit_print_changes(const struct proto_reply *r, bool json)
+{
+	char target[96], t[24], err[64];
+	size_t i;
+
+	if (json) {
+		json_t *arr = json_array(), *doc = json_object();
+
+		for (i = 0; i < r->nchanges; i++) {
+			json_array_append_new(
+			    arr, change_json(&r->changes[i]));
+		}
+		jset(doc, "changes", arr);
+		jprint(doc);
+		return;
+	}
+	if (r->nchanges == 0) {
+		printf("no changes\n");
+		return;
+	}
+	printf("%8s %-6s %-9s %-40s %8s %-20s %s\n", "ID", "KIND", "STATE",
+	    "TARGET", "ATTEMPTS", "UPDATED", "ERROR");
+	for (i = 0; i < r->nchanges; i++) {
+		const struct proto_change_info *ch = &r->changes[i];
+
+		printf("%8llu %-6s %-9s %-40s %8u %-20s %s\n",
+		    (unsigned long long)ch->id,
+		    proto_change_kind_name(ch->kind),
+		    proto_change_state_name(ch->state),
+		    change_target(target, sizeof(target), ch), ch->attempts,
+		    show_time(t, sizeof(t), ch->updated_at / 1000),
+		    show(err, sizeof(err), ch->last_error));
+	}
+}
+
+void
+submit_print_change_wait(const struct proto_change_info *ch, bool timed_out,
+    uint32_t waited_s, bool json)
+{
+	char err[1024], mbox[256];
+	const char *result
+	    = timed_out ? "timeout" : proto_change_state_name(ch->state);
+
+	if (json) {
+		json_t *doc = json_object();
+
+		jset(doc, "change", change_json(ch));
+		jset(doc, "result", json_string(result));
+		jprint(doc);
+		return;
+	}
+	if (timed_out) {
+		printf(
+		    "change %llu (%s) still %s after %u s (%u attempts%s%s)\n",
+		    (unsigned long long)ch->id,
+		    proto_change_kind_name(ch->kind),
+		    proto_change_state_name(ch->state), waited_s, ch->attempts,
+		    ch->last_error.len > 0 ? ", last error: " : "",
+		    ch->last_error.len > 0
+		        ? show(err, sizeof(err), ch->last_error)
+		        : "");
+	} else if (ch->state == CHANGE_DONE) {
+		printf("change %llu (%s) done", (unsigned long long)ch->id,
+		    proto_change_kind_name(ch->kind));
+		if (ch->result_mailbox.len > 0) {
+			printf(": in %s",
+			    show(mbox, sizeof(mbox), ch->result_mailbox));
+			if (ch->result_uid != 0) {
+				printf(" UID %u", ch->result_uid);
+			}
+		}
+		printf("\n");
+	} else {
+		fprintf(stderr, "change %llu (%s) %s after %u attempts: %s\n",
+		    (unsigned long long)ch->id,
+		    proto_change_kind_name(ch->kind),
+		    proto_change_state_name(ch->state), ch->attempts,
+		    show(err, sizeof(err), ch->last_error));
+	}
+}
+
+/* Messages --------------------------------------------------------------- */
+
+static json_t *
+message_json(const struct proto_message_info *m)
+{
+	json_t *o = json_object();
+
+	jset(o, "id", jnat(m->id));
+	jset(o, "mailbox", jstr(m->mailbox));
+	jset(o, "uid", jnat(m->uid));
+	jset(o, "flags", flags_json(m->flags));
+	jset(o, "keywords", jstr(m->keywords));
+	jset(o, "subject", jstr(m->subject));
+	jset(o, "from", jstr(m->from_addr));
+	jset(o, "date", jint(m->date));
+	jset(o, "size", jnat(m->size));
+	jset(o, "pending", json_boolean(m->pending));
+	return (o);
+}
+
+void
+submit_print_messages(const struct proto_reply *r, bool json)
+{
+	char mbox[32], flags[40], date[24], from[32], subj[64];
+	size_t i;
+
+	if (json) {
+		json_t *arr = json_array(), *doc = json_object();
+
+		for (i = 0; i < r->nmessages; i++) {
+			json_array_append_new(
+			    arr, message_json(&r->messages[i]));
+		}
+		jset(doc, "messages", arr);
+		jprint(doc);
+		return;
+	}
+	if (r->nmessages == 0) {
+		printf("no messages\n");
+		return;
+	}
+	printf("%10s %-20s %8s %-24s %-20s %-30s %s\n", "ID", "MAILBOX", "UID",
+	    "FLAGS", "DATE", "FROM", "SUBJECT");
+	for (i = 0; i < r->nmessages; i++) {
+		const struct proto_message_info *m = &r->messages[i];
+		char uid[16];
+
+		if (m->uid != 0) {
+			snprintf(uid, sizeof(uid), "%u", m->uid);
+		} else {
+			snprintf(uid, sizeof(uid), "-");
+		}
+		printf("%10llu %-20s %8s %-24s %-20s %-30s %s%s\n",
+		    (unsigned long long)m->id,
+		    show(mbox, sizeof(mbox), m->mailbox), uid,
+		    flags_text(flags, sizeof(flags), m->flags),
+		    show_time(date, sizeof(date), m->date),
+		    show(from, sizeof(from), m->from_addr),
+		    show(subj, sizeof(subj), m->subject),
+		    m->pending ? " (change pending)" : "");
 	}
 }

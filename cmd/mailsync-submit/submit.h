@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "base/base.h"
+#include "ipc/ipc.h"
 #include "net/net.h"
 #include "proto/proto.h"
 
@@ -31,7 +32,16 @@ enum submit_cmd {
 	SUBMIT_CMD_SYNC,
 	SUBMIT_CMD_STATUS,
 	SUBMIT_CMD_FETCH_BODY,
-	SUBMIT_CMD_HELP
+	SUBMIT_CMD_HELP,
+	/* local changes (change.c) */
+	SUBMIT_CMD_FLAG,
+	SUBMIT_CMD_MOVE,
+	SUBMIT_CMD_DELETE,
+	SUBMIT_CMD_APPEND,
+	SUBMIT_CMD_SEND,
+	SUBMIT_CMD_MESSAGES,
+	SUBMIT_CMD_CHANGES,
+	SUBMIT_CMD_CHANGE_RESOLVE
 };
 
 #define SUBMIT_DEFAULT_DIR "./mailsync-data"
@@ -41,6 +51,8 @@ enum submit_cmd {
 #define SUBMIT_WAIT_DEFAULT_S 300 /* sync --wait, fetch-body --wait */
 #define SUBMIT_CALL_DEFAULT_S 10 /* one control request */
 #define SUBMIT_TIMEOUT_MAX_S 86400
+#define SUBMIT_MAX_KEYWORDS 32 /* --add-keyword / --remove-keyword each */
+#define SUBMIT_LIST_MAX 1000 /* --limit */
 
 /*
  * The parsed command line. Strings borrow from argv. Validation that needs
@@ -71,6 +83,27 @@ struct submit_args {
 	bool wait;
 	/* status */
 	uint64_t job_id; /* 0: recent jobs */
+	/* account add: outgoing mail */
+	const char *smtp; /* --smtp URL */
+	const char *smtp_user;
+	const char *smtp_password_file;
+	/* flag, move, delete, append, send (message_id above) */
+	uint32_t flags_add; /* PROTO_FLAG_*: --seen ..., append --flags */
+	uint32_t flags_remove;
+	const char *kw_add[SUBMIT_MAX_KEYWORDS];
+	size_t nkw_add;
+	const char *kw_remove[SUBMIT_MAX_KEYWORDS];
+	size_t nkw_remove;
+	const char *to; /* move --to */
+	bool expunge; /* delete --expunge */
+	const char *mailbox; /* append --mailbox; messages [MAILBOX] */
+	const char *file; /* append/send --file */
+	/* messages, changes */
+	uint32_t limit; /* --limit; 0: the store's default */
+	const char *state; /* changes --state */
+	/* change resolve */
+	uint64_t change_id;
+	bool retry, cancel;
 };
 
 /*
@@ -106,6 +139,30 @@ int submit_read_token(
 int submit_read_ca(
     const char *path, struct buf *pem, char *errbuf, size_t errlen);
 
+/* Reads at most max bytes of the regular file path into b (what names it
+ * in errors: "message file"). ERR_INVAL with errbuf detail. */
+int submit_read_file(const char *what, const char *path, struct buf *b,
+    size_t max, char *errbuf, size_t errlen);
+
+/* "seen", "answered", "flagged", "deleted", "draft" for bit index i of
+ * PROTO_FLAG_*; NULL past the end. */
+const char *submit_flag_name(unsigned i);
+
+/* True for an IMAP keyword mailsync accepts: 1-255 atom characters, not
+ * starting with a backslash (system flags have options of their own). */
+bool submit_keyword_valid(const char *k);
+
+/*
+ * Reads the message file of append/send into msg (buf_init(msg,
+ * PROTO_MAX_RFC822)): bare LF line ends become CRLF, and a message
+ * without a Message-ID field gets one at the top ("<32 hex digits@domain
+ * of From>", else "@mailsync.invalid"). The result must have a header
+ * section (mime_header_end) and be at most PROTO_MAX_RFC822 bytes.
+ * ERR_INVAL with errbuf detail.
+ */
+int submit_read_message(
+    const char *path, struct buf *msg, char *errbuf, size_t errlen);
+
 /* The usage text, for --help and usage errors. */
 const char *submit_usage(void);
 
@@ -124,5 +181,48 @@ void submit_print_error(bool json, int exit_code, const char *fmt, ...)
 void submit_print_wait(const struct proto_job_info *j,
     const struct proto_account_info *acct, bool timed_out, uint32_t waited_s,
     bool json);
+/*
+ * The end of change --wait: {"change": {...}, "result": "done" | "dead" |
+ * "uncertain" | "cancelled" | "timeout"}, or "change 12 (move) done: ..."
+ * on stdout (done) or stderr (the others).
+ */
+void submit_print_change_wait(const struct proto_change_info *ch,
+    bool timed_out, uint32_t waited_s, bool json);
+/* changes: {"changes": [...]} or a table. */
+void submit_print_changes(const struct proto_reply *r, bool json);
+/* messages: {"messages": [...]} or a table. */
+void submit_print_messages(const struct proto_reply *r, bool json);
+
+/* main.c's connection to the store, shared with change.c. */
+struct submit_ctx {
+	const struct submit_args *a;
+	char url[512];
+	nng_socket sock;
+	uint64_t next_id;
+	int call_ms; /* timeout of one request */
+	struct buf pw; /* account add: password (wiped) */
+	struct buf ca; /* account add: CA PEM, empty if none */
+	struct buf smtp_pw; /* account add: SMTP password (wiped) */
+	struct buf msg; /* append, send: the message (submit_read_message) */
+};
+/*
+ * Sends req, waits for the reply: 0 with *rep and *raw to release
+ * (proto_msg_release, ipc_msg_free), else prints the problem (unless
+ * quiet_unreachable and the store is unreachable) and returns an exit code.
+ */
+int submit_call(struct submit_ctx *c, struct proto_msg *req,
+    struct proto_msg *rep, nng_msg **raw, int timeout_ms,
+    bool quiet_unreachable);
+/* Prints a refused request; returns its exit code (0 when it succeeded):
+ * ERR_INVAL and ERR_NOTFOUND are the caller's input (exit 2) when
+ * input_errors, else every refusal is exit 1. */
+int submit_refused(const struct submit_ctx *c, const char *what,
+    const struct proto_msg *rep, bool input_errors);
+int submit_unreachable(const struct submit_ctx *c);
+void submit_sleep_ms(int ms);
+
+/* change.c: flag, move, delete, append, send, messages, changes, change
+ * resolve. Returns the exit code. */
+int submit_do_change(struct submit_ctx *c);
 
 #endif
