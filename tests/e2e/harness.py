@@ -109,6 +109,30 @@ class Pipeline:
     def restart(self, name):
         self.start(name)
 
+    def signal(self, name, sig):
+        """Sends sig without waiting (SIGSTOP/SIGCONT pause a process)."""
+        self.procs[name].send_signal(sig)
+
+    def kill_all(self, sig=signal.SIGKILL):
+        """Every process at once, workers first, then the scheduler, then
+        the store; waits for each to exit."""
+        for name in self.workers() + ["scheduler", "store"]:
+            p = self.procs[name]
+            if p.poll() is None:
+                p.send_signal(sig)
+                p.wait(timeout=10)
+
+    def start_all(self, timeout=20):
+        """Starts every process that is not running: the store first (ready
+        when it answers `account list`), then the scheduler and workers."""
+        if self.procs["store"].poll() is not None:
+            self.start("store")
+            wait_for(lambda: self.submit("account", "list", timeout=5).returncode == 0, timeout,
+                     "the restarted store to answer")
+        for name in ["scheduler"] + self.workers():
+            if self.procs[name].poll() is not None:
+                self.start(name)
+
     def workers(self):
         return [n for n in self.procs if n.startswith("worker.")]
 
