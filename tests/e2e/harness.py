@@ -109,7 +109,7 @@ class Pipeline:
     def restart(self, name):
         self.start(name)
 
-    def signal(self, name, sig):
+    def send_signal(self, name, sig):
         """Sends sig without waiting (SIGSTOP/SIGCONT pause a process)."""
         self.procs[name].send_signal(sig)
 
