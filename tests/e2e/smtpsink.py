@@ -15,6 +15,9 @@ them between sends):
   "reject_data"      554 to the end of DATA (refused after the data)
   "drop_after_data"  the connection is closed after the data arrived,
                      before any reply (the client cannot know: uncertain)
+  "stall_after_data" no reply to the end of DATA until stop() or set_fault()
+                     (then the connection is closed): a test kills the
+                     client while it waits; `stalled` is set meanwhile
 autosave=True APPENDs each accepted message to the IMAP user's Sent folder
 (imaplib) before the 250, like a server that keeps sent mail itself.
 """
@@ -29,7 +32,8 @@ import tempfile
 import threading
 import time
 
-FAULTS = (None, "reject_rcpt", "tempfail_rcpt", "reject_data", "drop_after_data")
+FAULTS = (None, "reject_rcpt", "tempfail_rcpt", "reject_data", "drop_after_data",
+          "stall_after_data")
 MAX_LINE = 64 * 1024
 MAX_SIZE = 50 * 1024 * 1024
 ADDR_RE = re.compile(r"^(MAIL FROM|RCPT TO):\s*<([^>]*)>(.*)$", re.I)
@@ -182,8 +186,11 @@ class _Handler(socketserver.StreamRequestHandler):
                 chunks.append(line)
         data = b"".join(chunks)
         fault = sink.fault
-        if fault == "drop_after_data":
+        if fault in ("drop_after_data", "stall_after_data"):
             sink.dropped.append(data)
+            if fault == "stall_after_data":
+                sink.stalled.set()
+                sink._unstall.wait(120)
             sink._log("dropping the connection after %d bytes of data" % len(data))
             return False
         if size > MAX_SIZE:
@@ -217,6 +224,8 @@ class SmtpSink:
         if cert is not None:
             self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.context.load_cert_chain(cert, key)
+        self.stalled = threading.Event()  # a DATA is held (stall_after_data)
+        self._unstall = threading.Event()
         self.set_fault(fault)
         self.autosave = autosave
         self.imap = (imap_port, imap_user, imap_password, sent)
@@ -239,8 +248,13 @@ class SmtpSink:
         if fault not in FAULTS:
             raise ValueError("unknown fault %r (one of %r)" % (fault, FAULTS))
         self.fault = fault
+        if fault == "stall_after_data":
+            self._unstall.clear()
+        else:
+            self._unstall.set()
 
     def stop(self):
+        self._unstall.set()
         self.server.shutdown()
         self.server.server_close()
 

@@ -223,9 +223,9 @@ class DrainTest(unittest.TestCase):
         c = self.change("move", "dmove", str(r["id"]), "--to", "Archive")
         # At once: re-homed into Archive, no UID yet, same messages.id.
         r1 = self.one_row("dmove", ids[1])
-        self.assertEqual(r1["id"], r["id"])
-        if c["state"] in ACTIVE and self.pc(c["id"])["state"] in ACTIVE:
-            self.assertEqual(r1["box"], "Archive")
+        self.assertEqual((r1["id"], r1["box"]), (r["id"], "Archive"))
+        if self.pc(c["id"])["state"] in ACTIVE:
+            self.assertEqual((r1["uid"], r1["remote_id"]), (None, "local:%d" % c["id"]))
         c = self.wait_state(c["id"], "done")
         self.assertEqual(c["result_mailbox"], "Archive")
         uid = self.uid_of("dmove", "Archive", ids[1])
@@ -389,6 +389,22 @@ class DrainTest(unittest.TestCase):
         self.assertEqual(self.row("drej", msgid), [])  # the placeholder is gone
         self.assertIsNotNone(c["rfc822"])  # what the user wrote is kept
 
+    def test_08b_send_tempfail_is_retried_later(self):
+        sink = self.sink(fault="tempfail_rcpt")
+        self.account("dtemp", smtp=sink)
+        msgid = "<send-temp@example.org>"
+        f = message_file(self.tmpfile("s"), msgid)
+        cid = self.change("send", "dtemp", "--file", f)["id"]
+        c = wait_for(lambda: (lambda r: r if r["state"] == "pending" and r["attempts"] >= 1
+                              else None)(self.pc(cid)), 30, "the 451 to be given back")
+        self.assertIn("451", c["last_error"])
+        self.assertGreater(c["next_at"], c["updated_at"])  # backoff, not at once
+        self.assertEqual(sink.messages(), [])
+        sink.set_fault(None)
+        c = self.wait_state(cid, ("done", "dead", "uncertain"), timeout=30)
+        self.assertEqual(c["state"], "done", dict(c))
+        self.check_send(sink, "dtemp", msgid, bcc=False)
+
     def test_09_send_cut_off_is_uncertain_then_retried(self):
         sink = self.sink(fault="drop_after_data")
         self.account("dunc", smtp=sink)
@@ -410,6 +426,31 @@ class DrainTest(unittest.TestCase):
         self.assertEqual(c["id"], cid)
         self.wait_state(cid, "done")
         self.check_send(sink, "dunc", msgid)
+
+    def test_09b_workers_killed_mid_send_uncertain_then_cancelled(self):
+        sink = self.sink(fault="stall_after_data")
+        self.account("dmid", smtp=sink)
+        msgid = "<send-mid@example.org>"
+        cid = self.change("send", "dmid", "--file", message_file(self.tmpfile("s"), msgid))["id"]
+        self.assertEqual(self.one_row("dmid", msgid)["box"], "Sent")
+        wait_for(sink.stalled.is_set, 30, "the sink to hold the end of DATA")
+        for w in self.p.workers():
+            self.p.kill(w)
+        for w in self.p.workers():
+            self.p.restart(w)
+        # The lease runs out (10 s); the send may have been delivered, so
+        # it is uncertain and never sent again on a guess.
+        c = self.wait_state(cid, ("uncertain", "done", "dead"), timeout=60)
+        self.assertEqual(c["state"], "uncertain", dict(c))
+        self.assertEqual(len(sink.dropped), 1)
+        sink.set_fault(None)
+        c = self.change("change", "resolve", str(cid), "--cancel")
+        self.assertEqual(self.wait_state(cid, "cancelled", timeout=5)["state"], "cancelled")
+        self.assertEqual(self.row("dmid", msgid), [])  # the Sent placeholder is gone
+        self.assertIsNotNone(self.pc(cid)["rfc822"])
+        self.sync("dmid")
+        self.assertEqual(sink.messages(), [])
+        self.assertEqual(self.on_server("dmid", "Sent", msgid), [])
 
     def test_10_kill9_everything_then_lands_once(self):
         sink = self.sink()
