@@ -869,6 +869,10 @@ submit_args_parse(
 	memset(a, 0, sizeof(*a));
 	memset(seen, 0, sizeof(seen));
 	a->dir = SUBMIT_DEFAULT_DIR;
+	/* --json anywhere shapes the usage error too (docs/cli.md) */
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		a->json = a->json || strcmp(argv[i], "--json") == 0;
+	}
 	for (i = 1; i < argc; i++) {
 		const char *arg = argv[i];
 

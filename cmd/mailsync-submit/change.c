@@ -40,90 +40,122 @@ static const uint8_t cmd_kind[] = {
 	[SUBMIT_CMD_SEND] = CHANGE_SEND,
 };
 
-/* Polls the change until it ends or the deadline passes. */
+/*
+ * One change of account `account` (submit.change.list with its id): 0 with
+ * *rep and *raw to release and rep->u.reply.changes[0] the change; else an
+ * exit code, printed unless quiet (ERR_NOTFOUND is SUBMIT_EXIT_USAGE, and
+ * so is an unreachable store when quiet: SUBMIT_EXIT_UNREACHABLE).
+ */
+static int
+get_change(struct submit_ctx *c, const char *account, uint64_t change_id,
+    int timeout_ms, bool quiet, struct proto_msg *rep, nng_msg **raw)
+{
+	struct proto_msg req;
+	int ex;
+
+	memset(&req, 0, sizeof(req));
+	req.type = MSG_SUBMIT_CHANGE_LIST;
+	req.u.change_list.account = proto_str_c(account);
+	req.u.change_list.state = proto_str_c("all");
+	req.u.change_list.change_id = change_id;
+	req.u.change_list.limit = 1;
+	ex = submit_call(c, &req, rep, raw, timeout_ms, quiet);
+	if (ex != 0) {
+		return (ex);
+	}
+	if (rep->u.reply.status == 0 && rep->u.reply.nchanges == 0) {
+		rep->u.reply.status = ERR_NOTFOUND; /* the store says why */
+	}
+	if (rep->u.reply.status == 0) {
+		return (0);
+	}
+	ex = rep->u.reply.status == ERR_NOTFOUND ? SUBMIT_EXIT_USAGE
+	                                         : SUBMIT_EXIT_FAILED;
+	if (!quiet) {
+		submit_refused(c, "change", rep, true);
+	}
+	proto_msg_release(rep);
+	ipc_msg_free(raw);
+	return (ex);
+}
+
+/*
+ * Polls the change until it ends or the deadline passes: 0 done, 1 dead,
+ * uncertain, cancelled or still active at the deadline (the last answer
+ * is shown), 3 the store never answered.
+ */
 static int
 wait_change(struct submit_ctx *c, uint64_t change_id)
 {
 	uint32_t wait_s
 	    = c->a->timeout_s != 0 ? c->a->timeout_s : SUBMIT_WAIT_DEFAULT_S;
 	int64_t deadline = clock_mono_ms() + (int64_t)wait_s * 1000, left;
-	struct proto_msg req, rep;
+	const struct proto_change_info *ch;
+	struct proto_msg rep;
 	nng_msg *raw = NULL;
-	int ex = SUBMIT_EXIT_UNREACHABLE;
+	bool last, ended, answered = false;
+	int ex;
 
-	for (;;) {
-		left = deadline - clock_mono_ms();
-		if (left <= 0) {
-			break;
-		}
-		memset(&req, 0, sizeof(req));
-		req.type = MSG_SUBMIT_CHANGE_LIST;
-		req.u.change_list.account = proto_str_c(c->a->name);
-		req.u.change_list.state = proto_str_c("all");
-		req.u.change_list.change_id = change_id;
-		req.u.change_list.limit = 1;
-		ex = submit_call(c, &req, &rep, &raw,
-		    (int)(left < c->call_ms ? left : c->call_ms), true);
+	while ((left = deadline - clock_mono_ms()) > 0) {
+		ex = get_change(c, c->a->name, change_id,
+		    (int)(left < c->call_ms ? left : c->call_ms), true, &rep,
+		    &raw);
 		if (ex == SUBMIT_EXIT_UNREACHABLE) {
-			submit_sleep_ms(
-			    POLL_INTERVAL_MS); /* a store restart? */
+			submit_sleep_ms(POLL_INTERVAL_MS); /* a restart? */
 			continue;
 		}
 		if (ex != 0) {
-			return (ex);
-		}
-		ex = submit_refused(c, "--wait", &rep, false);
-		if (ex == 0 && rep.u.reply.nchanges == 0) {
 			submit_print_error(c->a->json, SUBMIT_EXIT_FAILED,
-			    "change %llu: not found",
+			    "change %llu: no longer found",
 			    (unsigned long long)change_id);
-			ex = SUBMIT_EXIT_FAILED;
+			return (SUBMIT_EXIT_FAILED);
 		}
-		if (ex == 0) {
-			const struct proto_change_info *ch
-			    = &rep.u.reply.changes[0];
-
-			switch (ch->state) {
-			case CHANGE_DONE:
-			case CHANGE_DEAD:
-			case CHANGE_UNCERTAIN:
-			case CHANGE_CANCELLED:
-				submit_print_change_wait(
-				    ch, false, wait_s, c->a->json);
-				ex = ch->state == CHANGE_DONE
-				    ? 0
-				    : SUBMIT_EXIT_FAILED;
-				proto_msg_release(&rep);
-				ipc_msg_free(&raw);
-				return (ex);
-			default:
-				if (clock_mono_ms() + POLL_INTERVAL_MS
-				    >= deadline) {
-					/* the last answer before the deadline
-					 */
-					submit_print_change_wait(
-					    ch, true, wait_s, c->a->json);
-					proto_msg_release(&rep);
-					ipc_msg_free(&raw);
-					return (SUBMIT_EXIT_FAILED);
-				}
-				break;
-			}
+		answered = true;
+		ch = &rep.u.reply.changes[0];
+		ended = ch->state != CHANGE_PENDING
+		    && ch->state != CHANGE_INFLIGHT;
+		/* the last answer before the deadline is the one shown */
+		last = clock_mono_ms() + POLL_INTERVAL_MS >= deadline;
+		if (ended || last) {
+			submit_print_change_wait(
+			    ch, !ended, wait_s, c->a->json);
+			ex = ended && ch->state == CHANGE_DONE
+			    ? SUBMIT_EXIT_OK
+			    : SUBMIT_EXIT_FAILED;
 		}
 		proto_msg_release(&rep);
 		ipc_msg_free(&raw);
-		if (ex != 0) {
+		if (ended || last) {
 			return (ex);
 		}
 		submit_sleep_ms(POLL_INTERVAL_MS);
 	}
-	if (ex == SUBMIT_EXIT_UNREACHABLE) {
-		return (submit_unreachable(c));
+	if (answered) {
+		submit_print_error(c->a->json, SUBMIT_EXIT_FAILED,
+		    "change %llu: still active after %u s (the store stopped "
+		    "answering)",
+		    (unsigned long long)change_id, wait_s);
+		return (SUBMIT_EXIT_FAILED);
 	}
-	submit_print_error(c->a->json, SUBMIT_EXIT_FAILED,
-	    "change %llu: no answer before the deadline of %u s",
-	    (unsigned long long)change_id, wait_s);
-	return (SUBMIT_EXIT_FAILED);
+	return (submit_unreachable(c));
+}
+
+/* The change just added or resolved, as the store now has it. */
+static int
+show_change(struct submit_ctx *c, const char *account, uint64_t change_id)
+{
+	struct proto_msg rep;
+	nng_msg *raw = NULL;
+	int ex;
+
+	ex = get_change(c, account, change_id, c->call_ms, false, &rep, &raw);
+	if (ex != 0) {
+		return (ex == SUBMIT_EXIT_USAGE ? SUBMIT_EXIT_FAILED : ex);
+	}
+	submit_print_change(&rep.u.reply.changes[0], c->a->json);
+	proto_msg_release(&rep);
+	ipc_msg_free(&raw);
+	return (0);
 }
 
 /* flag, move, delete, append, send: one submit.change.add. */
@@ -135,7 +167,6 @@ do_add(struct submit_ctx *c)
 	struct buf kwa, kwr;
 	nng_msg *raw = NULL;
 	uint64_t change_id;
-	char text[160];
 	int ex, rv;
 
 	buf_init(&kwa, 64 * 1024);
@@ -186,9 +217,7 @@ do_add(struct submit_ctx *c)
 		ex = wait_change(c, change_id);
 		goto out;
 	}
-	snprintf(text, sizeof(text), "change %llu queued",
-	    (unsigned long long)change_id);
-	submit_print_id("change_id", change_id, text, a->json);
+	ex = show_change(c, a->name, change_id);
 out:
 	buf_release(&kwa);
 	buf_release(&kwr);
@@ -232,6 +261,48 @@ do_list(struct submit_ctx *c)
 	return (ex);
 }
 
+/*
+ * The account of a change, for showing it after `change resolve` (which
+ * names no account): the first account that has it. Copies the name into
+ * name (size n); false when none does.
+ */
+static bool
+find_change_account(
+    struct submit_ctx *c, uint64_t change_id, char *name, size_t n)
+{
+	struct proto_msg req, rep, one;
+	nng_msg *raw = NULL, *raw1 = NULL;
+	bool found = false;
+	size_t i;
+
+	memset(&req, 0, sizeof(req));
+	req.type = MSG_SUBMIT_ACCOUNT_LIST;
+	if (submit_call(c, &req, &rep, &raw, c->call_ms, true) != 0) {
+		return (false);
+	}
+	for (i = 0;
+	     !found && rep.u.reply.status == 0 && i < rep.u.reply.naccounts;
+	     i++) {
+		struct proto_str s = rep.u.reply.accounts[i].name;
+
+		if (s.len == 0 || s.len >= n) {
+			continue;
+		}
+		memcpy(name, s.p, s.len);
+		name[s.len] = '\0';
+		if (get_change(
+		        c, name, change_id, c->call_ms, true, &one, &raw1)
+		    == 0) {
+			found = true;
+			proto_msg_release(&one);
+			ipc_msg_free(&raw1);
+		}
+	}
+	proto_msg_release(&rep);
+	ipc_msg_free(&raw);
+	return (found);
+}
+
 /* change resolve CHANGE_ID --retry|--cancel */
 static int
 do_resolve(struct submit_ctx *c)
@@ -239,7 +310,7 @@ do_resolve(struct submit_ctx *c)
 	const struct submit_args *a = c->a;
 	struct proto_msg req, rep;
 	nng_msg *raw = NULL;
-	char text[160];
+	char name[SUBMIT_NAME_MAX + 1], text[160];
 	int ex;
 
 	memset(&req, 0, sizeof(req));
@@ -252,15 +323,20 @@ do_resolve(struct submit_ctx *c)
 		return (ex);
 	}
 	ex = submit_refused(c, "change resolve", &rep, true);
-	if (ex == 0) {
-		snprintf(text, sizeof(text), "change %llu %s",
-		    (unsigned long long)a->change_id,
-		    a->retry ? "queued again" : "cancelled");
-		submit_print_id("change_id", a->change_id, text, a->json);
-	}
 	proto_msg_release(&rep);
 	ipc_msg_free(&raw);
-	return (ex);
+	if (ex != 0) {
+		return (ex);
+	}
+	if (find_change_account(c, a->change_id, name, sizeof(name))) {
+		return (show_change(c, name, a->change_id));
+	}
+	/* resolved, but no longer listed (an account removed meanwhile) */
+	snprintf(text, sizeof(text), "change %llu %s",
+	    (unsigned long long)a->change_id,
+	    a->retry ? "queued again" : "cancelled");
+	submit_print_id("change_id", a->change_id, text, a->json);
+	return (0);
 }
 
 int

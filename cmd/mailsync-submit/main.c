@@ -423,10 +423,8 @@ main(int argc, char **argv)
 
 	log_init("mailsync-submit", LOG_LVL_WARN);
 	if (submit_args_parse(argc, argv, &a, err, sizeof(err)) != 0) {
-		fprintf(stderr,
-		    "mailsync-submit: %s\n"
-		    "Run 'mailsync-submit --help' for usage.\n",
-		    err);
+		submit_print_error(a.json, SUBMIT_EXIT_USAGE, "%s", err);
+		fprintf(stderr, "Run 'mailsync-submit --help' for usage.\n");
 		return (SUBMIT_EXIT_USAGE);
 	}
 	if (a.cmd == SUBMIT_CMD_HELP) {

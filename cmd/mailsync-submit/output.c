@@ -425,9 +425,9 @@ change_json(const struct proto_change_info *ch)
 	jset(o, "header_message_id", jstr(ch->header_message_id));
 	jset(o, "size", jnat(ch->size));
 	jset(o, "attempts", jnat(ch->attempts));
-	jset(o, "created_at_ms", jint(ch->created_at));
-	jset(o, "updated_at_ms", jint(ch->updated_at));
-	jset(o, "next_at_ms", jint(ch->next_at));
+	jset(o, "created_at", jint(ch->created_at));
+	jset(o, "updated_at", jint(ch->updated_at));
+	jset(o, "next_at", jint(ch->next_at));
 	jset(o, "last_error", jstr(ch->last_error));
 	jset(o, "result_mailbox", jstr(ch->result_mailbox));
 	jset(o, "result_uid", jnat(ch->result_uid));
@@ -556,6 +556,27 @@ submit_print_changes(const struct proto_reply *r, bool json)
 		    show_time(t, sizeof(t), ch->updated_at / 1000),
 		    show(err, sizeof(err), ch->last_error));
 	}
+}
+
+void
+submit_print_change(const struct proto_change_info *ch, bool json)
+{
+	char target[160], err[256];
+
+	if (json) {
+		json_t *doc = json_object();
+
+		jset(doc, "change", change_json(ch));
+		jprint(doc);
+		return;
+	}
+	printf("change %llu (%s) %s: %s%s%s\n", (unsigned long long)ch->id,
+	    proto_change_kind_name(ch->kind),
+	    proto_change_state_name(ch->state),
+	    change_target(target, sizeof(target), ch),
+	    ch->last_error.len > 0 ? "; last error: " : "",
+	    ch->last_error.len > 0 ? show(err, sizeof(err), ch->last_error)
+	                           : "");
 }
 
 void

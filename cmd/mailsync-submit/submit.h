@@ -109,7 +109,8 @@ struct submit_args {
 /*
  * Parses argv (argv[0] is the program). Options may come before or after
  * the command words; "--opt=value" and "--opt value" are both accepted.
- * Returns 0, or ERR_INVAL with a one-line message in errbuf.
+ * Returns 0, or ERR_INVAL with a one-line message in errbuf (a->json is
+ * then set when "--json" was among the arguments).
  */
 int submit_args_parse(
     int argc, char **argv, struct submit_args *a, char *errbuf, size_t errlen);
@@ -181,6 +182,8 @@ void submit_print_error(bool json, int exit_code, const char *fmt, ...)
 void submit_print_wait(const struct proto_job_info *j,
     const struct proto_account_info *acct, bool timed_out, uint32_t waited_s,
     bool json);
+/* One change: {"change": {...}} or "change 12 (move) pending: ...". */
+void submit_print_change(const struct proto_change_info *ch, bool json);
 /*
  * The end of change --wait: {"change": {...}, "result": "done" | "dead" |
  * "uncertain" | "cancelled" | "timeout"}, or "change 12 (move) done: ..."
