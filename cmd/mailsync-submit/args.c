@@ -2,16 +2,13 @@
  * args.c: mailsync-submit's command line, parsed and validated before
  * anything is sent: account names, the server URL (imap/imaps only, no
  * password in clear without --starttls or --plaintext), numbers with
- * bounds, and the password and CA files. Pure apart from reading those two
- * files; tests/unit/submit_args_test.c includes this file.
+ * bounds, the change commands' options. Pure: the files named on the
+ * command line are read by files.c. tests/unit/submit_args_test.c
+ * includes this file.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "base/base.h"
 #include "net/net.h"
@@ -946,136 +943,4 @@ submit_args_parse(
 		return (check_add(a, errbuf, errlen));
 	}
 	return (check_change(a, errbuf, errlen));
-}
-
-/* Reads at most max bytes of path into b; ERR_TOOBIG if there is more. */
-static int
-read_capped(const char *what, const char *path, struct buf *b, size_t max,
-    char *errbuf, size_t errlen)
-{
-	char chunk[4096];
-	struct stat st;
-	ssize_t n;
-	int fd, rv = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		return (usage_err(errbuf, errlen, "%s %.256s: cannot read: %s",
-		    what, path, strerror(errno)));
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return (usage_err(errbuf, errlen,
-		    "%s %.256s: not a regular file", what, path));
-	}
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			rv = usage_err(errbuf, errlen,
-			    "%s %.256s: cannot read: %s", what, path,
-			    strerror(errno));
-			break;
-		}
-		if (n == 0) {
-			break;
-		}
-		if (b->len + (size_t)n > max) {
-			rv = usage_err(errbuf, errlen,
-			    "%s %.256s: larger than %zu bytes", what, path,
-			    max);
-			break;
-		}
-		rv = buf_add(b, chunk, (size_t)n);
-		if (rv != 0) {
-			rv = usage_err(errbuf, errlen, "%s %.256s: %s", what,
-			    path, err_str(rv));
-			break;
-		}
-	}
-	mem_wipe(chunk, sizeof(chunk));
-	close(fd);
-	return (rv);
-}
-
-int
-submit_read_file(const char *what, const char *path, struct buf *b, size_t max,
-    char *errbuf, size_t errlen)
-{
-	return (read_capped(what, path, b, max, errbuf, errlen));
-}
-
-/* Reads a secret file (what: "password file" or "token file"). */
-static int
-read_secret(const char *what, const char *path, struct buf *pw, char *errbuf,
-    size_t errlen)
-{
-	size_t i;
-	int rv;
-
-	/* One more byte than the limit, for the trailing newline. */
-	rv = read_capped(
-	    what, path, pw, SUBMIT_PASSWORD_MAX + 1, errbuf, errlen);
-	if (rv != 0) {
-		return (rv);
-	}
-	if (pw->len > 0 && pw->data[pw->len - 1] == '\n') {
-		pw->len--;
-		pw->data[pw->len] = '\0';
-	}
-	if (pw->len == 0) {
-		return (
-		    usage_err(errbuf, errlen, "%s %.256s: empty", what, path));
-	}
-	if (pw->len > SUBMIT_PASSWORD_MAX) {
-		return (usage_err(errbuf, errlen,
-		    "%s %.256s: larger than %d bytes", what, path,
-		    SUBMIT_PASSWORD_MAX));
-	}
-	for (i = 0; i < pw->len; i++) {
-		char c = pw->data[i];
-
-		if (c == '\0' || c == '\r' || c == '\n') {
-			return (usage_err(errbuf, errlen,
-			    "%s %.256s: contains a NUL, CR or LF "
-			    "byte (only one trailing newline is allowed)",
-			    what, path));
-		}
-	}
-	return (0);
-}
-
-int
-submit_read_password(
-    const char *path, struct buf *pw, char *errbuf, size_t errlen)
-{
-	return (read_secret("password file", path, pw, errbuf, errlen));
-}
-
-int
-submit_read_token(
-    const char *path, struct buf *pw, char *errbuf, size_t errlen)
-{
-	return (read_secret("token file", path, pw, errbuf, errlen));
-}
-
-int
-submit_read_ca(const char *path, struct buf *pem, char *errbuf, size_t errlen)
-{
-	int rv;
-
-	rv = read_capped("CA file", path, pem, SUBMIT_CA_MAX, errbuf, errlen);
-	if (rv != 0) {
-		return (rv);
-	}
-	if (pem->len == 0 || memchr(pem->data, '\0', pem->len) != NULL
-	    || strstr(pem->data, "-----BEGIN CERTIFICATE-----") == NULL) {
-		return (usage_err(errbuf, errlen,
-		    "CA file %.256s: no PEM certificate (\"-----BEGIN "
-		    "CERTIFICATE-----\") in it",
-		    path));
-	}
-	return (0);
 }

@@ -140,11 +140,6 @@ int submit_read_token(
 int submit_read_ca(
     const char *path, struct buf *pem, char *errbuf, size_t errlen);
 
-/* Reads at most max bytes of the regular file path into b (what names it
- * in errors: "message file"). ERR_INVAL with errbuf detail. */
-int submit_read_file(const char *what, const char *path, struct buf *b,
-    size_t max, char *errbuf, size_t errlen);
-
 /* "seen", "answered", "flagged", "deleted", "draft" for bit index i of
  * PROTO_FLAG_*; NULL past the end. */
 const char *submit_flag_name(unsigned i);

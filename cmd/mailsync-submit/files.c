@@ -1,10 +1,12 @@
 /*
- * message.c: the message file of `append` and `send`, read fully and made
- * ready to store before anything is sent (docs/cli.md, docs/drain.md
- * "Message-ID"): at most PROTO_MAX_RFC822 bytes, bare LF line ends turned
- * into CRLF (IMAP APPEND and SMTP want CRLF; doing it here means the store
- * keeps, and the server receives, exactly the same bytes), a header section
- * required, and a Message-ID field added at the top when the file has none.
+ * files.c: the files named on mailsync-submit's command line, read and
+ * checked before anything is sent: the password, token and CA files of
+ * `account add` (bounded, a secret wiped after use), and the message file
+ * of `append` and `send` (docs/cli.md, docs/drain.md "Message-ID"): at
+ * most PROTO_MAX_RFC822 bytes, bare LF line ends turned into CRLF (IMAP
+ * APPEND and SMTP want CRLF; doing it here means the store keeps, and the
+ * server receives, exactly the same bytes), a header section required,
+ * and a Message-ID field added at the top when the file has none.
  * Header parsing is pkg/mime's. tests/unit/submit_args_test.c includes
  * this file.
  */
@@ -41,6 +43,135 @@ msg_err(char *errbuf, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 	return (ERR_INVAL);
 }
+
+/* Secrets and CA --------------------------------------------------------- */
+
+/* Reads at most max bytes of path into b; ERR_TOOBIG if there is more. */
+static int
+read_capped(const char *what, const char *path, struct buf *b, size_t max,
+    char *errbuf, size_t errlen)
+{
+	char chunk[4096];
+	struct stat st;
+	ssize_t n;
+	int fd, rv = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		return (msg_err(errbuf, errlen, "%s %.256s: cannot read: %s",
+		    what, path, strerror(errno)));
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return (msg_err(errbuf, errlen,
+		    "%s %.256s: not a regular file", what, path));
+	}
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			rv = msg_err(errbuf, errlen,
+			    "%s %.256s: cannot read: %s", what, path,
+			    strerror(errno));
+			break;
+		}
+		if (n == 0) {
+			break;
+		}
+		if (b->len + (size_t)n > max) {
+			rv = msg_err(errbuf, errlen,
+			    "%s %.256s: larger than %zu bytes", what, path,
+			    max);
+			break;
+		}
+		rv = buf_add(b, chunk, (size_t)n);
+		if (rv != 0) {
+			rv = msg_err(errbuf, errlen, "%s %.256s: %s", what,
+			    path, err_str(rv));
+			break;
+		}
+	}
+	mem_wipe(chunk, sizeof(chunk));
+	close(fd);
+	return (rv);
+}
+
+/* Reads a secret file (what: "password file" or "token file"). */
+static int
+read_secret(const char *what, const char *path, struct buf *pw, char *errbuf,
+    size_t errlen)
+{
+	size_t i;
+	int rv;
+
+	/* One more byte than the limit, for the trailing newline. */
+	rv = read_capped(
+	    what, path, pw, SUBMIT_PASSWORD_MAX + 1, errbuf, errlen);
+	if (rv != 0) {
+		return (rv);
+	}
+	if (pw->len > 0 && pw->data[pw->len - 1] == '\n') {
+		pw->len--;
+		pw->data[pw->len] = '\0';
+	}
+	if (pw->len == 0) {
+		return (
+		    msg_err(errbuf, errlen, "%s %.256s: empty", what, path));
+	}
+	if (pw->len > SUBMIT_PASSWORD_MAX) {
+		return (
+		    msg_err(errbuf, errlen, "%s %.256s: larger than %d bytes",
+		        what, path, SUBMIT_PASSWORD_MAX));
+	}
+	for (i = 0; i < pw->len; i++) {
+		char c = pw->data[i];
+
+		if (c == '\0' || c == '\r' || c == '\n') {
+			return (msg_err(errbuf, errlen,
+			    "%s %.256s: contains a NUL, CR or LF "
+			    "byte (only one trailing newline is allowed)",
+			    what, path));
+		}
+	}
+	return (0);
+}
+
+int
+submit_read_password(
+    const char *path, struct buf *pw, char *errbuf, size_t errlen)
+{
+	return (read_secret("password file", path, pw, errbuf, errlen));
+}
+
+int
+submit_read_token(
+    const char *path, struct buf *pw, char *errbuf, size_t errlen)
+{
+	return (read_secret("token file", path, pw, errbuf, errlen));
+}
+
+int
+submit_read_ca(const char *path, struct buf *pem, char *errbuf, size_t errlen)
+{
+	int rv;
+
+	rv = read_capped("CA file", path, pem, SUBMIT_CA_MAX, errbuf, errlen);
+	if (rv != 0) {
+		return (rv);
+	}
+	if (pem->len == 0 || memchr(pem->data, '\0', pem->len) != NULL
+	    || strstr(pem->data, "-----BEGIN CERTIFICATE-----") == NULL) {
+		return (msg_err(errbuf, errlen,
+		    "CA file %.256s: no PEM certificate (\"-----BEGIN "
+		    "CERTIFICATE-----\") in it",
+		    path));
+	}
+	return (0);
+}
+
+/* Message files ---------------------------------------------------------- */
 
 /* "FILE is N bytes; the limit is 12 MiB" */
 static int
