@@ -187,8 +187,13 @@ guard_load_keys(struct store *st, struct store_guard *g)
 	if (rc != SQLITE_DONE) {
 		return (store_err(rc));
 	}
-	qsort(g->skip, g->nskip, sizeof(*g->skip), key_cmp);
-	qsort(g->flag, g->nflag, sizeof(*g->flag), key_cmp);
+	/* qsort of a NULL base is undefined even with no element (UBSan). */
+	if (g->nskip > 0) {
+		qsort(g->skip, g->nskip, sizeof(*g->skip), key_cmp);
+	}
+	if (g->nflag > 0) {
+		qsort(g->flag, g->nflag, sizeof(*g->flag), key_cmp);
+	}
 	return (ERR_OK);
 }
 
@@ -229,7 +234,9 @@ guard_load_ph(struct store *st, struct store_guard *g)
 	if (rc != SQLITE_DONE) {
 		return (store_err(rc));
 	}
-	qsort(g->ph, g->nph, sizeof(*g->ph), ph_cmp);
+	if (g->nph > 0) {
+		qsort(g->ph, g->nph, sizeof(*g->ph), ph_cmp);
+	}
 	return (ERR_OK);
 }
 
