@@ -212,10 +212,30 @@ class DrainTest(unittest.TestCase):
                         "--remove-keyword", "$Work", "--answered", "--wait", "--timeout", "60")
         self.assertEqual(c["state"], "done")
         self.assertEqual(self.server("dflag", "INBOX")[uid][0], frozenset(["\\Answered"]))
+        # messages and changes show a change while it waits, and after.
+        self.pause_scheduler()
+        c = self.change("flag", "dflag", str(r["id"]), "--flagged")
+        msgs = json.loads(self.p.submit("--json", "messages", "dflag", "INBOX", check=0).stdout)
+        m = [x for x in msgs["messages"] if x["id"] == r["id"]][0]
+        self.assertTrue(m["pending"], m)
+        self.assertIn("flagged", m["flags"])
+        self.assertEqual(m["uid"], uid)
+        pend = json.loads(self.p.submit("--json", "changes", "dflag", "--state", "pending",
+                                        check=0).stdout)["changes"]
+        self.assertEqual([x["id"] for x in pend], [c["id"]])
+        self.assertEqual((pend[0]["kind"], pend[0]["flags_add"]), ("flag", ["flagged"]))
+        self.resume_scheduler()
+        self.wait_state(c["id"], "done")
+        msgs = json.loads(self.p.submit("--json", "messages", "dflag", "INBOX", check=0).stdout)
+        self.assertFalse([x for x in msgs["messages"] if x["id"] == r["id"]][0]["pending"])
+        done = json.loads(self.p.submit("--json", "changes", "dflag", "--state", "done",
+                                        check=0).stdout)["changes"]
+        self.assertEqual(done[0]["id"], c["id"])  # newest first
+        self.assertEqual(len(done), 3)
         self.sync("dflag")
         r3 = self.one_row("dflag", ids[0])
         self.assertEqual((r3["id"], r3["seen"], r3["flagged"], r3["answered"], r3["keywords"]),
-                         (r["id"], 0, 0, 1, ""))
+                         (r["id"], 0, 1, 1, ""))
 
     def test_02_move_lands_with_new_uid_same_id(self):
         ids = self.account("dmove")
@@ -592,6 +612,8 @@ class DrainTest(unittest.TestCase):
         good = message_file(self.tmpfile("g"), "<bad-good@example.org>")
         empty = self.tmpfile("empty")
         open(empty, "wb").close()
+        big = message_file(self.tmpfile("big"), "<bad-big@example.org>",
+                           extra_body=("x" * 998 + "\r\n") * (13 * 1024 + 20))
         cases = [
             (("flag", "nosuch", mid, "--seen"), "nosuch"),
             (("flag", "dbad", "999999", "--seen"), "999999"),
@@ -610,6 +632,8 @@ class DrainTest(unittest.TestCase):
             (("append", "dbad", "--mailbox", "Archive", "--file", self.p.dir), ""),
             (("append", "dbad", "--mailbox", "Archive", "--file", empty), ""),
             (("append", "dbad", "--mailbox", "NoSuchFolder", "--file", good), "NoSuchFolder"),
+            (("append", "dbad", "--mailbox", "Archive", "--file", big), ""),  # over 12 MiB
+            (("send", "dbad", "--file", big), ""),
             (("append", "dbad", "--mailbox", "Archive", "--file", good, "--flags", "seen,bogus"),
              "bogus"),
             (("send", "dbad", "--file", "/nonexistent/msg.eml"), "/nonexistent/msg.eml"),
