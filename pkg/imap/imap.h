@@ -10,6 +10,7 @@
  *   list.c    LIST / STATUS / SELECT data -> small structs
  *   utf7.c    modified UTF-7 mailbox names (RFC 3501 5.1.3)
  *   uidplus.c COPYUID / APPENDUID response codes (RFC 4315)
+ *   stream.c  which FETCH a streamed literal belongs to
  *   cmd.c     command formatting: tags, quoting, literals
  */
 #ifndef MAILSYNC_IMAP_H
@@ -135,6 +136,15 @@ typedef int (*imap_literal_sink_fn)(const char *chunk, size_t len,
  */
 int imap_parser_set_literal_sink(struct imap_parser *p, uint64_t threshold,
     uint64_t max, imap_literal_sink_fn fn, void *arg);
+/*
+ * For a literal sink (stream.c): while a literal is being streamed and
+ * the response is "* n FETCH (...", *seq_r is n and *uid_r the value of
+ * a UID item that came before the literal, 0 when none did (the server
+ * sent it after, or the text before is beyond this scan). ERR_NOTFOUND
+ * (both 0) when no literal is streaming or the response is no FETCH.
+ */
+int imap_parser_stream_fetch(
+    const struct imap_parser *p, uint32_t *seq_r, uint32_t *uid_r);
 
 /* Text of the last error, e.g. "literal of 9999999999 bytes exceeds
  * limit 8388608". Never NULL. */

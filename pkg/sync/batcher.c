@@ -468,6 +468,13 @@ int
 sync_batcher_send_body(struct sync_batcher *b,
     const struct proto_body_chunk *row)
 {
+	return (sync_batcher_send_bodies(b, row, 1));
+}
+
+int
+sync_batcher_send_bodies(struct sync_batcher *b,
+    const struct proto_body_chunk *rows, size_t n)
+{
 	struct proto_batch pb;
 	int rv;
 
@@ -479,8 +486,8 @@ sync_batcher_send_body(struct sync_batcher *b,
 	pb.job_id = b->job_id;
 	pb.attempt = b->attempt;
 	pb.seq = b->seq + 1;
-	pb.bodies = (struct proto_body_chunk *)(uintptr_t)row;
-	pb.nbodies = 1;
+	pb.bodies = (struct proto_body_chunk *)(uintptr_t)rows;
+	pb.nbodies = n;
 	rv = b->sink.batch(&pb, b->sink.arg);
 	if (rv != 0) {
 		return (rv);

@@ -837,3 +837,10 @@ imap_session_set_literal_sink(struct imap_session *s, uint64_t threshold,
 	return (imap_parser_set_literal_sink(s->parser, threshold, max, fn,
 	    arg));
 }
+
+int
+imap_session_stream_fetch(
+    const struct imap_session *s, uint32_t *seq_r, uint32_t *uid_r)
+{
+	return (imap_parser_stream_fetch(s->parser, seq_r, uid_r));
+}

@@ -283,6 +283,10 @@ int sync_imap_run(const struct proto_job_run *job,
  */
 int imap_session_set_literal_sink(struct imap_session *s, uint64_t threshold,
     uint64_t max, imap_literal_sink_fn fn, void *arg);
+/* From a literal sink: the FETCH the literal is in, and its UID when the
+ * server sent it first (imap_parser_stream_fetch). */
+int imap_session_stream_fetch(
+    const struct imap_session *s, uint32_t *seq_r, uint32_t *uid_r);
 
 /*
  * Sends what is pending, then one batch holding only row (borrowed; its
@@ -291,6 +295,9 @@ int imap_session_set_literal_sink(struct imap_session *s, uint64_t threshold,
  */
 int sync_batcher_send_body(struct sync_batcher *b,
     const struct proto_body_chunk *row);
+/* The same with n rows (borrowed, data not copied) in the one batch. */
+int sync_batcher_send_bodies(struct sync_batcher *b,
+    const struct proto_body_chunk *rows, size_t n);
 
 /* The fetch_body job; called by sync_run for protocol "imap". */
 int sync_imap_fetch_body(const struct proto_job_run *job,

@@ -108,6 +108,7 @@ decode_resp(const struct imap_resp *r, struct buf *out)
 struct streamed {
 	struct buf bytes;
 	uint64_t next, total;
+	const struct imap_parser *p; /* for imap_parser_stream_fetch */
 };
 
 static int
@@ -115,14 +116,21 @@ sink(const char *chunk, size_t len, uint64_t offset, uint64_t total,
     void *arg)
 {
 	struct streamed *st = arg;
+	uint32_t seq, uid;
+	int rv;
 
 	if (offset == 0) {
 		if (st->next != st->total) {
 			abort(); /* the previous literal was cut short */
 		}
 		st->total = total;
-		(void)buf_printf(&st->bytes, "[%llu]",
-		    (unsigned long long)total);
+		/* whose literal: the same whatever the chunking */
+		rv = imap_parser_stream_fetch(st->p, &seq, &uid);
+		if (rv != 0 && (rv != ERR_NOTFOUND || seq != 0 || uid != 0)) {
+			abort();
+		}
+		(void)buf_printf(&st->bytes, "[%llu %d %u %u]",
+		    (unsigned long long)total, rv, seq, uid);
 	} else if (offset != st->next || total != st->total) {
 		abort();
 	}
@@ -150,6 +158,7 @@ run(const struct imap_limits *lim, const uint8_t *data, size_t size,
 	if (imap_parser_new(lim, &p) != 0) {
 		abort();
 	}
+	st.p = p;
 	if (stream && imap_parser_set_literal_sink(p, 8, 4096, sink, &st)
 	    != 0) {
 		abort();
