@@ -116,12 +116,7 @@ class DrainTest(unittest.TestCase):
     def change(self, *args, check=0):
         """Runs a change command with --json; returns the change dict."""
         r = self.p.submit("--json", *args, check=check)
-        doc = json.loads(r.stdout)
-        if "change" in doc:
-            return doc["change"]
-        # Without --wait the CLI prints {"change_id": N} (the brief's
-        # contract said {"change": C}); the row then says the rest.
-        return dict(self.pc(doc["change_id"]))
+        return json.loads(r.stdout)["change"]
 
     # -- SQLite ----------------------------------------------------------------
 
