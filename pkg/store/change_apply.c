@@ -85,6 +85,37 @@ change_log(struct store *st, const struct store_change_row *c, uint64_t job_id,
 	    st, now_ms, c->account_id, job_id, "change", outcome, detail));
 }
 
+/*
+ * Steps stmt (bound by the caller) to its end, collecting its first
+ * column into a malloc'd array (*ids_r, caller frees, also on error).
+ * Resets stmt.
+ */
+static int
+collect_ids(sqlite3_stmt *stmt, uint64_t **ids_r, size_t *n_r)
+{
+	uint64_t *n;
+	size_t cap = 0;
+	int rc, rv = 0;
+
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (*n_r == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			n = realloc(*ids_r, cap * sizeof(*n));
+			if (n == NULL) {
+				rv = ERR_NOMEM;
+				break;
+			}
+			*ids_r = n;
+		}
+		(*ids_r)[(*n_r)++] = (uint64_t)sqlite3_column_int64(stmt, 0);
+	}
+	store_stmt_done(stmt);
+	if (rv == 0 && rc != SQLITE_DONE) {
+		rv = store_err(rc);
+	}
+	return (rv);
+}
+
 /* Undo ------------------------------------------------------------------- */
 
 static const char SQL_UNDO_PLACEHOLDER[]
@@ -117,10 +148,10 @@ undo_waiting(struct store *st, const struct store_change_row *c,
 {
 	struct store_change_row w;
 	sqlite3_stmt *stmt = NULL;
-	uint64_t *ids = NULL, *n;
-	size_t nids = 0, cap = 0, i;
+	uint64_t *ids = NULL;
+	size_t nids = 0, i;
 	char error[128];
-	int rc, rv;
+	int rv;
 
 	rv = store_stmt(st, SQL_UNDO_WAITING, &stmt);
 	if (rv != 0) {
@@ -128,22 +159,7 @@ undo_waiting(struct store *st, const struct store_change_row *c,
 	}
 	sqlite3_bind_int64(stmt, 1, (int64_t)c->account_id);
 	sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (nids == cap) {
-			cap = cap == 0 ? 8 : cap * 2;
-			n = realloc(ids, cap * sizeof(*n));
-			if (n == NULL) {
-				rv = ERR_NOMEM;
-				break;
-			}
-			ids = n;
-		}
-		ids[nids++] = (uint64_t)sqlite3_column_int64(stmt, 0);
-	}
-	store_stmt_done(stmt);
-	if (rv == 0 && rc != SQLITE_DONE) {
-		rv = store_err(rc);
-	}
+	rv = collect_ids(stmt, &ids, &nids);
 	snprintf(error, sizeof(error), "change %llu, which it needs, %s",
 	    (unsigned long long)c->id, why);
 	for (i = 0; rv == 0 && i < nids; i++) {
@@ -644,10 +660,10 @@ store_change_attempt_end(struct store *st, uint64_t account_id,
 {
 	struct store_change_row c;
 	sqlite3_stmt *stmt = NULL;
-	uint64_t *ids = NULL, *n;
-	size_t nids = 0, cap = 0, i;
+	uint64_t *ids = NULL;
+	size_t nids = 0, i;
 	char text[STORE_MAX_ERROR + 160];
-	int rc, rv;
+	int rv;
 
 	rv = store_stmt(st, SQL_ATTEMPT_INFLIGHT, &stmt);
 	if (rv != 0) {
@@ -655,22 +671,7 @@ store_change_attempt_end(struct store *st, uint64_t account_id,
 	}
 	sqlite3_bind_int64(stmt, 1, (int64_t)account_id);
 	sqlite3_bind_int64(stmt, 2, (int64_t)job_id);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (nids == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			n = realloc(ids, cap * sizeof(*n));
-			if (n == NULL) {
-				rv = ERR_NOMEM;
-				break;
-			}
-			ids = n;
-		}
-		ids[nids++] = (uint64_t)sqlite3_column_int64(stmt, 0);
-	}
-	store_stmt_done(stmt);
-	if (rv == 0 && rc != SQLITE_DONE) {
-		rv = store_err(rc);
-	}
+	rv = collect_ids(stmt, &ids, &nids);
 	for (i = 0; rv == 0 && i < nids; i++) {
 		rv = store_change_read(st, ids[i], &c);
 		if (rv != 0) {
