@@ -584,7 +584,8 @@ source_lookup(struct drain *d)
 			    d, d->grp[k], c->c->to_mailbox, 0, 0);
 		} else {
 			drain_answer_err(d, d->grp[k], CHANGE_OUT_DEAD,
-			    "message no longer exists on the server");
+			    "message is no longer in its mailbox on the server "
+			    "(expunged or moved by another client)");
 		}
 	}
 	drain_pipe_release(&p);
@@ -643,7 +644,8 @@ drain_source(struct drain *d, size_t first)
 			}
 			if (c->c->kind == CHANGE_FLAG) {
 				drain_answer_err(d, d->grp[k], CHANGE_OUT_DEAD,
-				    "message no longer exists on the server");
+				    "message is no longer in its mailbox on the server "
+			    "(expunged or moved by another client)");
 			} else if (c->c->kind == CHANGE_DELETE
 			    && c->c->expunge) {
 				/* Gone already: what was asked for. */

@@ -561,7 +561,7 @@ class DrainTest(unittest.TestCase):
         for cid in (cm["id"], cd["id"]):
             c = self.wait_state(cid, ("done", "dead"))
             self.assertEqual(c["state"], "dead", dict(c))
-            self.assertIn("no longer exists", c["last_error"])
+            self.assertIn("no longer in its mailbox", c["last_error"])
         self.sync("drace")
         self.assertEqual(self.row("drace", ids[0]), [])
         r = self.one_row("drace", ids[1])
