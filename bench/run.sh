@@ -10,3 +10,4 @@ if [ "${BENCH_PEERS:-100000}" != 0 ]; then
 fi
 python3 bench/many_accounts.py "${BENCH_ACCOUNTS:-1000}"
 python3 bench/push_latency.py "${BENCH_PUSH_APPENDS:-40}" "${BENCH_PUSH_CONNECTIONS:-1000}"
+python3 bench/drain.py "${BENCH_DRAIN_MESSAGES:-200}"
