@@ -26,6 +26,8 @@
 
 #include <cmocka.h>
 
+#include "script_server.h"
+
 #include "sync/sync.h"
 
 struct rule {
@@ -42,47 +44,6 @@ struct fake {
 	size_t nlog;
 };
 
-static bool
-read_line(int fd, char *line, size_t cap)
-{
-	size_t n = 0;
-	char c;
-
-	while (n + 1 < cap) {
-		if (read(fd, &c, 1) != 1) {
-			return (false);
-		}
-		line[n++] = c;
-		if (c == '\n') {
-			break;
-		}
-	}
-	line[n] = '\0';
-	return (n > 0);
-}
-
-/* Writes tmpl with "{tag}" replaced by tag. */
-static void
-reply(int fd, const char *tmpl, const char *tag)
-{
-	struct buf out;
-	const char *p;
-
-	buf_init(&out, 1 << 16);
-	for (p = tmpl; *p != '\0'; p++) {
-		if (strncmp(p, "{tag}", 5) == 0) {
-			assert_int_equal(buf_addstr(&out, tag), 0);
-			p += 4;
-		} else {
-			assert_int_equal(buf_add(&out, p, 1), 0);
-		}
-	}
-	if (out.len > 0 && write(fd, out.data, out.len) != (ssize_t)out.len) {
-		fprintf(stderr, "fake server: short write\n");
-	}
-	buf_release(&out);
-}
-
 static void *
 serve(void *arg)
 {
@@ -95,9 +56,9 @@ serve(void *arg)
 	if (fd < 0) {
 		return (NULL);
 	}
-	reply(
+	script_reply(
 	    fd, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] fake\r\n", "");
-	while (read_line(fd, line, sizeof(line))) {
+	while (script_read_line(fd, line, sizeof(line))) {
 		char *sp = strchr(line, ' ');
 		const char *text;
 
@@ -114,7 +75,7 @@ serve(void *arg)
 				break;
 			}
 		}
-		reply(fd,
+		script_reply(fd,
 		    r->prefix != NULL ? r->reply : "{tag} BAD unknown\r\n",
 		    tag);
 		if (strncmp(text, "LOGOUT", 6) == 0) {
@@ -128,20 +89,9 @@ serve(void *arg)
 static void
 fake_start(struct fake *f, const struct rule *rules)
 {
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
-
 	memset(f, 0, sizeof(*f));
 	f->rules = rules;
-	f->lfd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(f->lfd >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(f->lfd, 4), 0);
-	assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &alen), 0);
-	f->port = ntohs(a.sin_port);
+	f->lfd = script_listen(&f->port);
 	assert_int_equal(pthread_create(&f->th, NULL, serve, f), 0);
 }
 

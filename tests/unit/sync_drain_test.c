@@ -27,6 +27,8 @@
 
 #include <cmocka.h>
 
+#include "script_server.h"
+
 #include "sync/drain_int.h"
 
 struct rule {
@@ -45,46 +47,6 @@ struct fake {
 	size_t literal_bytes;
 };
 
-static bool
-read_line(int fd, char *line, size_t cap)
-{
-	size_t n = 0;
-	char c;
-
-	while (n + 1 < cap) {
-		if (read(fd, &c, 1) != 1) {
-			return (false);
-		}
-		line[n++] = c;
-		if (c == '\n') {
-			break;
-		}
-	}
-	line[n] = '\0';
-	return (n > 0);
-}
-
-static void
-reply(int fd, const char *tmpl, const char *tag)
-{
-	char out[2048];
-	size_t n = 0;
-	const char *p;
-
-	for (p = tmpl; *p != '\0' && n + 64 < sizeof(out); p++) {
-		if (strncmp(p, "{tag}", 5) == 0) {
-			n += (size_t)snprintf(
-			    out + n, sizeof(out) - n, "%s", tag);
-			p += 4;
-		} else {
-			out[n++] = *p;
-		}
-	}
-	if (write(fd, out, n) != (ssize_t)n) {
-		return;
-	}
-}
-
 /* Reads a literal the line announced ("{n}" or "{n+}" at its end). */
 static bool
 take_literal(struct fake *f, int fd, const char *line)
@@ -99,7 +61,7 @@ take_literal(struct fake *f, int fd, const char *line)
 	}
 	n = strtoul(open + 1, &end, 10);
 	if (*end != '+') {
-		reply(fd, "+ go\r\n", "");
+		script_reply(fd, "+ go\r\n", "");
 	}
 	for (got = 0; got < n;) {
 		size_t want = n - got < sizeof(buf) ? n - got : sizeof(buf);
@@ -127,8 +89,8 @@ serve(void *arg)
 	if (fd < 0) {
 		return (NULL);
 	}
-	reply(fd, f->greeting, "");
-	while (read_line(fd, line, sizeof(line))) {
+	script_reply(fd, f->greeting, "");
+	while (script_read_line(fd, line, sizeof(line))) {
 		char *sp = strchr(line, ' ');
 		const char *text;
 
@@ -149,13 +111,13 @@ serve(void *arg)
 			}
 		}
 		if (r->prefix == NULL) {
-			reply(fd, "{tag} BAD unknown\r\n", tag);
+			script_reply(fd, "{tag} BAD unknown\r\n", tag);
 			continue;
 		}
 		if (r->reply == NULL) {
 			break; /* the connection drops */
 		}
-		reply(fd, r->reply, tag);
+		script_reply(fd, r->reply, tag);
 		if (strncmp(text, "LOGOUT", 6) == 0) {
 			break;
 		}
@@ -167,21 +129,10 @@ serve(void *arg)
 static void
 fake_start(struct fake *f, const char *greeting, const struct rule *rules)
 {
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
-
 	memset(f, 0, sizeof(*f));
 	f->greeting = greeting;
 	f->rules = rules;
-	f->lfd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(f->lfd >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(f->lfd, 4), 0);
-	assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &alen), 0);
-	f->port = ntohs(a.sin_port);
+	f->lfd = script_listen(&f->port);
 	assert_int_equal(pthread_create(&f->th, NULL, serve, f), 0);
 }
 

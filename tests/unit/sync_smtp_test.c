@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "script_server.h"
 #include <curl/curl.h>
 
 #include "sync/drain_int.h"
@@ -45,25 +47,6 @@ struct server {
 	size_t ndata;
 };
 
-static bool
-read_line(int fd, char *line, size_t cap)
-{
-	size_t n = 0;
-	char c;
-
-	while (n + 1 < cap) {
-		if (read(fd, &c, 1) != 1) {
-			return (false);
-		}
-		line[n++] = c;
-		if (c == '\n') {
-			break;
-		}
-	}
-	line[n] = '\0';
-	return (true);
-}
-
 static void
 say(int fd, const char *s)
 {
@@ -86,7 +69,7 @@ serve(void *arg)
 		return (NULL);
 	}
 	say(fd, "220 fake ESMTP");
-	while (read_line(fd, line, sizeof(line))) {
+	while (script_read_line(fd, line, sizeof(line))) {
 		if (strncasecmp(line, "EHLO", 4) == 0) {
 			say(fd, "250-fake\r\n250 8BITMIME");
 		} else if (strncasecmp(line, "HELO", 4) == 0) {
@@ -104,7 +87,7 @@ serve(void *arg)
 			say(fd, sv->sc.rcpt != NULL ? sv->sc.rcpt : "250 ok");
 		} else if (strncasecmp(line, "DATA", 4) == 0) {
 			say(fd, "354 go ahead");
-			while (read_line(fd, line, sizeof(line))
+			while (script_read_line(fd, line, sizeof(line))
 			    && strcmp(line, ".\r\n") != 0) {
 				size_t n = strlen(line);
 
@@ -134,21 +117,9 @@ serve(void *arg)
 static void
 server_start(struct server *sv, const struct script *sc)
 {
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
-
 	memset(sv, 0, sizeof(*sv));
 	sv->sc = *sc;
-	sv->lfd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(sv->lfd >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(sv->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(sv->lfd, 4), 0);
-	assert_int_equal(
-	    getsockname(sv->lfd, (struct sockaddr *)&a, &alen), 0);
-	sv->port = ntohs(a.sin_port);
+	sv->lfd = script_listen(&sv->port);
 	assert_int_equal(pthread_create(&sv->th, NULL, serve, sv), 0);
 }
 
