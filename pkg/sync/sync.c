@@ -19,6 +19,7 @@ sync_limits_default(struct sync_limits *l)
 	l->job_timeout_ms = 4 * 3600 * 1000;
 	l->max_mailboxes = 10000;
 	imap_limits_default(&l->imap);
+	l->imap.max_line = SYNC_MAX_LINE;
 }
 
 int

@@ -40,6 +40,13 @@
 /* A change result's error text (the proto limit). */
 #define SYNC_MAX_ERROR 4096u
 
+/*
+ * Longest response line a sync accepts (literals apart). VANISHED and
+ * ESEARCH answers come as one line: a 100,000-message mailbox with every
+ * other message expunged gives a VANISHED line of about 600 KB.
+ */
+#define SYNC_MAX_LINE (4u * 1024 * 1024)
+
 struct sync_limits {
 	uint32_t batch_rows;  /* rows per batch (default 500) */
 	size_t batch_bytes;   /* string bytes per batch (default 1 MiB) */

@@ -23,7 +23,7 @@ EXPECT = {
     "huge_literal": (r"^malformed server response: literal of 10737418240 bytes exceeds limit "
                      r"8388608", "queued"),
     "literal_cut": (r"^reading from server: connection closed$", "queued"),
-    "endless_line": (r"^malformed server response: line longer than 65536 bytes$", "queued"),
+    "endless_line": (r"^malformed server response: line longer than 4194304 bytes$", "queued"),
     "malformed_fetch": (r"^malformed FETCH response in 'INBOX'", "queued"),
     "unknown_tag": (r"^server answered unknown tag 'X999'$", "queued"),
     "drip_forever": (r"^job exceeded its time limit of 8 s$", "queued"),
