@@ -148,25 +148,6 @@ static const char *const cmd_names[] = {
 	[SUBMIT_CMD_CHANGE_RESOLVE] = "change resolve",
 };
 
-/*
- * The commands on one account that take words after the account NAME:
- * MESSAGE_ID (a number) or MAILBOX.
- */
-static const struct change_word {
-	const char *word;
-	enum submit_cmd cmd;
-	uint8_t min, max; /* words after NAME */
-	bool message_id; /* the word after NAME is a MESSAGE_ID */
-} change_words[] = {
-	{ "flag", SUBMIT_CMD_FLAG, 1, 1, true },
-	{ "move", SUBMIT_CMD_MOVE, 1, 1, true },
-	{ "delete", SUBMIT_CMD_DELETE, 1, 1, true },
-	{ "append", SUBMIT_CMD_APPEND, 0, 0, false },
-	{ "send", SUBMIT_CMD_SEND, 0, 0, false },
-	{ "messages", SUBMIT_CMD_MESSAGES, 0, 1, false },
-	{ "changes", SUBMIT_CMD_CHANGES, 0, 0, false },
-};
-
 #define MAX_WORDS 8
 #define MAX_GIVEN (2 * SUBMIT_MAX_KEYWORDS + 32) /* options in one line */
 
@@ -205,11 +186,8 @@ submit_usage(void)
 	return (usage_text);
 }
 
-static int usage_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-usage_err(char *errbuf, size_t errlen, const char *fmt, ...)
+int
+submit_usage_err(char *errbuf, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -258,7 +236,7 @@ parse_seconds(const char *opt, const char *v, uint64_t max, uint32_t *s_r,
 	uint64_t n;
 
 	if (parse_u64(v, max, &n) != 0 || n == 0) {
-		return (usage_err(errbuf, errlen,
+		return (submit_usage_err(errbuf, errlen,
 		    "%s: expected a number of seconds from 1 to %llu, got "
 		    "\"%.32s\"",
 		    opt, (unsigned long long)max, v));
@@ -288,191 +266,6 @@ find_opt(const char *arg, const char **inline_r)
 	return (-1);
 }
 
-static const struct change_word *
-find_change_word(const char *w)
-{
-	size_t i;
-
-	for (i = 0; i < ARRAY_LEN(change_words); i++) {
-		if (strcmp(change_words[i].word, w) == 0) {
-			return (&change_words[i]);
-		}
-	}
-	return (NULL);
-}
-
-static int
-check_name(const char *name, char *errbuf, size_t errlen)
-{
-	if (!submit_name_valid(name)) {
-		return (usage_err(errbuf, errlen,
-		    "invalid account name \"%.80s\": use 1-%d "
-		    "characters from A-Z a-z 0-9 . _ @ + -",
-		    name, SUBMIT_NAME_MAX));
-	}
-	return (0);
-}
-
-/* flag|move|delete NAME MESSAGE_ID, append|send|changes NAME,
- * messages NAME [MAILBOX] */
-static int
-parse_change_words(const char **w, size_t n, struct submit_args *a,
-    char *errbuf, size_t errlen)
-{
-	const struct change_word *cw = find_change_word(w[0]);
-
-	a->cmd = cw->cmd;
-	if (n < 2) {
-		return (usage_err(
-		    errbuf, errlen, "%s: missing account NAME", cw->word));
-	}
-	if (n - 2 < cw->min) {
-		return (usage_err(errbuf, errlen, "%s: missing %s", cw->word,
-		    cw->message_id ? "MESSAGE_ID" : "MAILBOX"));
-	}
-	if (n - 2 > cw->max) {
-		return (usage_err(errbuf, errlen,
-		    "%s: unexpected argument \"%.64s\"", cw->word,
-		    w[2 + cw->max]));
-	}
-	a->name = w[1];
-	if (cw->message_id
-	    && (parse_u64(w[2], INT64_MAX, &a->message_id) != 0
-	        || a->message_id == 0)) {
-		return (usage_err(errbuf, errlen,
-		    "%s: MESSAGE_ID must be a positive number (messages.id; "
-		    "see 'mailsync-submit messages'), got \"%.64s\"",
-		    cw->word, w[2]));
-	}
-	if (!cw->message_id && n == 3) {
-		a->mailbox = w[2];
-	}
-	return (check_name(a->name, errbuf, errlen));
-}
-
-/* change resolve CHANGE_ID */
-static int
-parse_resolve(const char **w, size_t n, struct submit_args *a, char *errbuf,
-    size_t errlen)
-{
-	a->cmd = SUBMIT_CMD_CHANGE_RESOLVE;
-	if (n == 0 || strcmp(w[0], "resolve") != 0) {
-		return (usage_err(errbuf, errlen,
-		    "change: expected 'change resolve CHANGE_ID "
-		    "--retry|--cancel'"));
-	}
-	if (n < 2) {
-		return (usage_err(
-		    errbuf, errlen, "change resolve: missing CHANGE_ID"));
-	}
-	if (n > 2) {
-		return (usage_err(errbuf, errlen,
-		    "change resolve: unexpected argument \"%.64s\"", w[2]));
-	}
-	if (parse_u64(w[1], INT64_MAX, &a->change_id) != 0
-	    || a->change_id == 0) {
-		return (usage_err(errbuf, errlen,
-		    "change resolve: CHANGE_ID must be a positive number, got "
-		    "\"%.64s\"",
-		    w[1]));
-	}
-	return (0);
-}
-
-bool
-submit_keyword_valid(const char *k)
-{
-	size_t i, n = strlen(k);
-
-	if (n == 0 || n > 255 || k[0] == '\\') {
-		return (false);
-	}
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)k[i];
-
-		/* RFC 3501 atom: no specials, no controls, no space */
-		if (c <= 32 || c >= 127 || strchr("(){%*\"\\]", c) != NULL) {
-			return (false);
-		}
-	}
-	return (true);
-}
-
-/* "seen,flagged" or "seen flagged" to PROTO_FLAG_* bits. */
-static int
-parse_flag_list(const char *v, uint32_t *bits_r, char *errbuf, size_t errlen)
-{
-	const char *p = v, *e;
-	size_t i, n;
-
-	*bits_r = 0;
-	while (*p != '\0') {
-		if (*p == ',' || *p == ' ') {
-			p++;
-			continue;
-		}
-		for (e = p; *e != '\0' && *e != ',' && *e != ' '; e++) { }
-		n = (size_t)(e - p);
-		for (i = 0; i < ARRAY_LEN(flag_names); i++) {
-			if (strlen(flag_names[i]) == n
-			    && strncmp(flag_names[i], p, n) == 0) {
-				break;
-			}
-		}
-		if (i == ARRAY_LEN(flag_names)
-		    || (1u << i) == PROTO_FLAG_DELETED) {
-			return (usage_err(errbuf, errlen,
-			    "--flags: unknown flag \"%.*s\" (seen, answered, "
-			    "flagged, draft)",
-			    (int)(n > 64 ? 64 : n), p));
-		}
-		*bits_r |= 1u << i;
-		p = e;
-	}
-	return (0);
-}
-
-/* Checks a change command's options once everything is known. */
-static int
-check_change(struct submit_args *a, char *errbuf, size_t errlen)
-{
-	switch (a->cmd) {
-	case SUBMIT_CMD_FLAG:
-		if (a->flags_add == 0 && a->flags_remove == 0
-		    && a->nkw_add == 0 && a->nkw_remove == 0) {
-			return (usage_err(errbuf, errlen,
-			    "flag: nothing to change (give --seen, --unseen, "
-			    "--flagged, ..., --add-keyword K or "
-			    "--remove-keyword K)"));
-		}
-		return (0);
-	case SUBMIT_CMD_MOVE:
-		return (a->to == NULL ? usage_err(
-		            errbuf, errlen, "move: missing --to MAILBOX")
-		                      : 0);
-	case SUBMIT_CMD_APPEND:
-		if (a->mailbox == NULL) {
-			return (usage_err(errbuf, errlen,
-			    "append: missing --mailbox MAILBOX"));
-		}
-		/* fall through */
-	case SUBMIT_CMD_SEND:
-		return (a->file == NULL
-		        ? usage_err(errbuf, errlen, "%s: missing --file FILE",
-		            a->cmd == SUBMIT_CMD_SEND ? "send" : "append")
-		        : 0);
-	case SUBMIT_CMD_CHANGE_RESOLVE:
-		if (a->retry == a->cancel) {
-			return (usage_err(errbuf, errlen,
-			    "change resolve: give exactly one of --retry and "
-			    "--cancel"));
-		}
-		return (0);
-	default:
-		return (0);
-	}
-}
-
 /* Maps the command words to a command; checks their number. */
 static int
 parse_words(const char **w, size_t n, struct submit_args *a, char *errbuf,
@@ -481,13 +274,13 @@ parse_words(const char **w, size_t n, struct submit_args *a, char *errbuf,
 	size_t want;
 
 	if (n == 0) {
-		return (usage_err(errbuf, errlen,
+		return (submit_usage_err(errbuf, errlen,
 		    "missing command (account, "
 		    "sync or status)"));
 	}
 	if (strcmp(w[0], "account") == 0) {
 		if (n < 2) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "account: missing subcommand (add, list or "
 			    "remove)"));
 		}
@@ -498,7 +291,7 @@ parse_words(const char **w, size_t n, struct submit_args *a, char *errbuf,
 		} else if (strcmp(w[1], "remove") == 0) {
 			a->cmd = SUBMIT_CMD_ACCOUNT_REMOVE;
 		} else {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "account: unknown subcommand \"%.64s\" (add, list "
 			    "or remove)",
 			    w[1]));
@@ -520,24 +313,24 @@ parse_words(const char **w, size_t n, struct submit_args *a, char *errbuf,
 		if (n == 2
 		    && (parse_u64(w[1], INT64_MAX, &a->message_id) != 0
 		        || a->message_id == 0)) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "fetch-body: MESSAGE_ID must be a positive number "
 			    "(messages.id), got \"%.64s\"",
 			    w[1]));
 		}
 		if (n == 1) {
-			return (usage_err(
+			return (submit_usage_err(
 			    errbuf, errlen, "fetch-body: missing MESSAGE_ID"));
 		}
 		if (n == 2) {
 			n = 1; /* NAME is checked below */
 		}
 	} else if (strcmp(w[0], "change") == 0) {
-		return (parse_resolve(w + 1, n - 1, a, errbuf, errlen));
-	} else if (find_change_word(w[0]) != NULL) {
-		return (parse_change_words(w, n, a, errbuf, errlen));
+		return (submit_parse_resolve(w + 1, n - 1, a, errbuf, errlen));
+	} else if (submit_is_change_word(w[0])) {
+		return (submit_parse_change_words(w, n, a, errbuf, errlen));
 	} else {
-		return (usage_err(errbuf, errlen,
+		return (submit_usage_err(errbuf, errlen,
 		    "unknown command \"%.64s\" (account, sync, fetch-body, "
 		    "status, flag, move, delete, append, send, messages, "
 		    "changes or change)",
@@ -546,13 +339,13 @@ parse_words(const char **w, size_t n, struct submit_args *a, char *errbuf,
 	want = a->cmd == SUBMIT_CMD_ACCOUNT_LIST ? 0 : 1;
 	if (a->cmd == SUBMIT_CMD_STATUS) {
 		if (n > 1) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "status: unexpected argument \"%.64s\"", w[1]));
 		}
 		if (n == 1
 		    && (parse_u64(w[0], UINT64_MAX, &a->job_id) != 0
 		        || a->job_id == 0)) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "status: JOB_ID must be a positive number, got "
 			    "\"%.64s\"",
 			    w[0]));
@@ -560,18 +353,18 @@ parse_words(const char **w, size_t n, struct submit_args *a, char *errbuf,
 		return (0);
 	}
 	if (n < want) {
-		return (usage_err(errbuf, errlen, "%s: missing account NAME",
+		return (submit_usage_err(errbuf, errlen, "%s: missing account NAME",
 		    cmd_names[a->cmd]));
 	}
 	if (n > want) {
-		return (usage_err(errbuf, errlen,
+		return (submit_usage_err(errbuf, errlen,
 		    "%s: unexpected argument \"%.64s\"", cmd_names[a->cmd],
 		    w[want]));
 	}
 	if (want == 1) {
 		a->name = w[0];
 		if (!submit_name_valid(a->name)) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "invalid account name \"%.80s\": use 1-%d "
 			    "characters from A-Z a-z 0-9 . _ @ + -",
 			    a->name, SUBMIT_NAME_MAX));
@@ -587,75 +380,75 @@ check_add(struct submit_args *a, char *errbuf, size_t errlen)
 	char uerr[256];
 
 	if (a->server == NULL) {
-		return (usage_err(errbuf, errlen,
+		return (submit_usage_err(errbuf, errlen,
 		    "account add: missing --imap imap[s]://HOST[:PORT]"));
 	}
 	if (a->user == NULL) {
-		return (usage_err(
+		return (submit_usage_err(
 		    errbuf, errlen, "account add: missing --user USER"));
 	}
 	if (a->user[0] == '\0' || strlen(a->user) > 1024) {
-		return (usage_err(
+		return (submit_usage_err(
 		    errbuf, errlen, "--user: must be 1 to 1024 bytes"));
 	}
 	if (a->password_file != NULL && a->token_file != NULL) {
-		return (usage_err(errbuf, errlen,
+		return (submit_usage_err(errbuf, errlen,
 		    "--password-file and --token-file exclude each other: "
 		    "give a password or an OAuth 2.0 token"));
 	}
 	if (a->password_file == NULL && a->token_file == NULL) {
-		return (usage_err(errbuf, errlen,
+		return (submit_usage_err(errbuf, errlen,
 		    "account add: missing --password-file FILE (or "
 		    "--token-file FILE)"));
 	}
 	if (net_url_parse(a->server, &a->url, uerr, sizeof(uerr)) != 0) {
-		return (usage_err(errbuf, errlen,
+		return (submit_usage_err(errbuf, errlen,
 		    "--imap: bad URL \"%.128s\": "
 		    "%s",
 		    a->server, uerr));
 	}
 	if (strcmp(a->url.scheme, "imap") != 0
 	    && strcmp(a->url.scheme, "imaps") != 0) {
-		return (usage_err(errbuf, errlen,
+		return (submit_usage_err(errbuf, errlen,
 		    "--imap: scheme must be imap or imaps, not %s",
 		    a->url.scheme));
 	}
 	if (strcmp(a->url.scheme, "imaps") == 0) {
 		if (a->starttls) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "--starttls cannot be used with imaps:// (TLS "
 			    "from the first byte); use imap:// with "
 			    "--starttls, or imaps:// alone"));
 		}
 		if (a->plaintext) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "--plaintext cannot be used with imaps:// (the "
 			    "connection is encrypted)"));
 		}
 	} else if (a->starttls && a->plaintext) {
-		return (usage_err(errbuf, errlen,
+		return (submit_usage_err(errbuf, errlen,
 		    "--starttls and --plaintext exclude each other: "
 		    "--starttls encrypts, --plaintext does not"));
 	} else if (!a->starttls && !a->plaintext) {
-		return (usage_err(errbuf, errlen,
+		return (submit_usage_err(errbuf, errlen,
 		    "refusing to send a password in clear text over "
 		    "imap://; use imaps://, --starttls, or --plaintext"));
 	}
 	if (a->smtp == NULL
 	    && (a->smtp_user != NULL || a->smtp_password_file != NULL)) {
-		return (usage_err(errbuf, errlen,
+		return (submit_usage_err(errbuf, errlen,
 		    "--smtp-user and --smtp-password-file need --smtp URL"));
 	}
 	if (a->smtp != NULL) {
 		struct net_url su;
 
 		if (net_url_parse(a->smtp, &su, uerr, sizeof(uerr)) != 0) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "--smtp: bad URL \"%.128s\": %s", a->smtp, uerr));
 		}
 		if (strcmp(su.scheme, "smtp") != 0
 		    && strcmp(su.scheme, "smtps") != 0) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "--smtp: scheme must be smtp (STARTTLS) or smtps, "
 			    "not %s",
 			    su.scheme));
@@ -673,7 +466,7 @@ set_opt(
 	case OPT_DIR:
 		if (v[0] == '\0') {
 			return (
-			    usage_err(errbuf, errlen, "--dir: empty path"));
+			    submit_usage_err(errbuf, errlen, "--dir: empty path"));
 		}
 		a->dir = v;
 		return (0);
@@ -681,7 +474,7 @@ set_opt(
 		if (strncmp(v, "ipc://", 6) != 0
 		    && strncmp(v, "tcp://", 6) != 0
 		    && strncmp(v, "tls+tcp://", 10) != 0) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "--control: bad URL \"%.128s\" (use ipc://PATH, "
 			    "tcp://HOST:PORT or tls+tcp://HOST:PORT)",
 			    v));
@@ -720,7 +513,7 @@ set_opt(
 		    &a->interval_s, errbuf, errlen));
 	case OPT_BODIES:
 		if (!submit_bodies_valid(v)) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "--bodies: expected none, all or recent:DAYS "
 			    "(DAYS "
 			    "1-36500), got \"%.64s\"",
@@ -736,7 +529,7 @@ set_opt(
 		return (0);
 	case OPT_SMTP_USER:
 		if (v[0] == '\0' || strlen(v) > 1024) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "--smtp-user: must be 1 to 1024 bytes"));
 		}
 		a->smtp_user = v;
@@ -760,7 +553,7 @@ set_opt(
 
 		if (((id - OPT_SEEN) % 2 == 0 ? a->flags_remove : a->flags_add)
 		    & b) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "%s contradicts an earlier option",
 			    opts[id].name));
 		}
@@ -774,7 +567,7 @@ set_opt(
 	case OPT_ADD_KEYWORD:
 	case OPT_REMOVE_KEYWORD:
 		if (!submit_keyword_valid(v)) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "%s: \"%.64s\" is not a keyword (1-255 "
 			    "characters, "
 			    "no space, ( ) { %% * \" \\ ], not starting with "
@@ -783,7 +576,7 @@ set_opt(
 		}
 		if ((id == OPT_ADD_KEYWORD ? a->nkw_add : a->nkw_remove)
 		    == SUBMIT_MAX_KEYWORDS) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "%s: at most %d keywords", opts[id].name,
 			    SUBMIT_MAX_KEYWORDS));
 		}
@@ -796,7 +589,7 @@ set_opt(
 	case OPT_TO:
 	case OPT_MAILBOX:
 		if (v[0] == '\0' || strlen(v) > 1000) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "%s: a mailbox name of 1 to 1000 bytes",
 			    opts[id].name));
 		}
@@ -809,12 +602,12 @@ set_opt(
 		a->file = v;
 		return (0);
 	case OPT_FLAGS:
-		return (parse_flag_list(v, &a->flags_add, errbuf, errlen));
+		return (submit_parse_flag_list(v, &a->flags_add, errbuf, errlen));
 	case OPT_LIMIT: {
 		uint64_t n;
 
 		if (parse_u64(v, SUBMIT_LIST_MAX, &n) != 0 || n == 0) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "--limit: expected a number from 1 to %d, got "
 			    "\"%.32s\"",
 			    SUBMIT_LIST_MAX, v));
@@ -834,7 +627,7 @@ set_opt(
 				return (0);
 			}
 		}
-		return (usage_err(errbuf, errlen,
+		return (submit_usage_err(errbuf, errlen,
 		    "--state: expected active, pending, inflight, dead, "
 		    "uncertain, done, cancelled or all, got \"%.32s\"",
 		    v));
@@ -846,7 +639,7 @@ set_opt(
 		a->cancel = true;
 		return (0);
 	default:
-		return (usage_err(errbuf, errlen, "internal: option %d", id));
+		return (submit_usage_err(errbuf, errlen, "internal: option %d", id));
 	}
 }
 
@@ -875,7 +668,7 @@ submit_args_parse(
 
 		if (only_words || arg[0] != '-' || arg[1] == '\0') {
 			if (nwords == MAX_WORDS) {
-				return (usage_err(
+				return (submit_usage_err(
 				    errbuf, errlen, "too many arguments"));
 			}
 			words[nwords++] = arg;
@@ -887,20 +680,20 @@ submit_args_parse(
 		}
 		id = find_opt(arg, &inl);
 		if (id < 0) {
-			return (usage_err(
+			return (submit_usage_err(
 			    errbuf, errlen, "unknown option \"%.64s\"", arg));
 		}
 		if (seen[id] && !opt_repeats(id)) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "option %s given twice", opts[id].name));
 		}
 		seen[id] = true;
 		if (ngiven == MAX_GIVEN) {
-			return (usage_err(errbuf, errlen, "too many options"));
+			return (submit_usage_err(errbuf, errlen, "too many options"));
 		}
 		if (!opts[id].has_arg) {
 			if (inl != NULL) {
-				return (usage_err(errbuf, errlen,
+				return (submit_usage_err(errbuf, errlen,
 				    "option %s takes no value",
 				    opts[id].name));
 			}
@@ -913,7 +706,7 @@ submit_args_parse(
 		} else if (i + 1 < argc) {
 			v = argv[++i];
 		} else {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "option %s needs an argument", opts[id].name));
 		}
 		given[ngiven].id = id;
@@ -930,7 +723,7 @@ submit_args_parse(
 	for (k = 0; k < ngiven; k++) {
 		id = given[k].id;
 		if ((opts[id].cmds & CMD_(a->cmd)) == 0) {
-			return (usage_err(errbuf, errlen,
+			return (submit_usage_err(errbuf, errlen,
 			    "option %s does not apply to %s", opts[id].name,
 			    cmd_names[a->cmd]));
 		}
@@ -942,5 +735,5 @@ submit_args_parse(
 	if (a->cmd == SUBMIT_CMD_ACCOUNT_ADD) {
 		return (check_add(a, errbuf, errlen));
 	}
-	return (check_change(a, errbuf, errlen));
+	return (submit_check_change(a, errbuf, errlen));
 }

@@ -144,6 +144,26 @@ int submit_read_ca(
  * PROTO_FLAG_*; NULL past the end. */
 const char *submit_flag_name(unsigned i);
 
+/* args.c: writes the formatted message to errbuf; returns ERR_INVAL. */
+int submit_usage_err(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* args_change.c: the local-change commands' words and checks. Each
+ * returns 0 or ERR_INVAL with a one-line message in errbuf. */
+bool submit_is_change_word(const char *w);
+/* flag|move|delete NAME MESSAGE_ID, append|send|changes NAME, messages
+ * NAME [MAILBOX]: w[0] is the command word. */
+int submit_parse_change_words(const char **w, size_t n,
+    struct submit_args *a, char *errbuf, size_t errlen);
+/* change resolve CHANGE_ID: w[0] is "resolve". */
+int submit_parse_resolve(const char **w, size_t n, struct submit_args *a,
+    char *errbuf, size_t errlen);
+/* "seen,flagged" or "seen flagged" to PROTO_FLAG_* bits. */
+int submit_parse_flag_list(
+    const char *v, uint32_t *bits_r, char *errbuf, size_t errlen);
+/* A change command's options once the whole line is parsed. */
+int submit_check_change(struct submit_args *a, char *errbuf, size_t errlen);
+
 /* True for an IMAP keyword mailsync accepts: 1-255 atom characters, not
  * starting with a backslash (system flags have options of their own). */
 bool submit_keyword_valid(const char *k);

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "../../cmd/mailsync-submit/args.c"
+#include "../../cmd/mailsync-submit/args_change.c"
 #include "../../cmd/mailsync-submit/files.c"
 
 #define MAXARGS 24
