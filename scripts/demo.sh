@@ -62,6 +62,16 @@ sqlite3 -header -column "$DIR/mailsync.db" \
 	 FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
 	 ORDER BY m.date DESC LIMIT 12;"
 echo
+echo "== changing mail: the newest INBOX message marked read and flagged, the next moved to Archive"
+first=$(sqlite3 "$DIR/mailsync.db" "SELECT m.id FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+	WHERE b.name = 'INBOX' ORDER BY m.date DESC LIMIT 1;")
+second=$(sqlite3 "$DIR/mailsync.db" "SELECT m.id FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+	WHERE b.name = 'INBOX' ORDER BY m.date DESC LIMIT 1 OFFSET 1;")
+bin/mailsync-submit --dir "$DIR" flag demo "$first" --seen --flagged --wait --timeout 60
+bin/mailsync-submit --dir "$DIR" move demo "$second" --to Archive --wait --timeout 60
+bin/mailsync-submit --dir "$DIR" changes demo --state all
+echo
+
 echo "== sync log"
 sqlite3 -header -column "$DIR/mailsync.db" \
 	"SELECT datetime(at / 1000, 'unixepoch') AS at, job_id, kind, outcome, detail FROM sync_log ORDER BY id;"
