@@ -42,7 +42,8 @@
 	X(ERR_STALE, -17, "stale job attempt")                              \
 	X(ERR_UNREACHABLE, -18, "peer unreachable")                         \
 	X(ERR_BADSTATE, -19, "invalid state for this operation")               \
-	X(ERR_CONFIG, -20, "configuration error")
+	X(ERR_CONFIG, -20, "configuration error")                          \
+	X(ERR_UNSUPPORTED, -21, "not supported by the server")
 
 enum err {
 #define ERR_ENUM_(name, value, text) name = value,
