@@ -287,6 +287,15 @@ struct proto_message_info {
 	bool pending; /* a local change on it has not landed yet */
 };
 
+/*
+ * A protocol's account-wide state string (JMAP: the "Mailbox" and "Email"
+ * states of RFC 8620 /changes), kept in sync_state (docs/schema.md).
+ */
+struct proto_sync_state {
+	struct proto_str resource; /* "Mailbox", "Email" */
+	struct proto_str state;
+};
+
 /* Per-mailbox checkpoint: what a worker needs to do a delta sync. */
 struct proto_checkpoint {
 	struct proto_str mailbox; /* full name, UTF-8 */
@@ -348,8 +357,12 @@ struct proto_job_run {
 	struct proto_str target_mailbox;
 	uint32_t target_uidvalidity;
 	uint32_t target_uid;
+	struct proto_str target_remote_id; /* JMAP: the Email id */
 	struct proto_checkpoint *checkpoints;
 	size_t ncheckpoints;
+	/* JMAP: the account's sync_state rows (none: a first sync) */
+	struct proto_sync_state *states;
+	size_t nstates;
 	/* JOB_KIND_DRAIN: the changes, and SMTP for sends */
 	struct proto_change *changes;
 	size_t nchanges;
@@ -394,12 +407,23 @@ struct proto_message_row {
 	int64_t internal_date; /* unix seconds */
 	uint64_t size;
 	bool has_attachments;
+	/*
+	 * JMAP rows (uid 0, remote_id = the Email id): the ids of every
+	 * mailbox the Email is in, space-separated. The store keeps one row
+	 * per mailbox: it moves an existing row of the Email from a mailbox
+	 * not listed (so the row keeps its id, body and attachments) before
+	 * inserting, and deletes the Email's rows in mailboxes not listed.
+	 */
+	struct proto_str in_mailboxes;
 };
 
 /* Messages removed on the server. */
 enum proto_expunge_kind {
 	EXPUNGE_VANISHED = 0, /* `uids` are gone (QRESYNC VANISHED) */
-	EXPUNGE_PRESENT = 1   /* `uids` are all that exist in [from, below) */
+	EXPUNGE_PRESENT = 1,  /* `uids` are all that exist in [from, below) */
+	/* JMAP: `uids` holds space-separated Email ids destroyed on the
+	 * server; their rows go from every mailbox (mailbox is ignored) */
+	EXPUNGE_REMOTE = 2
 };
 struct proto_expunge_row {
 	struct proto_str mailbox;
@@ -413,7 +437,8 @@ struct proto_expunge_row {
  * set of a message travels in the same batch as its full message row. */
 struct proto_attachment_row {
 	struct proto_str mailbox;
-	uint32_t uid;
+	uint32_t uid;		    /* IMAP; 0 for JMAP */
+	struct proto_str remote_id; /* JMAP: the Email id */
 	struct proto_str part; /* IMAP part number "2", "1.3"; JMAP partId */
 	struct proto_str filename; /* RFC 2231/2047 decoded */
 	struct proto_str mime_type; /* lower-case "application/pdf" */
@@ -425,7 +450,8 @@ struct proto_attachment_row {
 /* A slice of a message's raw body; offsets are contiguous from 0. */
 struct proto_body_chunk {
 	struct proto_str mailbox;
-	uint32_t uid;
+	uint32_t uid;		    /* IMAP; 0 for JMAP */
+	struct proto_str remote_id; /* JMAP: the Email id */
 	uint64_t offset;
 	struct proto_str data; /* raw bytes, at most PROTO_MAX_STR */
 	bool last;	       /* the body is complete after this chunk */
@@ -490,6 +516,9 @@ struct proto_done {
 	struct proto_str *mailboxes;
 	size_t nmailboxes;
 	uint64_t messages; /* rows sent, for the log */
+	/* JMAP: new state strings, stored only on success */
+	struct proto_sync_state *states;
+	size_t nstates;
 };
 
 /*

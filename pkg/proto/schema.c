@@ -200,6 +200,12 @@ static const struct proto_field f_checkpoint[] = {
 };
 TABLE_(t_checkpoint, proto_checkpoint, f_checkpoint);
 
+static const struct proto_field f_sync_state[] = {
+	F_(proto_sync_state, resource, STR, REQ, MAX_PROTO),
+	F_(proto_sync_state, state, STR, REQ, MAX_SHORT),
+};
+TABLE_(t_sync_state, proto_sync_state, f_sync_state);
+
 static const struct proto_field f_change[] = {
 	F_(proto_change, id, U64, REQ, 0),
 	F_(proto_change, kind, U8, REQ, CHANGE_SEND),
@@ -240,7 +246,9 @@ static const struct proto_field f_job_run[] = {
 	F_(proto_job_run, target_mailbox, STR, OPT, MAX_SHORT),
 	F_(proto_job_run, target_uidvalidity, U32, OPT, 0),
 	F_(proto_job_run, target_uid, U32, OPT, 0),
+	F_(proto_job_run, target_remote_id, STR, OPT, MAX_SHORT),
 	FA_(proto_job_run, checkpoints, STRUCT_ARRAY, &t_checkpoint, OPT, 0),
+	FA_(proto_job_run, states, STRUCT_ARRAY, &t_sync_state, OPT, 16),
 	FA_(proto_job_run, changes, STRUCT_ARRAY, &t_change, OPT,
 	    PROTO_MAX_CHANGES),
 	F_(proto_job_run, smtp, STR, OPT, MAX_URL),
@@ -277,12 +285,13 @@ static const struct proto_field f_message_row[] = {
 	F_(proto_message_row, internal_date, I64, OPT, 0),
 	F_(proto_message_row, size, U64, OPT, 0),
 	F_(proto_message_row, has_attachments, BOOL, OPT, 0),
+	F_(proto_message_row, in_mailboxes, STR, OPT, MAX_HEADER),
 };
 TABLE_(t_message_row, proto_message_row, f_message_row);
 
 static const struct proto_field f_expunge_row[] = {
 	F_(proto_expunge_row, mailbox, STR, REQ, MAX_SHORT),
-	F_(proto_expunge_row, kind, U8, OPT, EXPUNGE_PRESENT),
+	F_(proto_expunge_row, kind, U8, OPT, EXPUNGE_REMOTE),
 	F_(proto_expunge_row, uids, STR, OPT, 0),
 	F_(proto_expunge_row, below, U32, OPT, 0),
 	F_(proto_expunge_row, from, U32, OPT, 0),
@@ -292,6 +301,7 @@ TABLE_(t_expunge_row, proto_expunge_row, f_expunge_row);
 static const struct proto_field f_attachment_row[] = {
 	F_(proto_attachment_row, mailbox, STR, REQ, MAX_SHORT),
 	F_(proto_attachment_row, uid, U32, REQ, 0),
+	F_(proto_attachment_row, remote_id, STR, OPT, MAX_SHORT),
 	F_(proto_attachment_row, part, STR, REQ, MAX_SHORT),
 	F_(proto_attachment_row, filename, STR, OPT, MAX_HEADER),
 	F_(proto_attachment_row, mime_type, STR, OPT, MAX_SHORT),
@@ -304,6 +314,7 @@ TABLE_(t_attachment_row, proto_attachment_row, f_attachment_row);
 static const struct proto_field f_body_chunk[] = {
 	F_(proto_body_chunk, mailbox, STR, REQ, MAX_SHORT),
 	F_(proto_body_chunk, uid, U32, REQ, 0),
+	F_(proto_body_chunk, remote_id, STR, OPT, MAX_SHORT),
 	F_(proto_body_chunk, offset, U64, OPT, 0),
 	F_(proto_body_chunk, data, STR, OPT, 0),
 	F_(proto_body_chunk, last, BOOL, OPT, 0),
@@ -350,6 +361,7 @@ static const struct proto_field f_done[] = {
 	F_(proto_done, mailbox_list_complete, BOOL, OPT, 0),
 	FA_(proto_done, mailboxes, STR_ARRAY, NULL, OPT, 0),
 	F_(proto_done, messages, U64, OPT, 0),
+	FA_(proto_done, states, STRUCT_ARRAY, &t_sync_state, OPT, 16),
 };
 TABLE_(t_done, proto_done, f_done);
 

@@ -108,9 +108,16 @@ store_batch_check(const struct proto_batch *b, struct store_out *out)
 			return (store_out_fail(
 			    out, rv, "messages[%zu].mailbox %s", i, why));
 		}
-		if (m->uid == 0) {
+		if (m->uid == 0 && !store_row_is_jmap(m->uid, m->remote_id)) {
 			return (store_out_fail(out, ERR_PROTO,
-			    "messages[%zu].uid must be >= 1", i));
+			    "messages[%zu].uid must be >= 1 (or remote_id set "
+			    "for a JMAP row)",
+			    i));
+		}
+		rv = store_opt(m->in_mailboxes, STORE_MAX_FIELD, true, &why);
+		if (rv != 0) {
+			return (store_out_fail(
+			    out, rv, "messages[%zu].in_mailboxes %s", i, why));
 		}
 		if ((m->flags & ~0x1fu) != 0) {
 			return (store_out_fail(out, ERR_PROTO,
@@ -223,6 +230,9 @@ store_apply_mailbox(struct store *st, uint64_t account_id, uint64_t job_id,
 	int rv;
 
 	rv = store_rename_apply(st, account_id, job_id, mb, now_ms);
+	if (rv == 0) {
+		rv = store_jmap_rename(st, account_id, job_id, mb, now_ms);
+	}
 	if (rv != 0) {
 		return (rv);
 	}
@@ -304,14 +314,10 @@ done:
 	return (rv);
 }
 
-/* Applies one message row; *applied_r is 1 when a row was written. */
-/*
- * Binds seen, flagged, answered, draft, deleted, keywords and modseq of m
- * to parameters first .. first + 6, in that order (both message
- * statements list these columns in this order).
- */
-static void
-bind_flags(sqlite3_stmt *stmt, int first, const struct proto_message_row *m)
+/* The message statements list these columns in this order. */
+void
+store_bind_flags(
+    sqlite3_stmt *stmt, int first, const struct proto_message_row *m)
 {
 	static const uint32_t bits[] = { PROTO_FLAG_SEEN, PROTO_FLAG_FLAGGED,
 		PROTO_FLAG_ANSWERED, PROTO_FLAG_DRAFT, PROTO_FLAG_DELETED };
@@ -326,6 +332,7 @@ bind_flags(sqlite3_stmt *stmt, int first, const struct proto_message_row *m)
 	store_bind_nz(stmt, first + 6, (int64_t)m->modseq);
 }
 
+/* Applies one message row; *applied_r is 1 when a row was written. */
 static int
 store_apply_message(struct store *st, uint64_t account_id, int64_t mbox_id,
     const struct proto_message_row *m, int *applied_r)
@@ -350,7 +357,7 @@ store_apply_message(struct store *st, uint64_t account_id, int64_t mbox_id,
 		store_bind_nz(stmt, 10, m->date);
 		store_bind_nz(stmt, 11, m->internal_date);
 		sqlite3_bind_int64(stmt, 12, (int64_t)m->size);
-		bind_flags(stmt, 13, m);
+		store_bind_flags(stmt, 13, m);
 		sqlite3_bind_int(stmt, 20, m->has_attachments ? 1 : 0);
 	} else {
 		rv = store_stmt(st, SQL_MESSAGE_FLAGS, &stmt);
@@ -359,10 +366,33 @@ store_apply_message(struct store *st, uint64_t account_id, int64_t mbox_id,
 		}
 		sqlite3_bind_int64(stmt, 1, mbox_id);
 		sqlite3_bind_int64(stmt, 2, m->uid);
-		bind_flags(stmt, 3, m);
+		store_bind_flags(stmt, 3, m);
 	}
 	rv = store_stmt_exec(stmt);
 	*applied_r = rv == 0 && sqlite3_changes(st->db) > 0;
+	return (rv);
+}
+
+/* A JMAP row, with the guards of active changes when guarded. */
+static int
+store_apply_jmap(struct store *st, uint64_t account_id, int64_t mbox_id,
+    const struct proto_message_row *m, bool guarded, int *applied_r)
+{
+	int64_t row = 0;
+	bool skip = false;
+	int rv = ERR_OK;
+
+	*applied_r = 0;
+	if (guarded) {
+		rv = store_jmap_guard(st, account_id, mbox_id, m, &skip);
+	}
+	if (rv == 0 && !skip) {
+		rv = store_jmap_message(st, account_id, mbox_id, m, &row);
+	}
+	if (rv == 0 && guarded && row != 0) {
+		rv = store_change_overlay(st, row);
+	}
+	*applied_r = row != 0;
 	return (rv);
 }
 
@@ -486,6 +516,15 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 				goto fail;
 			}
 			last = m->mailbox;
+		}
+		if (store_row_is_jmap(m->uid, m->remote_id)) {
+			rv = store_apply_jmap(st, account_id, mbox_id, m,
+			    guard != NULL, &one);
+			if (rv != 0) {
+				goto dbfail;
+			}
+			applied += (uint64_t)one;
+			continue;
 		}
 		if (guard != NULL) {
 			rv = store_guard_before(st, guard, mbox_id, m, &skip);

@@ -19,19 +19,44 @@
 #define STORE_MAX_ATTACH_SHORT 1024u	    /* part, type, disposition, id */
 #define STORE_MAX_ATTACH_NAME (64u * 1024) /* filename */
 
-static const char SQL_ATTACH_CLEAR[]
-    = "DELETE FROM attachments WHERE message_id = (SELECT m.id FROM"
-      " messages m JOIN mailboxes x ON x.id = m.mailbox_id"
-      " WHERE x.account_id = ?1 AND x.name = ?2 AND m.uid = ?3)";
-static const char SQL_ATTACH_INSERT[]
-    = "INSERT INTO attachments(message_id, part, filename, mime_type, size,"
-      " disposition, content_id) SELECT m.id, ?4, ?5, ?6, ?7, ?8, ?9 FROM"
-      " messages m JOIN mailboxes x ON x.id = m.mailbox_id"
-      " WHERE x.account_id = ?1 AND x.name = ?2 AND m.uid = ?3"
-      " ON CONFLICT (message_id, part) DO UPDATE SET"
-      " filename = excluded.filename, mime_type = excluded.mime_type,"
-      " size = excluded.size, disposition = excluded.disposition,"
-      " content_id = excluded.content_id";
+/* Each statement twice: ?3 is the UID (IMAP) or the Email id (JMAP). */
+#define ATTACH_CLEAR(key)                                                    \
+	"DELETE FROM attachments WHERE message_id = (SELECT m.id FROM"       \
+	" messages m JOIN mailboxes x ON x.id = m.mailbox_id"                \
+	" WHERE x.account_id = ?1 AND x.name = ?2 AND m." key " = ?3)"
+#define ATTACH_INSERT(key)                                                   \
+	"INSERT INTO attachments(message_id, part, filename, mime_type,"     \
+	" size, disposition, content_id) SELECT m.id, ?4, ?5, ?6, ?7, ?8, ?9" \
+	" FROM messages m JOIN mailboxes x ON x.id = m.mailbox_id"           \
+	" WHERE x.account_id = ?1 AND x.name = ?2 AND m." key " = ?3"        \
+	" ON CONFLICT (message_id, part) DO UPDATE SET"                      \
+	" filename = excluded.filename, mime_type = excluded.mime_type,"     \
+	" size = excluded.size, disposition = excluded.disposition,"         \
+	" content_id = excluded.content_id"
+static const char *const SQL_ATTACH_CLEAR[]
+    = { ATTACH_CLEAR("uid"), ATTACH_CLEAR("remote_id") };
+static const char *const SQL_ATTACH_INSERT[]
+    = { ATTACH_INSERT("uid"), ATTACH_INSERT("remote_id") };
+
+/* Picks the statement for the key of (uid, remote_id) and binds it as ?3 */
+static int
+attach_stmt(struct store *st, const char *const *sql, uint32_t uid,
+    struct proto_str remote_id, sqlite3_stmt **stmt_r)
+{
+	bool jmap = store_row_is_jmap(uid, remote_id);
+	int rv;
+
+	rv = store_stmt(st, sql[jmap], stmt_r);
+	if (rv != 0) {
+		return (rv);
+	}
+	if (jmap) {
+		store_bind_str(*stmt_r, 3, remote_id);
+	} else {
+		sqlite3_bind_int64(*stmt_r, 3, uid);
+	}
+	return (ERR_OK);
+}
 
 /* Orders full message rows by (uid, mailbox) for the membership test. */
 static int
@@ -46,6 +71,17 @@ attach_key_cmp(const void *a, const void *b)
 
 	if (x->uid != y->uid) {
 		return (x->uid < y->uid ? -1 : 1);
+	}
+	if (x->uid == 0) { /* JMAP rows: by Email id first */
+		n = x->remote_id.len < y->remote_id.len ? x->remote_id.len
+							: y->remote_id.len;
+		c = n > 0 ? memcmp(x->remote_id.p, y->remote_id.p, n) : 0;
+		if (c != 0 || x->remote_id.len != y->remote_id.len) {
+			return (c != 0 ? c
+				       : (x->remote_id.len < y->remote_id.len
+						 ? -1
+						 : 1));
+		}
 	}
 	n = x->mailbox.len < y->mailbox.len ? x->mailbox.len : y->mailbox.len;
 	c = n > 0 ? memcmp(x->mailbox.p, y->mailbox.p, n) : 0;
@@ -68,6 +104,7 @@ attach_has_message(const struct proto_message_row *const *keys, size_t n,
 	memset(&probe, 0, sizeof(probe));
 	probe.mailbox = a->mailbox;
 	probe.uid = a->uid;
+	probe.remote_id = a->remote_id;
 	return (n > 0
 	    && bsearch(&pp, keys, n, sizeof(*keys), attach_key_cmp) != NULL);
 }
@@ -102,9 +139,10 @@ attach_check_row(const struct proto_attachment_row *a, size_t i,
 			    i, f[k].name, why));
 		}
 	}
-	if (a->uid == 0) {
+	if (a->uid == 0 && !store_row_is_jmap(a->uid, a->remote_id)) {
 		return (store_out_fail(out, ERR_PROTO,
-		    "attachments[%zu].uid must be >= 1", i));
+		    "attachments[%zu].uid must be >= 1 (or remote_id set)",
+		    i));
 	}
 	if (a->size > INT64_MAX) {
 		return (store_out_fail(out, ERR_PROTO,
@@ -176,13 +214,13 @@ store_attach_apply(
 		if (!m->full) {
 			continue;
 		}
-		rv = store_stmt(st, SQL_ATTACH_CLEAR, &stmt);
+		rv = attach_stmt(
+		    st, SQL_ATTACH_CLEAR, m->uid, m->remote_id, &stmt);
 		if (rv != 0) {
 			return (rv);
 		}
 		sqlite3_bind_int64(stmt, 1, (int64_t)account_id);
 		store_bind_str(stmt, 2, m->mailbox);
-		sqlite3_bind_int64(stmt, 3, m->uid);
 		rv = store_stmt_exec(stmt);
 		if (rv != 0) {
 			return (rv);
@@ -190,13 +228,13 @@ store_attach_apply(
 	}
 	for (i = 0; i < b->nattachments; i++) {
 		a = &b->attachments[i];
-		rv = store_stmt(st, SQL_ATTACH_INSERT, &stmt);
+		rv = attach_stmt(
+		    st, SQL_ATTACH_INSERT, a->uid, a->remote_id, &stmt);
 		if (rv != 0) {
 			return (rv);
 		}
 		sqlite3_bind_int64(stmt, 1, (int64_t)account_id);
 		store_bind_str(stmt, 2, a->mailbox);
-		sqlite3_bind_int64(stmt, 3, a->uid);
 		store_bind_str(stmt, 4, a->part);
 		store_bind_str(stmt, 5, a->filename);
 		store_bind_str(stmt, 6,

@@ -24,9 +24,13 @@
 
 #define STORE_MAX_POLICY_DAYS 36500u
 
-static const char SQL_BODY_MESSAGE[]
-    = "SELECT m.id FROM messages m JOIN mailboxes x ON x.id = m.mailbox_id"
-      " WHERE x.account_id = ?1 AND x.name = ?2 AND m.uid = ?3";
+/* ?3: the UID (IMAP) or the Email id (JMAP) */
+static const char *const SQL_BODY_MESSAGE[] = {
+	"SELECT m.id FROM messages m JOIN mailboxes x ON x.id = m.mailbox_id"
+	" WHERE x.account_id = ?1 AND x.name = ?2 AND m.uid = ?3",
+	"SELECT m.id FROM messages m JOIN mailboxes x ON x.id = m.mailbox_id"
+	" WHERE x.account_id = ?1 AND x.name = ?2 AND m.remote_id = ?3",
+};
 static const char SQL_BODY_CLEAR[]
     = "DELETE FROM body_chunks WHERE message_id = ?1";
 static const char SQL_BODY_START[]
@@ -86,9 +90,9 @@ body_check_row(const struct proto_body_chunk *c, size_t i,
 	if (rv != 0) {
 		return (store_out_fail(out, rv, "bodies[%zu].mailbox %s", i, why));
 	}
-	if (c->uid == 0) {
-		return (store_out_fail(
-		    out, ERR_PROTO, "bodies[%zu].uid must be >= 1", i));
+	if (c->uid == 0 && !store_row_is_jmap(c->uid, c->remote_id)) {
+		return (store_out_fail(out, ERR_PROTO,
+		    "bodies[%zu].uid must be >= 1 (or remote_id set)", i));
 	}
 	if (c->offset > INT64_MAX / 2 || c->total > INT64_MAX / 2
 	    || c->data.len > PROTO_MAX_STR) {
@@ -222,16 +226,21 @@ body_apply_row(struct store *st, uint64_t account_id, uint64_t job_id,
 	sqlite3_stmt *stmt = NULL;
 	char error[STORE_MAX_ERROR + 1], detail[STORE_MAX_ERROR + 160];
 	int64_t id = 0, end = 0, same = -1;
-	bool exists = false;
+	bool exists = false, jmap;
 	int rc, rv;
 
-	rv = store_stmt(st, SQL_BODY_MESSAGE, &stmt);
+	jmap = store_row_is_jmap(c->uid, c->remote_id);
+	rv = store_stmt(st, SQL_BODY_MESSAGE[jmap], &stmt);
 	if (rv != 0) {
 		goto dbfail;
 	}
 	sqlite3_bind_int64(stmt, 1, (int64_t)account_id);
 	store_bind_str(stmt, 2, c->mailbox);
-	sqlite3_bind_int64(stmt, 3, c->uid);
+	if (jmap) {
+		store_bind_str(stmt, 3, c->remote_id);
+	} else {
+		sqlite3_bind_int64(stmt, 3, c->uid);
+	}
 	rc = sqlite3_step(stmt);
 	id = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
 	store_stmt_done(stmt);

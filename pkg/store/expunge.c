@@ -238,6 +238,11 @@ store_expunge_apply(struct store *st, uint64_t account_id,
 
 	for (i = 0; i < b->nexpunged && rv == 0; i++) {
 		e = &b->expunged[i];
+		if (e->kind == EXPUNGE_REMOTE) {
+			rv = store_jmap_destroy(
+			    st, account_id, b->job_id, e, now_ms);
+			continue;
+		}
 		rv = store_stmt(st, SQL_EXPUNGE_MAILBOX, &stmt);
 		if (rv != 0) {
 			return (rv);
@@ -283,6 +288,15 @@ store_expunge_check(const struct proto_batch *b, struct store_out *out)
 		if (e->mailbox.p == NULL || e->mailbox.len == 0) {
 			return (store_out_fail(out, ERR_PROTO,
 			    "expunged[%zu].mailbox is missing", i));
+		}
+		if (e->kind == EXPUNGE_REMOTE) {
+			rv = store_check_text(
+			    e->uids, 1, PROTO_MAX_STR, true, &why);
+			if (rv != 0) {
+				return (store_out_fail(out, ERR_PROTO,
+				    "expunged[%zu].uids %s", i, why));
+			}
+			continue;
 		}
 		if (e->kind != EXPUNGE_VANISHED && e->kind != EXPUNGE_PRESENT) {
 			return (store_out_fail(out, ERR_PROTO,

@@ -72,6 +72,9 @@ store_done_check(const struct proto_done *d, char *why, size_t n)
 			return (ERR_PROTO);
 		}
 	}
+	if (store_done_states_check(d, why, n) != 0) {
+		return (ERR_PROTO);
+	}
 	for (i = 0; i < d->nmailboxes; i++) {
 		rv = store_check_text(
 		    d->mailboxes[i], 1, STORE_MAX_MAILBOX, true, &w);
@@ -222,6 +225,10 @@ store_done_success(struct store *st, uint64_t account_id,
 			    (unsigned long long)d->job_id,
 			    (unsigned long long)account_id, i);
 		}
+	}
+	rv = store_done_states(st, account_id, d, now_ms); /* jmap.c */
+	if (rv != 0) {
+		return (rv);
 	}
 	if (d->mailbox_list_complete) {
 		rv = store_done_prune(st, account_id, d->job_id, d, now_ms);

@@ -236,7 +236,7 @@ static const char SQL_LEASE_ACCOUNT[]
     = "SELECT name, protocol, server, username, secret, tls_ca_pem,"
       " starttls, plaintext, auth, bodies FROM accounts WHERE id = ?1";
 static const char SQL_LEASE_TARGET[]
-    = "SELECT x.name, x.uidvalidity, m.uid FROM messages m"
+    = "SELECT x.name, x.uidvalidity, m.uid, m.remote_id FROM messages m"
       " JOIN mailboxes x ON x.id = m.mailbox_id WHERE m.id = ?1";
 static const char SQL_LEASE_CHECKPOINTS[]
     = "SELECT name, uidvalidity, uidnext, highestmodseq FROM mailboxes"
@@ -303,6 +303,9 @@ store_lease_target(struct store *st, uint64_t message_id,
 		run->target_uidvalidity
 		    = (uint32_t)sqlite3_column_int64(stmt, 1);
 		run->target_uid = (uint32_t)sqlite3_column_int64(stmt, 2);
+		if (rv == 0 && run->target_uid == 0) {
+			rv = store_out_col(out, stmt, 3, &run->target_remote_id);
+		}
 	} else if (rc != SQLITE_DONE) {
 		rv = store_err(rc);
 	}
@@ -504,6 +507,9 @@ store_job_lease(struct store *st, const struct proto_job_lease *jl,
 	} else {
 		rv = store_lease_checkpoints(st, run, out);
 	}
+	if (rv == 0) {
+		rv = store_lease_states(st, run, out); /* jmap.c */
+	}
 	if (rv != 0) {
 		store_out_dbfail(out, st, rv, "reading checkpoints");
 		goto fail;
@@ -526,6 +532,7 @@ failed:
 	/* No job_run in a failed reply (and the password is wiped). */
 	if (out->reply.job_run != NULL) {
 		free(out->reply.job_run->checkpoints);
+		free(out->reply.job_run->states);
 		free(out->reply.job_run->changes);
 		mem_wipe(out->reply.job_run, sizeof(*out->reply.job_run));
 		free(out->reply.job_run);

@@ -33,6 +33,7 @@ store_out_release(struct store_out *out)
 	}
 	if (run != NULL) {
 		free(run->checkpoints);
+		free(run->states);
 		free(run->changes);
 		mem_wipe(run, sizeof(*run));
 		free(run);

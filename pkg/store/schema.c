@@ -233,6 +233,12 @@ static const struct store_migration store_migrations[] = {
 	    "  WHERE state IN ('pending', 'inflight');"
 	    "CREATE INDEX pending_changes_account"
 	    "  ON pending_changes(account_id, state, id);" },
+	/* JMAP rows are found by Email id across mailboxes (membership,
+	 * destroyed Emails, drain results). */
+	{ "JMAP: messages by Email id",
+	    "CREATE INDEX messages_account_remote"
+	    "  ON messages(account_id, remote_id)"
+	    "  WHERE remote_id IS NOT NULL;" },
 };
 
 static int

@@ -193,6 +193,40 @@ const char *store_kind_name(uint8_t kind);
 const char *store_state_name(uint8_t state);
 int store_state_parse(const char *s, uint8_t *state_r);
 
+/* jmap.c: JMAP rows, renames, destroyed Emails and state strings ------ */
+
+/* A JMAP row's key: uid 0 and an Email id (not a placeholder's). */
+bool store_row_is_jmap(uint32_t uid, struct proto_str remote_id);
+/* Binds seen, flagged, answered, draft, deleted, keywords and modseq of m
+ * to parameters first .. first + 6 (apply.c). */
+void store_bind_flags(
+    sqlite3_stmt *stmt, int first, const struct proto_message_row *m);
+/* job_run.states from sync_state (jmap accounts only; heap array freed
+ * with the job_run, strings owned by out). */
+int store_lease_states(
+    struct store *st, struct proto_job_run *run, struct store_out *out);
+/* Validates done.states; text in why (size n). */
+int store_done_states_check(const struct proto_done *d, char *why, size_t n);
+/* Stores done.states (inside the success transaction). */
+int store_done_states(struct store *st, uint64_t account_id,
+    const struct proto_done *d, int64_t now_ms);
+/* A mailbox row whose remote_id is known under another name: renames
+ * that row first (store_rename_apply). */
+int store_jmap_rename(struct store *st, uint64_t account_id, uint64_t job_id,
+    const struct proto_mailbox_row *mb, int64_t now_ms);
+/* Applies a JMAP message row into mailbox mbox_id (membership, upsert or
+ * flag update); *row_r = a written row's id, 0 when none. */
+int store_jmap_message(struct store *st, uint64_t account_id, int64_t mbox_id,
+    const struct proto_message_row *m, int64_t *row_r);
+/* While changes are active: *skip_r when the Email has an active move or
+ * delete; else a placeholder of an append/send with the row's Message-ID
+ * in its mailbox takes the Email id (so the upsert fills it). */
+int store_jmap_guard(struct store *st, uint64_t account_id, int64_t mbox_id,
+    const struct proto_message_row *m, bool *skip_r);
+/* EXPUNGE_REMOTE: deletes the rows of the Emails listed in e->uids
+ * (except those an active move or delete holds). */
+int store_jmap_destroy(struct store *st, uint64_t account_id, uint64_t job_id,
+    const struct proto_expunge_row *e, int64_t now_ms);
 /* Local changes (docs/drain.md) --------------------------------------- */
 
 /* SQL fragment: the states of an active change. */
