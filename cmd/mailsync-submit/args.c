@@ -20,6 +20,7 @@ enum opt_id {
 	OPT_JSON,
 	OPT_TIMEOUT,
 	OPT_IMAP,
+	OPT_JMAP,
 	OPT_USER,
 	OPT_PASSWORD_FILE,
 	OPT_TOKEN_FILE,
@@ -76,6 +77,7 @@ static const struct opt {
 	[OPT_JSON] = { "--json", false, CMD_ANY },
 	[OPT_TIMEOUT] = { "--timeout", true, CMD_ANY },
 	[OPT_IMAP] = { "--imap", true, CMD_ADD },
+	[OPT_JMAP] = { "--jmap", true, CMD_ADD },
 	[OPT_USER] = { "--user", true, CMD_ADD },
 	[OPT_PASSWORD_FILE] = { "--password-file", true, CMD_ADD },
 	[OPT_TOKEN_FILE] = { "--token-file", true, CMD_ADD },
@@ -154,7 +156,8 @@ static const char *const cmd_names[] = {
 static const char usage_text[]
     = "usage: mailsync-submit [--dir DIR] [--control URL] [--json] "
       "[--timeout SECONDS] COMMAND ...\n"
-      "  account add NAME --imap imap[s]://HOST[:PORT] --user USER\n"
+      "  account add NAME (--imap imap[s]://HOST[:PORT] |\n"
+      "              --jmap https://HOST[:PORT]/.well-known/jmap) --user USER\n"
       "              (--password-file FILE | --token-file FILE)\n"
       "              [--tls-ca FILE] [--starttls]\n"
       "              [--plaintext] [--interval SECONDS]\n"
@@ -373,6 +376,35 @@ parse_words(const char **w, size_t n, struct submit_args *a, char *errbuf,
 	return (0);
 }
 
+/* account add --jmap: https://, or http:// with --plaintext. */
+static int
+check_jmap_url(struct submit_args *a, char *errbuf, size_t errlen)
+{
+	if (strcmp(a->url.scheme, "https") != 0
+	    && strcmp(a->url.scheme, "http") != 0) {
+		return (submit_usage_err(errbuf, errlen,
+		    "--jmap: scheme must be https (or http with "
+		    "--plaintext), not %s",
+		    a->url.scheme));
+	}
+	if (a->starttls) {
+		return (submit_usage_err(errbuf, errlen,
+		    "--starttls is for imap:// accounts; a JMAP account "
+		    "uses https://"));
+	}
+	if (strcmp(a->url.scheme, "https") == 0 && a->plaintext) {
+		return (submit_usage_err(errbuf, errlen,
+		    "--plaintext cannot be used with https:// (the "
+		    "connection is encrypted)"));
+	}
+	if (strcmp(a->url.scheme, "http") == 0 && !a->plaintext) {
+		return (submit_usage_err(errbuf, errlen,
+		    "refusing to send a password in clear text over "
+		    "http://; use https://, or --plaintext"));
+	}
+	return (0);
+}
+
 /* Checks the options of account add once everything is known. */
 static int
 check_add(struct submit_args *a, char *errbuf, size_t errlen)
@@ -381,7 +413,8 @@ check_add(struct submit_args *a, char *errbuf, size_t errlen)
 
 	if (a->server == NULL) {
 		return (submit_usage_err(errbuf, errlen,
-		    "account add: missing --imap imap[s]://HOST[:PORT]"));
+		    "account add: missing --imap imap[s]://HOST[:PORT] (or "
+		    "--jmap https://HOST/.well-known/jmap)"));
 	}
 	if (a->user == NULL) {
 		return (submit_usage_err(
@@ -403,11 +436,15 @@ check_add(struct submit_args *a, char *errbuf, size_t errlen)
 	}
 	if (net_url_parse(a->server, &a->url, uerr, sizeof(uerr)) != 0) {
 		return (submit_usage_err(errbuf, errlen,
-		    "--imap: bad URL \"%.128s\": "
+		    "--%s: bad URL \"%.128s\": "
 		    "%s",
-		    a->server, uerr));
+		    a->protocol, a->server, uerr));
 	}
-	if (strcmp(a->url.scheme, "imap") != 0
+	if (strcmp(a->protocol, "jmap") == 0) {
+		if (check_jmap_url(a, errbuf, errlen) != 0) {
+			return (ERR_INVAL);
+		}
+	} else if (strcmp(a->url.scheme, "imap") != 0
 	    && strcmp(a->url.scheme, "imaps") != 0) {
 		return (submit_usage_err(errbuf, errlen,
 		    "--imap: scheme must be imap or imaps, not %s",
@@ -488,7 +525,14 @@ set_opt(
 		return (parse_seconds("--timeout", v, SUBMIT_TIMEOUT_MAX_S,
 		    &a->timeout_s, errbuf, errlen));
 	case OPT_IMAP:
+	case OPT_JMAP:
+		if (a->server != NULL) {
+			return (submit_usage_err(errbuf, errlen,
+			    "--imap and --jmap exclude each other, and each "
+			    "is given once"));
+		}
 		a->server = v;
+		a->protocol = id == OPT_JMAP ? "jmap" : "imap";
 		return (0);
 	case OPT_USER:
 		a->user = v;

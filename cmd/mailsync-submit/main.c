@@ -143,7 +143,7 @@ do_account_add(struct submit_ctx *c)
 	memset(&req, 0, sizeof(req));
 	req.type = MSG_SUBMIT_ACCOUNT_ADD;
 	req.u.account_add.name = proto_str_c(a->name);
-	req.u.account_add.protocol = proto_str_c("imap");
+	req.u.account_add.protocol = proto_str_c(a->protocol);
 	req.u.account_add.server = proto_str_c(a->server);
 	req.u.account_add.username = proto_str_c(a->user);
 	req.u.account_add.password

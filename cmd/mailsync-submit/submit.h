@@ -67,7 +67,8 @@ struct submit_args {
 	/* account add / remove, sync */
 	const char *name;
 	/* account add */
-	const char *server; /* --imap URL as given */
+	const char *server; /* --imap or --jmap URL as given */
+	const char *protocol; /* "imap" or "jmap" (the option given) */
 	struct net_url url; /* parsed --imap */
 	const char *user; /* --user */
 	const char *password_file; /* --password-file */

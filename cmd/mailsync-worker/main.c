@@ -85,6 +85,8 @@ run_job(struct worker *w, const struct proto_job_run *job)
 		m.u.done.mailbox_list_complete = job->kind == JOB_KIND_SYNC;
 		m.u.done.mailboxes = res.mailboxes;
 		m.u.done.nmailboxes = res.nmailboxes;
+		m.u.done.states = res.states;
+		m.u.done.nstates = res.nstates;
 	}
 	rv = ipc_send(w->results, &m, RESULT_SEND_TIMEOUT_MS);
 	if (rv != 0) {

@@ -135,6 +135,12 @@ store_account_check(const struct proto_account_add *a, uint32_t *interval_r,
 			    "server '%.*s' must be an https:// URL for jmap",
 			    STORE_PS(a->server)));
 		}
+		if (store_prefix(a->server, "http://") && !a->plaintext) {
+			return (store_out_fail(out, ERR_INVAL,
+			    "server '%.*s': http:// sends the password in "
+			    "clear; use https:// or set plaintext",
+			    STORE_PS(a->server)));
+		}
 	} else {
 		return (store_out_fail(out, ERR_INVAL,
 		    "protocol '%.*s' is not 'imap' or 'jmap'",

@@ -386,8 +386,12 @@ static const char SQL_DONE_PLACEHOLDER[]
 static const char SQL_DONE_CLEAR_SLOT[]
     = "DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2 AND id <> ?3";
 static const char SQL_DONE_FILL[]
-    = "UPDATE messages SET mailbox_id = ?2, uid = ?3, remote_id = ?4"
-      " WHERE id = ?1";
+    = "UPDATE messages SET mailbox_id = ?2, uid = nullif(?3, 0),"
+      " remote_id = ?4 WHERE id = ?1";
+/* JMAP: the row a sync inserted for the Email meanwhile */
+static const char SQL_DONE_CLEAR_EMAIL[]
+    = "DELETE FROM messages WHERE mailbox_id = ?1 AND remote_id = ?2"
+      " AND id <> ?3";
 
 /* done of a move, delete to Trash, append or send: the placeholder gets
  * its UID (or goes when the server did not say where the message is). */
@@ -398,6 +402,7 @@ result_placeholder(struct store *st, const struct store_change_row *c,
 	sqlite3_stmt *stmt = NULL;
 	char key[32];
 	int64_t ph = 0, mbox_id = 0;
+	bool jmap = store_row_is_jmap(r->uid, r->remote_id);
 	int rc, rv;
 
 	snprintf(key, sizeof(key), STORE_PLACEHOLDER_PFX "%llu",
@@ -423,7 +428,7 @@ result_placeholder(struct store *st, const struct store_change_row *c,
 			return (store_err(rc));
 		}
 	}
-	if (r->uid == 0 || mbox_id == 0) {
+	if ((r->uid == 0 && !jmap) || mbox_id == 0) {
 		/* where it landed is unknown: the next sync brings it */
 		if (ph != 0) {
 			rv = store_stmt(st, SQL_UNDO_PLACEHOLDER, &stmt);
@@ -444,12 +449,17 @@ result_placeholder(struct store *st, const struct store_change_row *c,
 	if (ph != 0) {
 		/* a sync may have inserted the row already: the placeholder
 		 * (whose id the user knows) wins */
-		rv = store_stmt(st, SQL_DONE_CLEAR_SLOT, &stmt);
+		rv = store_stmt(st,
+		    jmap ? SQL_DONE_CLEAR_EMAIL : SQL_DONE_CLEAR_SLOT, &stmt);
 		if (rv != 0) {
 			return (rv);
 		}
 		sqlite3_bind_int64(stmt, 1, mbox_id);
-		sqlite3_bind_int64(stmt, 2, r->uid);
+		if (jmap) {
+			store_bind_str(stmt, 2, r->remote_id);
+		} else {
+			sqlite3_bind_int64(stmt, 2, r->uid);
+		}
 		sqlite3_bind_int64(stmt, 3, ph);
 		rv = store_stmt_exec(stmt);
 		if (rv != 0) {
@@ -468,8 +478,8 @@ result_placeholder(struct store *st, const struct store_change_row *c,
 			return (rv);
 		}
 	}
-	return (store_change_point_dependents(
-	    st, c->account_id, c->id, mbox_id, r->uid));
+	return (store_change_point_dependents(st, c->account_id, c->id,
+	    mbox_id, r->uid, jmap ? r->remote_id : proto_str_c(NULL)));
 }
 
 static int

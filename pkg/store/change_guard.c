@@ -328,7 +328,7 @@ static const char SQL_GUARD_DEPENDENTS[]
     = "UPDATE pending_changes SET"
       " mailbox = (SELECT name FROM mailboxes WHERE id = ?2),"
       " uidvalidity = (SELECT uidvalidity FROM mailboxes WHERE id = ?2),"
-      " uid = ?3, remote_id = NULL WHERE account_id = ?1 AND state "
+      " uid = nullif(?3, 0), remote_id = ?5 WHERE account_id = ?1 AND state "
       "IN " STORE_CHANGE_ACTIVE " AND uid IS NULL AND remote_id = ?4";
 static const char SQL_GUARD_RELINK[]
     = "UPDATE pending_changes SET message_id = ?2 WHERE id = ?1";
@@ -357,7 +357,8 @@ row_at(struct store *st, int64_t mbox_id, uint32_t uid, int64_t *id_r)
  * 'local:<change_id>') now know where the message is. */
 int
 store_change_point_dependents(struct store *st, uint64_t account_id,
-    uint64_t change_id, int64_t mbox_id, uint32_t uid)
+    uint64_t change_id, int64_t mbox_id, uint32_t uid,
+    struct proto_str remote_id)
 {
 	sqlite3_stmt *stmt = NULL;
 	char key[32];
@@ -373,6 +374,7 @@ store_change_point_dependents(struct store *st, uint64_t account_id,
 	sqlite3_bind_int64(stmt, 2, mbox_id);
 	sqlite3_bind_int64(stmt, 3, uid);
 	sqlite3_bind_text(stmt, 4, key, -1, SQLITE_TRANSIENT);
+	store_bind_str(stmt, 5, remote_id);
 	return (store_stmt_exec(stmt));
 }
 
@@ -395,7 +397,8 @@ guard_merge(struct store *st, struct store_guard *g, struct guard_ph *p,
 		return (rv);
 	}
 	rv = store_change_point_dependents(
-	    st, g->account_id, p->change_id, mbox_id, m->uid);
+	    st, g->account_id, p->change_id, mbox_id, m->uid,
+	    proto_str_c(NULL));
 	if (rv != 0) {
 		return (rv);
 	}

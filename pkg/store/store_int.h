@@ -316,9 +316,11 @@ int store_guard_after(struct store *st, struct store_guard *g,
  * flag columns (in change id order). */
 int store_change_overlay(struct store *st, int64_t row_id);
 /* The active changes waiting on change_id's placeholder (uid NULL,
- * remote_id 'local:<change_id>') are pointed at (mbox_id, uid). */
+ * remote_id 'local:<change_id>') are pointed at (mbox_id, uid), or at
+ * (mbox_id, Email id) for JMAP (uid 0; remote_id nil for IMAP). */
 int store_change_point_dependents(struct store *st, uint64_t account_id,
-    uint64_t change_id, int64_t mbox_id, uint32_t uid);
+    uint64_t change_id, int64_t mbox_id, uint32_t uid,
+    struct proto_str remote_id);
 
 /* change_apply.c */
 /* Validates b's change results before the transaction; fills out. */

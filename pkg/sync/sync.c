@@ -53,6 +53,11 @@ sync_result_release(struct sync_result *res)
 		free((char *)res->mailboxes[i].p);
 	}
 	free(res->mailboxes);
+	for (i = 0; i < res->nstates; i++) {
+		free((char *)res->states[i].resource.p);
+		free((char *)res->states[i].state.p);
+	}
+	free(res->states);
 	memset(res, 0, sizeof(*res));
 }
 

@@ -80,6 +80,9 @@ struct sync_result {
 	size_t ncheckpoints;
 	struct proto_str *mailboxes;
 	size_t nmailboxes;
+	/* JMAP: the new state strings (heap, strings too) */
+	struct proto_sync_state *states;
+	size_t nstates;
 };
 
 /*

@@ -1,0 +1,92 @@
+/*
+ * jmap_int.h: what the JMAP jobs of pkg/sync share (jmap_common.c):
+ * opening a client for a job, turning a jmap_err into a job failure,
+ * the account's mailboxes (Mailbox/get) as a name/id/role table, and the
+ * entry points called by sync.c.
+ *
+ *   jmap_common.c  the above
+ *   jmap_sync.c    the sync job: Mailbox/get, Email/query+get (first
+ *                  sync) or Email/changes+get (later), rows to the store
+ *   jmap_body.c    blobs: the fetch_body job and prefetch by policy
+ *   jmap_drain.c   the drain job: Email/set, Email/import, submission
+ */
+#ifndef MAILSYNC_SYNC_JMAP_INT_H
+#define MAILSYNC_SYNC_JMAP_INT_H
+
+#include "jmap/jmap.h"
+#include "sync.h"
+
+/* Mailbox names: parent names joined with this (JMAP has no delimiter). */
+#define SYNC_JMAP_DELIM "/"
+
+/*
+ * Opens the account of job (server = session URL; auth "oauth2" sends
+ * the password as a bearer token). On failure res is filled (auth and
+ * certificate failures RETRY_NEVER) and *cl_r is NULL.
+ */
+int sync_jmap_open(const struct proto_job_run *job,
+    const struct sync_limits *l, struct jmap_client **cl_r,
+    struct sync_result *res);
+
+/* Copies a client error into res (first failure wins). Returns status. */
+int sync_jmap_fail(struct sync_result *res, const struct jmap_err *e);
+
+/* One mailbox of the account; strings malloc'd. */
+struct sync_jmap_mailbox {
+	char *id;
+	char *name; /* full name: the parents' names joined by "/" */
+	char *role; /* lower-case JMAP role, or NULL */
+	char *parent_id; /* NULL at the top */
+};
+struct sync_jmap_mailboxes {
+	struct sync_jmap_mailbox *v;
+	size_t n;
+	char *state; /* Mailbox/get's state */
+};
+
+/*
+ * Reads the arguments of a Mailbox/get answer (borrowed) into *m (full
+ * names resolved through parentId; a cycle or a missing parent is
+ * ERR_PROTO). sync_jmap_mailboxes_release frees.
+ */
+int sync_jmap_mailboxes_parse(json_t *args, struct sync_jmap_mailboxes *m,
+    struct sync_result *res);
+void sync_jmap_mailboxes_release(struct sync_jmap_mailboxes *m);
+/* Lookups (NULL when absent); results borrowed from m. */
+const struct sync_jmap_mailbox *sync_jmap_mailbox_by_id(
+    const struct sync_jmap_mailboxes *m, const char *id);
+const struct sync_jmap_mailbox *sync_jmap_mailbox_by_name(
+    const struct sync_jmap_mailboxes *m, const char *name, size_t len);
+const struct sync_jmap_mailbox *sync_jmap_mailbox_by_role(
+    const struct sync_jmap_mailboxes *m, const char *role);
+
+/*
+ * Fetches every mailbox: one request of Mailbox/get (ids null).
+ */
+int sync_jmap_get_mailboxes(struct jmap_client *cl,
+    struct sync_jmap_mailboxes *m, struct sync_result *res);
+
+/* The state string of resource ("Email") among the job's states, or NULL
+ * (a first sync). Borrowed from job; not NUL-terminated: *len_r. */
+const char *sync_jmap_job_state(
+    const struct proto_job_run *job, const char *resource, size_t *len_r);
+
+/* IMAP system flag <-> JMAP keyword, by PROTO_FLAG_* bit. */
+struct sync_jmap_flag {
+	uint32_t bit;
+	const char *keyword; /* "$seen" */
+};
+extern const struct sync_jmap_flag sync_jmap_flags[4];
+
+/* The jobs; called by sync_run for protocol "jmap". */
+int sync_jmap_run(const struct proto_job_run *job,
+    const struct sync_limits *l, const struct sync_sink *sink,
+    struct sync_result *res);
+int sync_jmap_fetch_body(const struct proto_job_run *job,
+    const struct sync_limits *l, const struct sync_sink *sink,
+    struct sync_result *res);
+int sync_jmap_drain(const struct proto_job_run *job,
+    const struct sync_limits *l, const struct sync_sink *sink,
+    struct sync_result *res);
+
+#endif
