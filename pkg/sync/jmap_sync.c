@@ -1,0 +1,814 @@
+/*
+ * jmap_sync.c: the sync job of a JMAP account (RFC 8620, RFC 8621).
+ *
+ * Every attempt starts with one request: Mailbox/get of every mailbox
+ * (the worker is stateless and needs the id -> name table to key rows;
+ * for the tens of mailboxes of an account this is a few KB, and it also
+ * carries renames and deletions) plus either
+ *   - a first sync: Email/get with no ids, which gives the Email state
+ *     BEFORE the listing, so that nothing created while pages are read
+ *     slips between the listing and the next /changes; then pages of
+ *     Email/query (anchored on the last id, so that a destroy between
+ *     pages cannot shift one Email out of view) each with an Email/get of
+ *     its ids by back-reference, in one request;
+ *   - a later sync: Email/changes since the stored state with Email/get
+ *     of the created and of the updated ids by back-reference, looped
+ *     until hasMoreChanges is false. A no-change sync is that one
+ *     request. cannotCalculateChanges resets every mailbox (the store
+ *     keeps placeholders and the rows held by pending changes) and lists
+ *     everything again.
+ * One Email in n mailboxes is n rows keyed by the Email id; each carries
+ * the ids of all n mailboxes so the store follows server-side moves.
+ * The new Mailbox and Email states go back in done.states.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jmap_int.h"
+#include "mime/mime.h"
+
+/* Emails asked for in one Email/get (capped by maxObjectsInGet). */
+#define JSYNC_PAGE 1024u
+
+static const char *const jsync_roles[]
+    = { "inbox", "sent", "drafts", "trash", "junk", "archive" };
+
+static const char *const jsync_props[] = { "id", "blobId", "mailboxIds",
+	"keywords", "messageId", "subject", "from", "to", "cc", "receivedAt",
+	"sentAt", "size", "hasAttachment", "attachments" };
+static const char *const jsync_body_props[]
+    = { "partId", "size", "name", "type", "disposition", "cid" };
+
+struct jsync {
+	const struct proto_job_run *job;
+	const struct sync_limits *l;
+	struct sync_result *res;
+	struct jmap_client *cl;
+	const struct jmap_session *s;
+	struct sync_batcher *b;
+	struct sync_jmap_mailboxes mb;
+	struct sync_jmap_prefetch *pf;
+	uint32_t page;
+	char *email_state; /* the state the job ends at */
+};
+
+/* JSON helpers --------------------------------------------------------- */
+
+static json_t *
+str_array(const char *const *v, size_t n)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; a != NULL && i < n; i++) {
+		if (json_array_append_new(a, json_string(v[i])) != 0) {
+			json_decref(a);
+			return (NULL);
+		}
+	}
+	return (a);
+}
+
+/* ["Email/get", {accountId, #ids: {resultOf, name, path}, properties,
+ * bodyProperties}, cid] */
+static json_t *
+email_get_ref(struct jsync *x, const char *cid, const char *of,
+    const char *of_name, const char *path)
+{
+	return (json_pack("[s, {s:s, s:{s:s, s:s, s:s}, s:o, s:o}, s]",
+	    "Email/get", "accountId", x->s->account_id, "#ids", "resultOf", of,
+	    "name", of_name, "path", path, "properties",
+	    str_array(jsync_props, ARRAY_LEN(jsync_props)), "bodyProperties",
+	    str_array(jsync_body_props, ARRAY_LEN(jsync_body_props)), cid));
+}
+
+/* Sends calls (stolen), finds each cid's answer in *resp_r. */
+static int
+call(struct jsync *x, json_t *calls, json_t **resp_r)
+{
+	struct jmap_err e;
+	int rv;
+
+	*resp_r = NULL;
+	if (calls == NULL) {
+		return (sync_fail(x->res, ERR_NOMEM, RETRY_LATER, "out of memory"));
+	}
+	memset(&e, 0, sizeof(e));
+	rv = jmap_call(x->cl, calls, false, resp_r, &e);
+	json_decref(calls);
+	return (rv != 0 ? sync_jmap_fail(x->res, &e) : ERR_OK);
+}
+
+/*
+ * The answer to cid. A method error fails the job, unless its type is
+ * `expected` (then ERR_SERVER is returned and res stays untouched).
+ */
+static int
+answer(struct jsync *x, json_t *resp, const char *cid, const char *name,
+    json_t **args_r, const char *expected)
+{
+	struct jmap_err e;
+	char type[64] = "";
+	int rv;
+
+	memset(&e, 0, sizeof(e));
+	rv = jmap_response(resp, cid, name, args_r, type, sizeof(type), &e);
+	if (rv == ERR_SERVER && expected != NULL
+	    && strcmp(type, expected) == 0) {
+		return (ERR_SERVER);
+	}
+	if (rv != 0 && e.retry == RETRY_NOW) {
+		e.retry = RETRY_LATER;
+	}
+	return (rv != 0 ? sync_jmap_fail(x->res, &e) : ERR_OK);
+}
+
+/* Rows ----------------------------------------------------------------- */
+
+/* "2026-11-22T18:38:18Z", "…+01:00", fractions allowed -> unix seconds;
+ * 0 when absent or unreadable. */
+static int64_t
+utc_date(const char *s)
+{
+	int y, mo, d, h, mi, sec, n = 0, oh = 0, om = 0;
+	const char *p;
+	int64_t days, t;
+
+	if (s == NULL
+	    || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
+		   &sec, &n)
+		!= 6
+	    || mo < 1 || mo > 12 || d < 1 || d > 31) {
+		return (0);
+	}
+	p = s + n;
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+		}
+	}
+	if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2) {
+		if (*p == '-') {
+			oh = -oh;
+			om = -om;
+		}
+	}
+	/* days from civil (Howard Hinnant's algorithm) */
+	y -= mo <= 2;
+	{
+		int64_t era = (y >= 0 ? y : y - 399) / 400;
+		int64_t yoe = y - era * 400;
+		int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+		int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+		days = era * 146097 + doe - 719468;
+	}
+	t = days * 86400 + h * 3600 + mi * 60 + sec;
+	return (t - (int64_t)oh * 3600 - (int64_t)om * 60);
+}
+
+/* [{name, email}] -> "Name <a@b>, c@d" (malloc'd; NULL for none). */
+static int
+addresses(json_t *a, char **out_r)
+{
+	struct mime_addr_list l;
+	json_t *o;
+	size_t i;
+	int rv;
+
+	*out_r = NULL;
+	if (!json_is_array(a) || json_array_size(a) == 0) {
+		return (ERR_OK);
+	}
+	l.n = 0;
+	l.v = calloc(json_array_size(a), sizeof(*l.v));
+	if (l.v == NULL) {
+		return (ERR_NOMEM);
+	}
+	json_array_foreach (a, i, o) {
+		const char *name = json_string_value(json_object_get(o, "name"));
+		const char *email = json_string_value(json_object_get(o, "email"));
+
+		l.v[l.n].name = name != NULL && name[0] != '\0' ? (char *)name
+							       : NULL;
+		l.v[l.n].addr = (char *)(email != NULL ? email : "");
+		l.n++;
+	}
+	rv = mime_addr_format(&l, out_r);
+	free(l.v); /* the strings are jansson's */
+	return (rv);
+}
+
+/* keywords {k: true} -> flag bits and the other keywords (malloc'd). */
+static int
+keywords(json_t *kw, uint32_t *flags_r, char **other_r)
+{
+	struct buf o;
+	const char *k;
+	json_t *v;
+	size_t i;
+	bool sys;
+	int rv = ERR_OK;
+
+	*flags_r = 0;
+	*other_r = NULL;
+	buf_init(&o, SYNC_MAX_FIELD);
+	json_object_foreach (kw, k, v) {
+		if (!json_is_true(v)) {
+			continue;
+		}
+		sys = false;
+		for (i = 0; i < ARRAY_LEN(sync_jmap_flags); i++) {
+			if (strcasecmp(k, sync_jmap_flags[i].keyword) == 0) {
+				*flags_r |= sync_jmap_flags[i].bit;
+				sys = true;
+			}
+		}
+		/* keywords are atoms; a space would split the column */
+		if (sys || strchr(k, ' ') != NULL) {
+			continue;
+		}
+		if (o.len > 0) {
+			rv = buf_addstr(&o, " ");
+		}
+		if (rv == 0) {
+			rv = buf_addstr(&o, k);
+		}
+		if (rv != 0) {
+			break;
+		}
+	}
+	if (rv == 0 && o.len > 0) {
+		*other_r = xstrdup(o.data);
+		rv = *other_r == NULL ? ERR_NOMEM : ERR_OK;
+	}
+	buf_release(&o);
+	return (rv == ERR_TOOBIG ? ERR_OK : rv);
+}
+
+static struct proto_str
+pstr(const char *s)
+{
+	return (proto_str_c(s));
+}
+
+/* Attachment rows of e for the row of (mailbox, id). */
+static int
+add_attachments(struct jsync *x, json_t *e, const char *mailbox,
+    const char *id)
+{
+	struct proto_attachment_row a;
+	json_t *list = json_object_get(e, "attachments"), *p;
+	size_t i;
+	int rv;
+
+	json_array_foreach (list, i, p) {
+		const char *part = json_string_value(json_object_get(p, "partId"));
+
+		if (part == NULL || i >= SYNC_MAX_ATTACHMENTS) {
+			continue;
+		}
+		memset(&a, 0, sizeof(a));
+		a.mailbox = pstr(mailbox);
+		a.remote_id = pstr(id);
+		a.part = pstr(part);
+		a.filename = pstr(json_string_value(json_object_get(p, "name")));
+		a.mime_type = pstr(json_string_value(json_object_get(p, "type")));
+		a.size = (uint64_t)json_integer_value(json_object_get(p, "size"));
+		a.disposition = pstr(
+		    json_string_value(json_object_get(p, "disposition")));
+		a.content_id = pstr(json_string_value(json_object_get(p, "cid")));
+		rv = sync_batcher_add_attachment(x->b, &a);
+		if (rv != 0) {
+			return (rv);
+		}
+	}
+	return (ERR_OK);
+}
+
+/* The row fields of e shared by its rows in every mailbox. */
+struct erow {
+	struct proto_message_row m;
+	char *from, *to, *cc, *kw, *msgid, *ids;
+};
+
+static void
+erow_release(struct erow *r)
+{
+	free(r->from);
+	free(r->to);
+	free(r->cc);
+	free(r->kw);
+	free(r->msgid);
+	free(r->ids);
+}
+
+static int
+erow_fill(struct erow *r, json_t *e)
+{
+	json_t *mids = json_object_get(e, "messageId"), *boxes;
+	const char *mid = json_string_value(json_array_get(mids, 0)), *k;
+	struct buf ids;
+	json_t *v;
+	int rv;
+
+	memset(r, 0, sizeof(*r));
+	r->m.full = true;
+	r->m.remote_id = pstr(json_string_value(json_object_get(e, "id")));
+	r->m.subject = pstr(json_string_value(json_object_get(e, "subject")));
+	r->m.size = (uint64_t)json_integer_value(json_object_get(e, "size"));
+	r->m.has_attachments
+	    = json_is_true(json_object_get(e, "hasAttachment"));
+	r->m.internal_date = utc_date(
+	    json_string_value(json_object_get(e, "receivedAt")));
+	r->m.date = utc_date(json_string_value(json_object_get(e, "sentAt")));
+	rv = addresses(json_object_get(e, "from"), &r->from);
+	if (rv == 0) {
+		rv = addresses(json_object_get(e, "to"), &r->to);
+	}
+	if (rv == 0) {
+		rv = addresses(json_object_get(e, "cc"), &r->cc);
+	}
+	if (rv == 0) {
+		rv = keywords(json_object_get(e, "keywords"), &r->m.flags, &r->kw);
+	}
+	if (rv == 0 && mid != NULL) {
+		size_t n = strlen(mid) + 3;
+
+		r->msgid = malloc(n);
+		rv = r->msgid == NULL ? ERR_NOMEM : ERR_OK;
+		if (rv == 0) {
+			snprintf(r->msgid, n, "<%s>", mid);
+		}
+	}
+	buf_init(&ids, SYNC_MAX_FIELD);
+	boxes = json_object_get(e, "mailboxIds");
+	json_object_foreach (boxes, k, v) {
+		if (rv == 0 && json_is_true(v)) {
+			rv = ids.len > 0 ? buf_addstr(&ids, " ") : ERR_OK;
+			rv = rv != 0 ? rv : buf_addstr(&ids, k);
+		}
+	}
+	if (rv == 0) {
+		r->ids = xstrdup(ids.len > 0 ? ids.data : "");
+		rv = r->ids == NULL ? ERR_NOMEM : ERR_OK;
+	}
+	buf_release(&ids);
+	r->m.from_addr = pstr(r->from);
+	r->m.to_addrs = pstr(r->to);
+	r->m.cc_addrs = pstr(r->cc);
+	r->m.keywords = pstr(r->kw);
+	r->m.message_id = pstr(r->msgid);
+	r->m.in_mailboxes = pstr(r->ids);
+	return (rv);
+}
+
+/* Rows of one Email: one per mailbox it is in, attachments first. */
+static int
+add_email(struct jsync *x, json_t *e)
+{
+	const struct sync_jmap_mailbox *mbx;
+	json_t *boxes = json_object_get(e, "mailboxIds"), *v;
+	struct erow r;
+	const char *k, *first = NULL;
+	int rv;
+
+	if (json_string_value(json_object_get(e, "id")) == NULL
+	    || !json_is_object(boxes)) {
+		return (sync_fail(x->res, ERR_PROTO, RETRY_LATER,
+		    "Email/get: an Email without id or mailboxIds"));
+	}
+	rv = erow_fill(&r, e);
+	json_object_foreach (boxes, k, v) {
+		if (rv != 0) {
+			break;
+		}
+		mbx = sync_jmap_mailbox_by_id(&x->mb, k);
+		if (mbx == NULL || !json_is_true(v)) {
+			/* a mailbox Mailbox/get did not list (created since,
+			 * or hidden): its row comes with the next sync */
+			continue;
+		}
+		r.m.mailbox = pstr(mbx->name);
+		rv = add_attachments(x, e, mbx->name, r.m.remote_id.p);
+		if (rv == 0) {
+			rv = sync_batcher_add_message(x->b, &r.m);
+		}
+		if (first == NULL) {
+			first = mbx->name;
+		}
+	}
+	if (rv == 0 && first != NULL && x->pf != NULL) {
+		rv = sync_jmap_prefetch_add(x->pf, e, first, r.m.internal_date);
+	}
+	erow_release(&r);
+	return (rv != 0 && x->res->status == 0
+		? sync_fail(x->res, rv, RETRY_LATER, "building rows: %s",
+		      err_str(rv))
+		: rv);
+}
+
+static int
+add_emails(struct jsync *x, json_t *get_args)
+{
+	json_t *list = json_object_get(get_args, "list"), *e;
+	size_t i;
+	int rv;
+
+	if (!json_is_array(list)) {
+		return (sync_fail(x->res, ERR_PROTO, RETRY_LATER,
+		    "Email/get: answer without list"));
+	}
+	json_array_foreach (list, i, e) {
+		rv = add_email(x, e);
+		if (rv != 0) {
+			return (rv);
+		}
+	}
+	return (ERR_OK);
+}
+
+/* Mailbox rows (reset: a full resync after cannotCalculateChanges). */
+static int
+add_mailboxes(struct jsync *x, bool reset)
+{
+	struct proto_mailbox_row r;
+	size_t i, k;
+	int rv;
+
+	for (i = 0; i < x->mb.n; i++) {
+		memset(&r, 0, sizeof(r));
+		r.name = pstr(x->mb.v[i].name);
+		r.delimiter = pstr(SYNC_JMAP_DELIM);
+		r.remote_id = pstr(x->mb.v[i].id);
+		r.reset = reset;
+		for (k = 0; x->mb.v[i].role != NULL && k < ARRAY_LEN(jsync_roles);
+		     k++) {
+			if (strcmp(x->mb.v[i].role, jsync_roles[k]) == 0) {
+				r.role = pstr(jsync_roles[k]);
+			}
+		}
+		rv = sync_batcher_add_mailbox(x->b, &r);
+		if (rv != 0) {
+			return (rv);
+		}
+	}
+	return (ERR_OK);
+}
+
+/* Destroyed Email ids (a JSON array) as EXPUNGE_REMOTE rows. */
+static int
+add_destroyed(struct jsync *x, json_t *ids)
+{
+	struct proto_expunge_row e;
+	struct buf v;
+	json_t *id;
+	size_t i;
+	int rv = ERR_OK;
+
+	if (json_array_size(ids) == 0) {
+		return (ERR_OK);
+	}
+	buf_init(&v, PROTO_MAX_STR);
+	json_array_foreach (ids, i, id) {
+		const char *s = json_string_value(id);
+
+		if (s == NULL || strchr(s, ' ') != NULL) {
+			continue;
+		}
+		rv = v.len > 0 ? buf_addstr(&v, " ") : ERR_OK;
+		rv = rv != 0 ? rv : buf_addstr(&v, s);
+		if (rv != 0) {
+			break;
+		}
+	}
+	if (rv == 0 && v.len > 0) {
+		memset(&e, 0, sizeof(e));
+		e.mailbox = pstr("*");
+		e.kind = EXPUNGE_REMOTE;
+		e.uids.p = v.data;
+		e.uids.len = v.len;
+		rv = sync_batcher_send_expunges(x->b, &e, 1);
+	}
+	buf_release(&v);
+	return (rv);
+}
+
+/* Steps ---------------------------------------------------------------- */
+
+/* The first request: mailboxes, and the Email state (first sync) or the
+ * first changes (later). */
+static int
+begin(struct jsync *x, const char *since, json_t **resp_r)
+{
+	json_t *calls;
+
+	calls = json_pack("[[s, {s:s, s:n}, s]]", "Mailbox/get", "accountId",
+	    x->s->account_id, "ids", "m");
+	if (calls != NULL && since == NULL) {
+		json_array_append_new(calls,
+		    json_pack("[s, {s:s, s:[], s:[s]}, s]", "Email/get",
+			"accountId", x->s->account_id, "ids", "properties", "id",
+			"s"));
+	}
+	return (call(x, calls, resp_r));
+}
+
+/* The first sync's listing, from the Email state already read. */
+static int
+list_all(struct jsync *x)
+{
+	json_t *calls, *resp, *q, *g, *ids, *sort;
+	char *anchor = NULL;
+	size_t n;
+	int rv;
+
+	for (;;) {
+		sort = json_pack("[{s:s, s:b}, {s:s, s:b}]", "property",
+		    "receivedAt", "isAscending", 1, "property", "id",
+		    "isAscending", 1);
+		q = json_pack("{s:s, s:o, s:I, s:b}", "accountId",
+		    x->s->account_id, "sort", sort, "limit", (json_int_t)x->page,
+		    "calculateTotal", 0);
+		if (q != NULL && anchor != NULL) {
+			json_object_set_new(q, "anchor", json_string(anchor));
+			json_object_set_new(q, "anchorOffset", json_integer(1));
+		}
+		calls = json_pack("[[s, o, s], o]", "Email/query", q, "q",
+		    email_get_ref(x, "g", "q", "Email/query", "/ids"));
+		rv = call(x, calls, &resp);
+		if (rv == 0) {
+			rv = answer(x, resp, "q", "Email/query", &q,
+			    "anchorNotFound");
+			if (rv == ERR_SERVER) {
+				/* the anchor was destroyed meanwhile: list
+				 * from the start again (upserts are
+				 * idempotent) */
+				free(anchor);
+				anchor = NULL;
+				json_decref(resp);
+				continue;
+			}
+		}
+		if (rv == 0) {
+			rv = answer(x, resp, "g", "Email/get", &g, NULL);
+		}
+		if (rv == 0) {
+			rv = add_emails(x, g);
+		}
+		if (rv == 0) {
+			rv = sync_jmap_prefetch_run(x->pf);
+		}
+		ids = rv == 0 ? json_object_get(q, "ids") : NULL;
+		n = json_array_size(ids);
+		if (rv == 0 && n > 0) {
+			free(anchor);
+			anchor = xstrdup(
+			    json_string_value(json_array_get(ids, n - 1)));
+			if (anchor == NULL) {
+				rv = sync_fail(x->res, ERR_NOMEM, RETRY_LATER,
+				    "out of memory");
+			}
+		}
+		json_decref(resp);
+		if (rv != 0 || n < x->page) {
+			break;
+		}
+	}
+	free(anchor);
+	return (rv);
+}
+
+/* Email/changes rounds from since until hasMoreChanges is false. *reset_r
+ * when the server cannot calculate them (a full listing is needed). */
+static int
+changes(struct jsync *x, const char *since, bool *reset_r)
+{
+	json_t *calls, *resp, *c, *g;
+	char *state = xstrdup(since);
+	bool more = false;
+	int rv = state == NULL ? ERR_NOMEM : ERR_OK;
+
+	*reset_r = false;
+	while (rv == 0) {
+		calls = json_pack("[[s, {s:s, s:s, s:I}, s], o, o]",
+		    "Email/changes", "accountId", x->s->account_id,
+		    "sinceState", state, "maxChanges", (json_int_t)x->page, "c",
+		    email_get_ref(x, "gc", "c", "Email/changes", "/created"),
+		    email_get_ref(x, "gu", "c", "Email/changes", "/updated"));
+		rv = call(x, calls, &resp);
+		if (rv != 0) {
+			break;
+		}
+		rv = answer(x, resp, "c", "Email/changes", &c,
+		    "cannotCalculateChanges");
+		if (rv == ERR_SERVER) {
+			*reset_r = true;
+			rv = ERR_OK;
+			json_decref(resp);
+			break;
+		}
+		if (rv == 0) {
+			rv = add_destroyed(x, json_object_get(c, "destroyed"));
+		}
+		if (rv == 0) {
+			rv = answer(x, resp, "gc", "Email/get", &g, NULL);
+		}
+		if (rv == 0) {
+			rv = add_emails(x, g);
+		}
+		if (rv == 0) {
+			rv = answer(x, resp, "gu", "Email/get", &g, NULL);
+		}
+		if (rv == 0) {
+			rv = add_emails(x, g);
+		}
+		if (rv == 0) {
+			rv = sync_jmap_prefetch_run(x->pf);
+		}
+		if (rv == 0) {
+			const char *ns = json_string_value(
+			    json_object_get(c, "newState"));
+
+			more = json_is_true(json_object_get(c, "hasMoreChanges"));
+			if (ns == NULL) {
+				rv = sync_fail(x->res, ERR_PROTO, RETRY_LATER,
+				    "Email/changes: answer without newState");
+			} else {
+				free(state);
+				state = xstrdup(ns);
+				rv = state == NULL ? ERR_NOMEM : ERR_OK;
+			}
+		}
+		json_decref(resp);
+		if (rv != 0 || !more) {
+			break;
+		}
+	}
+	if (rv == 0) {
+		free(x->email_state);
+		x->email_state = state;
+		state = NULL;
+	}
+	free(state);
+	return (rv != 0 && x->res->status == 0
+		? sync_fail(x->res, rv, RETRY_LATER, "%s", err_str(rv))
+		: rv);
+}
+
+/* done: the mailbox names and the two state strings. */
+static int
+finish(struct jsync *x)
+{
+	struct sync_result *res = x->res;
+	size_t i;
+
+	res->mailboxes = calloc(x->mb.n + 1, sizeof(*res->mailboxes));
+	res->states = calloc(2, sizeof(*res->states));
+	if (res->mailboxes == NULL || res->states == NULL) {
+		return (sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory"));
+	}
+	for (i = 0; i < x->mb.n; i++) {
+		res->mailboxes[i] = pstr(xstrdup(x->mb.v[i].name));
+		if (res->mailboxes[i].p == NULL) {
+			return (sync_fail(
+			    res, ERR_NOMEM, RETRY_LATER, "out of memory"));
+		}
+		res->nmailboxes = i + 1;
+	}
+	res->states[0].resource = pstr(xstrdup("Mailbox"));
+	res->states[0].state = pstr(xstrdup(x->mb.state));
+	res->states[1].resource = pstr(xstrdup("Email"));
+	res->states[1].state = pstr(xstrdup(x->email_state));
+	res->nstates = 2;
+	for (i = 0; i < 2; i++) {
+		if (res->states[i].resource.p == NULL
+		    || res->states[i].state.p == NULL) {
+			return (sync_fail(
+			    res, ERR_NOMEM, RETRY_LATER, "out of memory"));
+		}
+	}
+	return (ERR_OK);
+}
+
+static int
+jsync_body(struct jsync *x)
+{
+	json_t *resp = NULL, *args;
+	const char *since_p, *st;
+	char *since = NULL;
+	size_t since_len;
+	bool reset = false;
+	int rv;
+
+	since_p = sync_jmap_job_state(x->job, "Email", &since_len);
+	if (since_p != NULL) {
+		since = xstrndup(since_p, since_len);
+		if (since == NULL) {
+			return (sync_fail(
+			    x->res, ERR_NOMEM, RETRY_LATER, "out of memory"));
+		}
+	}
+	rv = begin(x, since, &resp);
+	if (rv == 0) {
+		rv = answer(x, resp, "m", "Mailbox/get", &args, NULL);
+	}
+	if (rv == 0) {
+		rv = sync_jmap_mailboxes_parse(args, &x->mb, x->res);
+	}
+	if (rv == 0 && x->mb.n > x->l->max_mailboxes) {
+		rv = sync_fail(x->res, ERR_TOOBIG, RETRY_NEVER,
+		    "account has %zu mailboxes (limit %u)", x->mb.n,
+		    x->l->max_mailboxes);
+	}
+	if (rv == 0 && since != NULL) {
+		rv = add_mailboxes(x, false);
+		if (rv == 0) {
+			rv = changes(x, since, &reset);
+		}
+		if (rv == 0 && reset) {
+			log_info("job=%llu event=jmap_resync "
+				 "why=cannotCalculateChanges",
+			    (unsigned long long)x->job->job_id);
+			json_decref(resp);
+			resp = NULL;
+			free(since);
+			since = NULL;
+			rv = begin(x, NULL, &resp);
+		}
+	}
+	if (rv == 0 && since == NULL) {
+		if (!reset) {
+			rv = add_mailboxes(x, false);
+		} else {
+			rv = add_mailboxes(x, true);
+		}
+		if (rv == 0) {
+			rv = answer(x, resp, "s", "Email/get", &args, NULL);
+		}
+		st = rv == 0 ? json_string_value(json_object_get(args, "state"))
+			     : NULL;
+		if (rv == 0 && st == NULL) {
+			rv = sync_fail(x->res, ERR_PROTO, RETRY_LATER,
+			    "Email/get: answer without state");
+		}
+		if (rv == 0) {
+			x->email_state = xstrdup(st);
+			rv = x->email_state == NULL ? ERR_NOMEM : ERR_OK;
+		}
+		if (rv == 0) {
+			rv = list_all(x);
+		}
+	}
+	json_decref(resp);
+	free(since);
+	if (rv == 0) {
+		rv = sync_batcher_flush(x->b);
+	}
+	if (rv == 0) {
+		rv = finish(x);
+	}
+	return (rv != 0 && x->res->status == 0
+		? sync_fail(x->res, rv, RETRY_LATER, "%s", err_str(rv))
+		: rv);
+}
+
+int
+sync_jmap_run(const struct proto_job_run *job, const struct sync_limits *l,
+    const struct sync_sink *sink, struct sync_result *res)
+{
+	struct jsync x;
+	int rv;
+
+	memset(&x, 0, sizeof(x));
+	x.job = job;
+	x.l = l;
+	x.res = res;
+	rv = sync_jmap_open(job, l, &x.cl, res);
+	if (rv != 0) {
+		return (rv);
+	}
+	x.s = jmap_client_session(x.cl);
+	x.page = x.s->max_objects_in_get < JSYNC_PAGE ? x.s->max_objects_in_get
+						      : JSYNC_PAGE;
+	if (x.page == 0) {
+		x.page = 1;
+	}
+	rv = sync_batcher_new(job->job_id, job->attempt, l, sink, &x.b);
+	if (rv == 0) {
+		rv = sync_jmap_prefetch_new(x.cl, job, x.b, res, &x.pf);
+	}
+	if (rv == 0) {
+		rv = jsync_body(&x);
+	} else {
+		sync_fail(res, rv, RETRY_LATER, "%s", err_str(rv));
+	}
+	res->nbatches = x.b != NULL ? sync_batcher_nbatches(x.b) : 0;
+	res->messages = x.b != NULL ? sync_batcher_nmessages(x.b) : 0;
+	sync_jmap_prefetch_free(&x.pf);
+	sync_batcher_free(&x.b);
+	sync_jmap_mailboxes_release(&x.mb);
+	free(x.email_state);
+	jmap_client_free(&x.cl);
+	return (res->status);
+}
