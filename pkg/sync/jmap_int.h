@@ -78,6 +78,23 @@ struct sync_jmap_flag {
 };
 extern const struct sync_jmap_flag sync_jmap_flags[4];
 
+/*
+ * Body prefetch of the sync job (jmap_body.c), by the account's policy
+ * (job->bodies: "all", "recent:DAYS"; none: *pf_r is NULL and the other
+ * calls do nothing). _add queues an Email (its blobId and size read from
+ * e, borrowed) whose row is in mailbox (copied); _run downloads what is
+ * queued, each body streamed as chunk rows after the pending rows (a
+ * body larger than job->max_body, or gone, gets an error row).
+ */
+struct sync_jmap_prefetch;
+int sync_jmap_prefetch_new(struct jmap_client *cl,
+    const struct proto_job_run *job, struct sync_batcher *b,
+    struct sync_result *res, struct sync_jmap_prefetch **pf_r);
+int sync_jmap_prefetch_add(struct sync_jmap_prefetch *pf, json_t *e,
+    const char *mailbox, int64_t internal_date);
+int sync_jmap_prefetch_run(struct sync_jmap_prefetch *pf);
+void sync_jmap_prefetch_free(struct sync_jmap_prefetch **pf);
+
 /* The jobs; called by sync_run for protocol "jmap". */
 int sync_jmap_run(const struct proto_job_run *job,
     const struct sync_limits *l, const struct sync_sink *sink,
