@@ -26,6 +26,11 @@ int jmap_err_set(struct jmap_err *e, int status, enum retry retry,
  * JMAP_URL_SHOWN characters. For error texts and logs only. */
 void jmap_url_shown(const char *url, char *out, size_t cap);
 
+/* url without its userinfo, malloc'd in *out_r (caller frees): curl's
+ * CURLINFO_EFFECTIVE_URL carries the credentials after a redirect, and
+ * session URLs resolved against it would too. ERR_NOMEM. */
+int jmap_url_strip_userinfo(const char *url, char **out_r);
+
 /* True when url starts with "scheme://" (ASCII case ignored). */
 bool jmap_url_has_scheme(const char *url, const char *scheme);
 

@@ -8,7 +8,8 @@
  *   - jmap_url_resolve: RFC 3986 section 5.2 reference resolution (split
  *     into components, merge paths, remove dot segments), as Cyrus gives
  *     "/jmap/" and a server may give "../upload/" or "//host/x".
- *   - jmap_url_shown: a URL for an error text, without userinfo.
+ *   - jmap_url_shown: a URL for an error text, without userinfo;
+ *     jmap_url_strip_userinfo: the same, whole, for use.
  *
  * Every result is bounded by JMAP_URL_MAX (ERR_TOOBIG beyond).
  */
@@ -347,6 +348,31 @@ jmap_url_has_scheme(const char *url, const char *scheme)
 
 	return (url != NULL && strncasecmp(url, scheme, n) == 0
 	    && strncmp(url + n, "://", 3) == 0);
+}
+
+int
+jmap_url_strip_userinfo(const char *url, char **out_r)
+{
+	struct uri u;
+	const char *at = NULL;
+	size_t pre, len = strlen(url);
+
+	*out_r = NULL;
+	uri_split(url, &u);
+	if (u.auth != NULL) {
+		at = memchr(u.auth, '@', u.auth_len);
+	}
+	if (at == NULL) {
+		*out_r = xstrdup(url);
+	} else {
+		pre = (size_t)(u.auth - url);
+		*out_r = malloc(len + 1);
+		if (*out_r != NULL) {
+			memcpy(*out_r, url, pre);
+			memcpy(*out_r + pre, at + 1, len - (size_t)(at + 1 - url) + 1);
+		}
+	}
+	return (*out_r == NULL ? ERR_NOMEM : ERR_OK);
 }
 
 void
