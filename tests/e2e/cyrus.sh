@@ -168,7 +168,7 @@ DAEMON {
 CONF
 	printf '%s\n' "${ADMIN_PASSWORD:-cyruspw}" | add_user cyrus
 	if [ "$(id -u)" = 0 ]; then chown -R "$u:$g" "$LAB"; fi
-	"$BIN/master" $c -M "$LAB/etc/cyrus.conf" -p "$LAB/master.pid" -d \
+	"$BIN/master" -C "$LAB/etc/imapd.conf" -M "$LAB/etc/cyrus.conf" -p "$LAB/master.pid" -d \
 		-L "$LAB/master.log" </dev/null >>"$LAB/master.stdout" 2>&1
 	for _ in $(seq 200); do
 		ready && return 0
