@@ -247,14 +247,18 @@ class Cyrus:
             self._sessions[user] = json.loads(body)
         return self._sessions[user]
 
-    def call(self, user, password, method_calls, using=None):
-        """methodResponses of one JMAP request (password None: add_user's)."""
+    def call_raw(self, user, password, method_calls, using=None):
+        """The body of the answer to one JMAP request, as Cyrus sent it."""
         api = self.session(user, password)["apiUrl"]
         body = json.dumps({"using": using or USING, "methodCalls": method_calls}).encode()
         status, _, out = self.http(user, api, body, password=password)
         if status != 200:
             raise JmapError("JMAP request: HTTP %d %r" % (status, out[:300]))
-        return json.loads(out)["methodResponses"]
+        return out
+
+    def call(self, user, password, method_calls, using=None):
+        """methodResponses of one JMAP request (password None: add_user's)."""
+        return json.loads(self.call_raw(user, password, method_calls, using))["methodResponses"]
 
     def call1(self, user, method, args):
         """The arguments of one method's answer; JmapError on "error"."""
@@ -493,9 +497,12 @@ class Cyrus:
 
 
 def record(out_dir):
-    """Saves real Cyrus answers for the C parser's unit tests: session.json,
-    mailbox_get.json, email_get.json (the properties jmap_sync.c asks for,
-    an Email with a PDF attachment named in RFC 2231) and email_changes.json."""
+    """Saves real Cyrus answers, byte for byte, for the C parser's unit
+    tests: session.json, mailbox_get.json (the properties jmap_common.c
+    asks for; a nested mailbox), email_get.json (the properties jmap_sync.c
+    asks for; a plain Email and one with a PDF attachment named in RFC
+    2231) and email_changes.json (one Email created, one updated, one
+    destroyed)."""
     from email.utils import formatdate
     os.makedirs(out_dir, exist_ok=True)
     with Cyrus() as cy:
@@ -510,31 +517,27 @@ def record(out_dir):
         cy.import_messages("alice", "Work/Projects", [fx.make_message(6)[0]], ["$flagged"])
         acc = cy.account_id("alice")
 
-        def save(name, obj):
-            with open(os.path.join(out_dir, name), "w") as f:
-                json.dump(obj, f, indent=2, ensure_ascii=False, sort_keys=False)
-                f.write("\n")
+        def save(name, body):
+            json.loads(body)
+            with open(os.path.join(out_dir, name), "wb") as f:
+                f.write(body)
 
-        status, _, body = cy.http("alice", cy.session_url)
-        save("session.json", json.loads(body))
-        resp = cy.call("alice", None, [["Mailbox/get", {
+        save("session.json", cy.http("alice", cy.session_url)[2])
+        save("mailbox_get.json", cy.call_raw("alice", None, [["Mailbox/get", {
             "accountId": acc, "ids": None,
-            "properties": ["id", "name", "parentId", "role", "sortOrder"]}, "m"]])
-        save("mailbox_get.json", {"methodResponses": resp, "sessionState": "0"})
-        resp = cy.call("alice", None, [["Email/get", {
+            "properties": ["id", "name", "parentId", "role", "sortOrder"]}, "m"]]))
+        save("email_get.json", cy.call_raw("alice", None, [["Email/get", {
             "accountId": acc, "ids": ids,
             "properties": ["id", "blobId", "mailboxIds", "keywords", "messageId", "subject",
                            "from", "to", "cc", "receivedAt", "sentAt", "size", "hasAttachment",
                            "attachments"],
-            "bodyProperties": ["partId", "size", "name", "type", "disposition", "cid"]}, "g"]])
-        save("email_get.json", {"methodResponses": resp, "sessionState": "0"})
+            "bodyProperties": ["partId", "size", "name", "type", "disposition", "cid"]}, "g"]]))
         since = cy.states("alice")["Email"]
         cy.set_keywords("alice", ids[0], {"$seen": True, "$flagged": True})
         cy.destroy("alice", ids[1])
         cy.import_messages("alice", "Inbox", [fx.make_message(8)[0]], [])
-        resp = cy.call("alice", None, [["Email/changes", {"accountId": acc,
-                                                          "sinceState": since}, "c"]])
-        save("email_changes.json", {"methodResponses": resp, "sessionState": "0"})
+        save("email_changes.json", cy.call_raw("alice", None, [["Email/changes", {
+            "accountId": acc, "sinceState": since}, "c"]]))
 
 
 def load(n):
