@@ -164,8 +164,10 @@ class Cyrus:
             if r.returncode == 0:
                 self.start_seconds = time.time() - t0
                 return
+            if r.returncode != 3:  # 3: a port was taken; anything else is final
+                break
         self.stop()
-        raise RuntimeError("cyrus.sh start failed %d times (see its output above)" % attempts)
+        raise RuntimeError("cyrus.sh start failed (exit %d; see its output above)" % r.returncode)
 
     def stop(self):
         if self.base is None:
