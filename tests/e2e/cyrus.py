@@ -18,6 +18,7 @@ Command line (for people, not tests):
     python3 tests/e2e/cyrus.py record DIR   real JMAP answers as parser fixtures
     python3 tests/e2e/cyrus.py load N       time loading N messages
 """
+import atexit
 import base64
 import json
 import os
@@ -151,6 +152,7 @@ class Cyrus:
 
     def start(self, attempts=3):
         self.base = tempfile.mkdtemp(prefix="mailsync-cyrus-", dir=_lab_parent())
+        atexit.register(self.stop)  # a test that dies early leaves no master behind
         if self.sink is None:
             self.sink = SmtpSink(dir=os.path.join(self.base, "sink"))
         self.lab = os.path.join(self.base, "c")
