@@ -3,8 +3,8 @@ beside a running Dovecot, a new user has the six autocreated mailboxes
 with their roles, imported messages are all visible over JMAP with their
 keywords, the session advertises an eventSourceUrl whose EventSource
 answers 204 (Debian's Cyrus has no JMAP push: the C client must fall back
-to polling), and the helpers for another client's changes and for
-EmailSubmission work."""
+to polling), the helpers for another client's changes and for
+EmailSubmission work, and Cyrus's quirks a JMAP client must expect."""
 import socket
 import unittest
 
@@ -133,6 +133,43 @@ class CyrusHarnessTest(unittest.TestCase):
         out = cy.call1("carol", "Email/set", {"accountId": "carol", "destroy": [ids[2]]})
         self.assertEqual((out["destroyed"], out["notDestroyed"]), ([ids[2]], None))
         self.assertEqual(out["oldState"], out["newState"])
+
+    def test_quirks(self):
+        """What Cyrus 3.6 does that a JMAP client must expect."""
+        cy = self.cy
+        cy.add_user("erin", "erinpw")
+        cy.add_user("frank", "frankpw")
+        raw = [fx.make_message(8000 + i)[0] for i in range(3)]
+        ids = cy.import_messages("erin", "Inbox", raw, [])
+        # Email ids hash the message bytes: the same in another account
+        self.assertEqual(cy.import_messages("frank", "Inbox", raw[:1], []), ids[:1])
+        # IMAP \Deleted (not yet expunged) already destroys the Email over JMAP
+        before = cy.states("erin")
+        m = cy.imap("erin")
+        m.select("INBOX")
+        m.uid("STORE", "1", "+FLAGS", "(\\Deleted)")
+        m.uid("STORE", "2", "+FLAGS", "($Label1)")
+        m.logout()
+        ch = cy.call1("erin", "Email/changes", {"accountId": "erin",
+                                                "sinceState": before["Email"]})
+        self.assertEqual((ch["destroyed"], ch["updated"]), ([ids[0]], [ids[1]]))
+        # keywords come back in lower case
+        e = [x for x in cy.emails("erin") if x["id"] == ids[1]][0]
+        self.assertEqual(e["keywords"], {"$label1": True})
+        # states are decimal modseqs; query states "<modseq>:0"
+        q = cy.call1("erin", "Email/query", {"accountId": "erin"})
+        self.assertEqual(q["queryState"], ch["newState"] + ":0")
+        # more ids than maxObjectsInGet: a request-level HTTP 400, not a
+        # method-level requestTooLarge
+        limit = cy.session("erin")["capabilities"]["urn:ietf:params:jmap:core"]["maxObjectsInGet"]
+        with self.assertRaisesRegex(JmapError, "HTTP 400.*maxObjectsInGet"):
+            cy.call("erin", None, [["Email/get", {"accountId": "erin", "properties": ["id"],
+                                                  "ids": ["M%d" % i for i in range(limit + 1)]},
+                                    "g"]])
+        # no "/" in a Mailbox name (it is the hierarchy separator)
+        with self.assertRaisesRegex(JmapError, "Invalid mailbox name"):
+            cy._set("erin", "Mailbox/set", {"accountId": "erin",
+                                            "create": {"c": {"name": "a/b", "parentId": None}}})
 
     def test_submission_reaches_sink(self):
         eid = self.cy.send("bob", "dave@example.org", "Hello Dave", "Hi from bob")
