@@ -165,15 +165,26 @@ parse_urls(json_t *root, const char *base_url, const char *shown,
 	return (ERR_OK);
 }
 
-/* Whether the mail account offers submission: the session capability,
- * and the account's own when it lists capabilities. */
+/*
+ * Whether the mail account offers submission: the session capability,
+ * and either the account is the primary one for submission or its own
+ * capabilities (when listed) name it. Cyrus 3.6 names submission in
+ * primaryAccounts but not in the account's capabilities until it has
+ * been used, and EmailSubmission/set works there.
+ */
 static bool
 has_submission(json_t *root, json_t *caps, const char *account_id)
 {
+	const char *primary;
 	json_t *acaps;
 
 	if (json_object_get(caps, CAP_SUBMISSION) == NULL) {
 		return (false);
+	}
+	primary = json_string_value(json_object_get(
+	    json_object_get(root, "primaryAccounts"), CAP_SUBMISSION));
+	if (primary != NULL && strcmp(primary, account_id) == 0) {
+		return (true);
 	}
 	acaps = json_object_get(
 	    json_object_get(json_object_get(root, "accounts"), account_id),

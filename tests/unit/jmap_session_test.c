@@ -1,11 +1,11 @@
 /*
  * jmap_session_test.c: the pure parts of pkg/jmap that read what a
- * server says: the session object (a Cyrus 3.6 session, defaults, and
- * every refusal), relative URL resolution (RFC 3986 5.4's examples),
- * URL templates, URLs shown without userinfo, and finding one method's
- * answer (or error) in methodResponses.
+ * server says: the session object (Cyrus 3.6 sessions, the lab README's
+ * and the one recorded in tests/unit/data/jmap/; defaults; every
+ * refusal), relative URL resolution (RFC 3986 5.4's examples), URL
+ * templates, URLs shown without userinfo, and finding one method's
+ * answer (or error) in methodResponses, recorded ones included.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -97,53 +97,87 @@ test_cyrus_session(void **state)
 	jmap_session_release(&s); /* twice is harmless */
 }
 
-/* Recorded sessions, when tests/unit/data/jmap/ holds some (session*.json
- * saved from a real server): each must parse with its URLs absolute. */
-static void
-test_recorded_sessions(void **state)
+/* Reads tests/unit/data/jmap/<name> (real Cyrus 3.6 answers, see its
+ * README.md) into a malloc'd, NUL-terminated buffer. */
+static char *
+load_recorded(const char *name, size_t *len_r)
 {
-	char path[512], *text;
-	struct jmap_session s;
-	struct jmap_err e;
-	struct dirent *de;
-	size_t n, seen = 0;
-	DIR *d;
+	char path[256], *text;
 	FILE *f;
 
-	(void)state;
-	d = opendir("tests/unit/data/jmap");
-	if (d == NULL) {
-		skip();
+	snprintf(path, sizeof(path), "tests/unit/data/jmap/%s", name);
+	f = fopen(path, "rb");
+	if (f == NULL) {
+		fail_msg("cannot open %s (run from the repository root)", path);
 	}
 	text = malloc(1 << 20);
 	assert_non_null(text);
-	while ((de = readdir(d)) != NULL) {
-		if (strncmp(de->d_name, "session", 7) != 0
-		    || strstr(de->d_name, ".json") == NULL) {
-			continue;
-		}
-		snprintf(path, sizeof(path), "tests/unit/data/jmap/%s",
-		    de->d_name);
-		f = fopen(path, "rb");
-		assert_non_null(f);
-		n = fread(text, 1, (1 << 20) - 1, f);
-		fclose(f);
-		memset(&e, 0, sizeof(e));
-		if (jmap_session_parse(text, n, "http://127.0.0.1:18080/jmap",
-			&s, &e)
-		    != 0) {
-			fail_msg("%s: %s", path, e.text);
-		}
-		assert_true(strncmp(s.api_url, "http", 4) == 0);
-		assert_true(strncmp(s.download_url, "http", 4) == 0);
-		assert_true(s.account_id[0] != '\0');
-		jmap_session_release(&s);
-		seen++;
+	*len_r = fread(text, 1, (1 << 20) - 1, f);
+	text[*len_r] = '\0';
+	fclose(f);
+	return (text);
+}
+
+/* The session a real Cyrus 3.6 sent (byte for byte), from the URL its
+ * /.well-known/jmap redirects to. */
+static void
+test_recorded_session(void **state)
+{
+	struct jmap_session s;
+	struct jmap_err e;
+	size_t len;
+	char *text;
+
+	(void)state;
+	text = load_recorded("session.json", &len);
+	memset(&e, 0, sizeof(e));
+	if (jmap_session_parse(text, len, "http://127.0.0.1:18080/jmap", &s, &e)
+	    != 0) {
+		fail_msg("session.json: %s", e.text);
 	}
-	closedir(d);
+	assert_string_equal(s.api_url, "http://127.0.0.1:18080/jmap/");
+	assert_string_equal(s.upload_url,
+	    "http://127.0.0.1:18080/jmap/upload/{accountId}/");
+	assert_non_null(s.event_source_url);
+	assert_string_equal(s.account_id, "alice");
+	assert_string_equal(s.state, "0");
+	assert_true(s.submission);
+	assert_int_equal(s.max_calls_in_request, 50);
+	assert_int_equal(s.max_size_upload, 1073741824);
+	jmap_session_release(&s);
 	free(text);
-	if (seen == 0) {
-		skip();
+}
+
+/* Real method answers: each found by its name and call id. */
+static void
+test_recorded_responses(void **state)
+{
+	static const struct {
+		const char *file, *name, *cid, *member;
+	} rec[] = {
+		{ "mailbox_get.json", "Mailbox/get", "m", "list" },
+		{ "email_get.json", "Email/get", "g", "list" },
+		{ "email_changes.json", "Email/changes", "c", "newState" },
+	};
+	json_t *root, *args;
+	struct jmap_err e;
+	size_t i, len;
+	char *text;
+
+	(void)state;
+	for (i = 0; i < ARRAY_LEN(rec); i++) {
+		text = load_recorded(rec[i].file, &len);
+		root = json_loadb(text, len, 0, NULL);
+		assert_non_null(root);
+		memset(&e, 0, sizeof(e));
+		if (jmap_response(json_object_get(root, "methodResponses"),
+			rec[i].cid, rec[i].name, &args, NULL, 0, &e)
+		    != 0) {
+			fail_msg("%s: %s", rec[i].file, e.text);
+		}
+		assert_non_null(json_object_get(args, rec[i].member));
+		json_decref(root);
+		free(text);
 	}
 }
 
@@ -214,6 +248,14 @@ test_submission_not_for_account(void **state)
 	      "\"urn:ietf:params:jmap:mail\":{}}}},"
 	      "\"primaryAccounts\":{\"urn:ietf:params:jmap:mail\":\"u\"},"
 	      "\"apiUrl\":\"/a\",\"downloadUrl\":\"/d\",\"uploadUrl\":\"/u\"}";
+	static const char text_primary[]
+	    = "{\"capabilities\":{\"urn:ietf:params:jmap:mail\":{},"
+	      "\"urn:ietf:params:jmap:submission\":{}},"
+	      "\"accounts\":{\"u\":{\"accountCapabilities\":{"
+	      "\"urn:ietf:params:jmap:mail\":{}}}},"
+	      "\"primaryAccounts\":{\"urn:ietf:params:jmap:mail\":\"u\","
+	      "\"urn:ietf:params:jmap:submission\":\"u\"},"
+	      "\"apiUrl\":\"/a\",\"downloadUrl\":\"/d\",\"uploadUrl\":\"/u\"}";
 	struct jmap_session s;
 	struct jmap_err e;
 
@@ -221,6 +263,13 @@ test_submission_not_for_account(void **state)
 	assert_int_equal(
 	    jmap_session_parse(text, strlen(text), "http://h/", &s, &e), 0);
 	assert_false(s.submission);
+	jmap_session_release(&s);
+	/* ... unless it is the primary account for submission, as a Cyrus
+	 * 3.6 that has not sent anything yet says */
+	assert_int_equal(jmap_session_parse(text_primary, strlen(text_primary),
+			     "http://h/", &s, &e),
+	    0);
+	assert_true(s.submission);
 	jmap_session_release(&s);
 }
 
@@ -624,7 +673,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cyrus_session),
-		cmocka_unit_test(test_recorded_sessions),
+		cmocka_unit_test(test_recorded_session),
+		cmocka_unit_test(test_recorded_responses),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_limits_forms),
 		cmocka_unit_test(test_submission_not_for_account),
