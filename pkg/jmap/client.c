@@ -56,10 +56,10 @@ enum xfer_mode { XFER_JSON, XFER_STREAM, XFER_SSE };
 /* Why the write callback stopped a transfer. */
 enum xfer_stop {
 	STOP_NONE,
-	STOP_TOOBIG,	  /* over the limit */
-	STOP_FN,	  /* the caller's function (download, SSE) failed */
+	STOP_TOOBIG, /* over the limit */
+	STOP_FN, /* the caller's function (download, SSE) failed */
 	STOP_UNSUPPORTED, /* event stream answered with another type */
-	STOP_ERRBODY,	  /* an error answer's body is too long to keep */
+	STOP_ERRBODY, /* an error answer's body is too long to keep */
 };
 
 struct xfer {
@@ -70,8 +70,8 @@ struct xfer {
 	enum xfer_stop stop;
 	int fn_err;
 	struct buf body; /* XFER_JSON, or the error body of any mode */
-	uint64_t max;	 /* XFER_STREAM: 0 none */
-	uint64_t total;	 /* XFER_STREAM: bytes delivered */
+	uint64_t max; /* XFER_STREAM: 0 none */
+	uint64_t total; /* XFER_STREAM: bytes delivered */
 	jmap_chunk_fn fn;
 	void *arg;
 	struct jmap_sse *sse;
@@ -126,8 +126,8 @@ static int
 curl_failed(const struct jmap_client *cl, CURLcode cc, const char *shown,
     struct jmap_err *e)
 {
-	const char *detail = cl->errbuf[0] != '\0' ? cl->errbuf
-						    : curl_easy_strerror(cc);
+	const char *detail
+	    = cl->errbuf[0] != '\0' ? cl->errbuf : curl_easy_strerror(cc);
 	size_t i;
 
 	if (cc == CURLE_UNSUPPORTED_PROTOCOL && !cl->plaintext) {
@@ -187,8 +187,8 @@ problem_text(const struct buf *body, char *out, size_t cap)
 }
 
 static int
-http_failed(long code, const struct buf *body, const char *shown,
-    struct jmap_err *e)
+http_failed(
+    long code, const struct buf *body, const char *shown, struct jmap_err *e)
 {
 	char problem[360];
 	size_t i;
@@ -254,8 +254,8 @@ xfer_start(struct xfer *x, long code)
 	    x->cl->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
 	if (announced > 0
 	    && ((x->mode == XFER_JSON && (uint64_t)announced > x->body.max)
-		|| (x->mode == XFER_STREAM && x->max != 0
-		    && (uint64_t)announced > x->max))) {
+	        || (x->mode == XFER_STREAM && x->max != 0
+	            && (uint64_t)announced > x->max))) {
 		x->stop = STOP_TOOBIG;
 		return (false);
 	}
@@ -362,8 +362,8 @@ setup(struct jmap_client *cl, const char *url, struct xfer *x)
 		SET_(CURLOPT_PASSWORD, cl->secret);
 	}
 	if (cl->ca_pem != NULL && cl->ca_pem[0] != '\0') {
-		struct curl_blob ca = { cl->ca_pem, strlen(cl->ca_pem),
-			CURL_BLOB_COPY };
+		struct curl_blob ca
+		    = { cl->ca_pem, strlen(cl->ca_pem), CURL_BLOB_COPY };
 
 		SET_(CURLOPT_CAINFO_BLOB, &ca);
 	}
@@ -429,14 +429,14 @@ perform(struct jmap_client *cl, const char *url, struct xfer *x,
 
 /* A JSON answer (XFER_JSON body) parsed; ERR_PROTO when it is not JSON. */
 static int
-parse_json(const struct xfer *x, const char *url, json_t **root_r,
-    struct jmap_err *e)
+parse_json(
+    const struct xfer *x, const char *url, json_t **root_r, struct jmap_err *e)
 {
 	char shown[JMAP_URL_SHOWN + 8];
 	json_error_t je;
 
-	*root_r = json_loadb(x->body.data != NULL ? x->body.data : "",
-	    x->body.len, 0, &je);
+	*root_r = json_loadb(
+	    x->body.data != NULL ? x->body.data : "", x->body.len, 0, &je);
 	if (*root_r == NULL) {
 		jmap_url_shown(url, shown, sizeof(shown));
 		return (jmap_err_set(e, ERR_PROTO, RETRY_LATER,
@@ -489,7 +489,8 @@ fetch_session(struct jmap_client *cl, struct jmap_err *e)
 	hdrs = curl_slist_append(NULL, "Accept: application/json");
 	if (hdrs == NULL) {
 		buf_release(&x.body);
-		return (jmap_err_set(e, ERR_NOMEM, RETRY_LATER, "out of memory"));
+		return (
+		    jmap_err_set(e, ERR_NOMEM, RETRY_LATER, "out of memory"));
 	}
 	cc = setup(cl, cl->url, &x);
 	if (cc == CURLE_OK) {
@@ -508,12 +509,13 @@ fetch_session(struct jmap_client *cl, struct jmap_err *e)
 		cc = curl_easy_setopt(cl->h, CURLOPT_MAXFILESIZE_LARGE,
 		    (curl_off_t)JMAP_MAX_RESPONSE);
 	}
-	rv = cc != CURLE_OK ? option_failed(cc, e) : perform(cl, cl->url, &x, e);
+	rv = cc != CURLE_OK ? option_failed(cc, e)
+	                    : perform(cl, cl->url, &x, e);
 	if (rv == 0) {
 		/* relative URLs resolve against where the session was found
 		 * (curl writes the credentials into it after a redirect) */
 		if (curl_easy_getinfo(cl->h, CURLINFO_EFFECTIVE_URL, &eff)
-			!= CURLE_OK
+		        != CURLE_OK
 		    || eff == NULL) {
 			eff = cl->url;
 		}
@@ -538,7 +540,7 @@ fetch_session(struct jmap_client *cl, struct jmap_err *e)
 
 		jmap_url_shown(base, shown, sizeof(shown));
 		log_debug("event=jmap_session url=%s account=%s submission=%d "
-			  "push=%d",
+		          "push=%d",
 		    shown, cl->s.account_id, cl->s.submission,
 		    cl->s.event_source_url != NULL);
 	}
@@ -564,7 +566,8 @@ jmap_client_open(const struct jmap_conf *conf, struct jmap_client **cl_r,
 	}
 	cl = calloc(1, sizeof(*cl));
 	if (cl == NULL) {
-		return (jmap_err_set(e, ERR_NOMEM, RETRY_LATER, "out of memory"));
+		return (
+		    jmap_err_set(e, ERR_NOMEM, RETRY_LATER, "out of memory"));
 	}
 	cl->bearer = conf->bearer;
 	cl->plaintext = conf->plaintext;
@@ -646,12 +649,14 @@ post_json(struct jmap_client *cl, const char *url, const char *ct,
 	/* "Expect:" off: curl would wait a second for 100-continue */
 	t = curl_slist_append(NULL, ct_line);
 	hdrs = t;
-	t = t == NULL ? NULL : curl_slist_append(hdrs, "Accept: application/json");
+	t = t == NULL ? NULL
+	              : curl_slist_append(hdrs, "Accept: application/json");
 	t = t == NULL ? NULL : curl_slist_append(hdrs, "Expect:");
 	if (t == NULL) {
 		curl_slist_free_all(hdrs);
 		buf_release(&x.body);
-		return (jmap_err_set(e, ERR_NOMEM, RETRY_LATER, "out of memory"));
+		return (
+		    jmap_err_set(e, ERR_NOMEM, RETRY_LATER, "out of memory"));
 	}
 	cc = setup(cl, url, &x);
 	if (cc == CURLE_OK) {
@@ -709,18 +714,20 @@ jmap_call(struct jmap_client *cl, json_t *calls, bool submission,
 	body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	if (body == NULL) {
-		return (jmap_err_set(e, ERR_NOMEM, RETRY_LATER, "out of memory"));
+		return (
+		    jmap_err_set(e, ERR_NOMEM, RETRY_LATER, "out of memory"));
 	}
 	len = strlen(body);
 	jmap_url_shown(cl->s.api_url, shown, sizeof(shown));
 	if (len > cl->s.max_size_request) {
 		rv = jmap_err_set(e, ERR_TOOBIG, RETRY_NEVER,
-		    "JMAP request of %zu bytes to %s, the server takes %llu at "
+		    "JMAP request of %zu bytes to %s, the server takes %llu "
+		    "at "
 		    "most",
 		    len, shown, (unsigned long long)cl->s.max_size_request);
 	} else {
-		rv = post_json(
-		    cl, cl->s.api_url, "application/json", body, len, &root, e);
+		rv = post_json(cl, cl->s.api_url, "application/json", body,
+		    len, &root, e);
 	}
 	free(body);
 	if (rv != 0) {
@@ -857,7 +864,8 @@ jmap_event_source(struct jmap_client *cl, int ping_s, int timeout_ms,
 	x.sse = p;
 	t = curl_slist_append(NULL, "Accept: text/event-stream");
 	hdrs = t;
-	t = t == NULL ? NULL : curl_slist_append(hdrs, "Cache-Control: no-cache");
+	t = t == NULL ? NULL
+	              : curl_slist_append(hdrs, "Cache-Control: no-cache");
 	cc = t == NULL ? CURLE_OUT_OF_MEMORY : setup(cl, url, &x);
 	if (cc == CURLE_OK) {
 		cc = curl_easy_setopt(cl->h, CURLOPT_HTTPHEADER, hdrs);
@@ -869,7 +877,8 @@ jmap_event_source(struct jmap_client *cl, int ping_s, int timeout_ms,
 		    ping_s > 0 ? (long)ping_s + cl->io_timeout_s : 0L);
 	}
 	if (cc == CURLE_OK && timeout_ms > 0) {
-		cc = curl_easy_setopt(cl->h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+		cc = curl_easy_setopt(
+		    cl->h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	}
 	start = clock_mono_ms();
 	rv = cc != CURLE_OK ? option_failed(cc, e) : perform(cl, url, &x, e);

@@ -15,8 +15,8 @@
 #include "jmap/jmap_int.h"
 
 int
-jmap_err_set(struct jmap_err *e, int status, enum retry retry,
-    const char *fmt, ...)
+jmap_err_set(
+    struct jmap_err *e, int status, enum retry retry, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -81,11 +81,11 @@ method_error(json_t *args, const char *name, char *type_r, size_t cap,
 		snprintf(type_r, cap, "%s", type);
 	}
 	if (desc != NULL && desc[0] != '\0') {
-		return (jmap_err_set(e, ERR_SERVER, retry_of(type), "%s: %s: %s",
-		    name, type, desc));
+		return (jmap_err_set(e, ERR_SERVER, retry_of(type),
+		    "%s: %s: %s", name, type, desc));
 	}
-	return (jmap_err_set(
-	    e, ERR_SERVER, retry_of(type), "%s: %s", name, type));
+	return (
+	    jmap_err_set(e, ERR_SERVER, retry_of(type), "%s: %s", name, type));
 }
 
 int
@@ -104,11 +104,13 @@ jmap_response(json_t *responses, const char *cid, const char *name,
 		return (jmap_err_set(e, ERR_PROTO, RETRY_LATER,
 		    "%s: methodResponses is not an array", name));
 	}
-	json_array_foreach (responses, i, r) {
+	json_array_foreach(responses, i, r)
+	{
 		rname = json_string_value(json_array_get(r, 0));
 		rcid = json_string_value(json_array_get(r, 2));
-		if (!json_is_array(r) || json_array_size(r) != 3 || rname == NULL
-		    || rcid == NULL || !json_is_object(json_array_get(r, 1))) {
+		if (!json_is_array(r) || json_array_size(r) != 3
+		    || rname == NULL || rcid == NULL
+		    || !json_is_object(json_array_get(r, 1))) {
 			return (jmap_err_set(e, ERR_PROTO, RETRY_LATER,
 			    "%s: methodResponses[%zu] is not [name, "
 			    "arguments, id]",

@@ -112,7 +112,8 @@ parse_limits(json_t *core, const char *shown, struct jmap_session *s,
 		if (l->wide) {
 			*(uint64_t *)(void *)((char *)s + l->off) = n;
 		} else {
-			*(uint32_t *)(void *)((char *)s + l->off) = (uint32_t)n;
+			*(uint32_t *)(void *)((char *)s + l->off)
+			    = (uint32_t)n;
 		}
 	}
 	return (ERR_OK);
@@ -134,9 +135,9 @@ parse_urls(json_t *root, const char *base_url, const char *shown,
 		if (v == NULL || v[0] == '\0') {
 			if (!session_urls[i].required
 			    && (json_object_get(root, session_urls[i].member)
-				    == NULL
-				|| json_is_null(json_object_get(
-				    root, session_urls[i].member)))) {
+			            == NULL
+			        || json_is_null(json_object_get(
+			            root, session_urls[i].member)))) {
 				continue;
 			}
 			return (jmap_err_set(e, ERR_PROTO, RETRY_LATER,
@@ -146,16 +147,17 @@ parse_urls(json_t *root, const char *base_url, const char *shown,
 		}
 		rv = jmap_url_resolve(base_url, v, field);
 		if (rv == ERR_NOMEM) {
-			return (jmap_err_set(
-			    e, rv, RETRY_LATER, "out of memory"));
+			return (
+			    jmap_err_set(e, rv, RETRY_LATER, "out of memory"));
 		}
 		if (rv == ERR_TOOBIG) {
 			return (jmap_err_set(e, ERR_PROTO, RETRY_LATER,
 			    "JMAP session at %s: %s is longer than %u bytes",
 			    shown, session_urls[i].member, JMAP_URL_MAX));
 		}
-		if (rv != 0 || (!jmap_url_has_scheme(*field, "http")
-			           && !jmap_url_has_scheme(*field, "https"))) {
+		if (rv != 0
+		    || (!jmap_url_has_scheme(*field, "http")
+		        && !jmap_url_has_scheme(*field, "https"))) {
 			return (jmap_err_set(e, ERR_PROTO, RETRY_LATER,
 			    "JMAP session at %s: %s \"%.100s\" is not an "
 			    "http(s) URL",
@@ -246,7 +248,8 @@ parse_root(json_t *root, const char *base_url, const char *shown,
 	s->account_id = xstrdup(account);
 	s->state = xstrdup(state != NULL ? json_string_value(state) : "");
 	if (s->account_id == NULL || s->state == NULL) {
-		return (jmap_err_set(e, ERR_NOMEM, RETRY_LATER, "out of memory"));
+		return (
+		    jmap_err_set(e, ERR_NOMEM, RETRY_LATER, "out of memory"));
 	}
 	s->submission = has_submission(root, caps, account);
 	return (ERR_OK);

@@ -26,14 +26,14 @@
 struct jmap_sse {
 	jmap_sse_fn fn;
 	void *arg;
-	struct buf line;  /* the line being read, without its end */
-	struct buf data;  /* data lines of this event, each + LF */
-	struct buf type;  /* the event field, "" when none */
-	struct buf id;	  /* the last event id */
+	struct buf line; /* the line being read, without its end */
+	struct buf data; /* data lines of this event, each + LF */
+	struct buf type; /* the event field, "" when none */
+	struct buf id; /* the last event id */
 	uint32_t retry_ms;
-	bool skip_lf;	  /* the previous byte was a CR ending a line */
+	bool skip_lf; /* the previous byte was a CR ending a line */
 	bool bom_checked; /* the first bytes were looked at */
-	int err;	  /* sticky error, 0 while usable */
+	int err; /* sticky error, 0 while usable */
 };
 
 int
@@ -216,8 +216,7 @@ jmap_sse_feed(struct jmap_sse *p, const char *buf, size_t n)
 			}
 		}
 		for (end = i; end < n && buf[end] != '\n' && buf[end] != '\r';
-		     end++) {
-		}
+		     end++) { }
 		if (end == n) {
 			/* no line end yet: the rest waits */
 			rv = buf_add(&p->line, buf + i, n - i);
@@ -226,7 +225,8 @@ jmap_sse_feed(struct jmap_sse *p, const char *buf, size_t n)
 		if (p->line.len > 0) {
 			rv = buf_add(&p->line, buf + i, end - i);
 			if (rv == 0) {
-				rv = process_line(p, p->line.data, p->line.len);
+				rv = process_line(
+				    p, p->line.data, p->line.len);
 			}
 			buf_reset(&p->line);
 		} else if (end - i > JMAP_SSE_MAX_EVENT) {
@@ -246,12 +246,12 @@ jmap_sse_feed(struct jmap_sse *p, const char *buf, size_t n)
 /* StateChange ------------------------------------------------------------ */
 
 /* The data types whose change mailsync acts on. */
-static const char *const sse_watched[] = { "Email", "Mailbox",
-	"EmailDelivery" };
+static const char *const sse_watched[]
+    = { "Email", "Mailbox", "EmailDelivery" };
 
 int
-jmap_state_change_parse(const char *data, size_t len,
-    const char *account_id, bool *changed_r)
+jmap_state_change_parse(
+    const char *data, size_t len, const char *account_id, bool *changed_r)
 {
 	json_t *root, *changed, *acct;
 	const char *type;

@@ -50,8 +50,7 @@ scheme_len(const char *s)
 	}
 	for (i = 1; is_alpha(s[i]) || is_digit(s[i]) || s[i] == '+'
 	     || s[i] == '-' || s[i] == '.';
-	     i++) {
-	}
+	     i++) { }
 	return (s[i] == ':' ? i : 0);
 }
 
@@ -106,19 +105,18 @@ remove_dots(const char *in, size_t n, struct buf *out)
 			i += 3;
 		} else if (n - i >= 2 && memcmp(in + i, "./", 2) == 0) {
 			i += 2;
-		/* B: "/./" or a final "/." becomes "/" */
+			/* B: "/./" or a final "/." becomes "/" */
 		} else if (n - i >= 3 && memcmp(in + i, "/./", 3) == 0) {
 			i += 2;
 		} else if (n - i == 2 && memcmp(in + i, "/.", 2) == 0) {
 			rv = buf_add(out, "/", 1);
 			i = n;
-		/* C: "/../" or a final "/.." becomes "/" and drops the last
-		 * output segment with its '/' */
+			/* C: "/../" or a final "/.." becomes "/" and drops the
+			 * last output segment with its '/' */
 		} else if ((n - i >= 4 && memcmp(in + i, "/../", 4) == 0)
 		    || (n - i == 3 && memcmp(in + i, "/..", 3) == 0)) {
-			for (k = out->len; k > start && out->data[k - 1] != '/';
-			     k--) {
-			}
+			for (k = out->len;
+			     k > start && out->data[k - 1] != '/'; k--) { }
 			if (k > start) {
 				k--;
 			}
@@ -132,11 +130,11 @@ remove_dots(const char *in, size_t n, struct buf *out)
 			} else {
 				i += 3; /* the '/' stays in the input */
 			}
-		/* D: a lone "." or ".." */
+			/* D: a lone "." or ".." */
 		} else if ((n - i == 1 && in[i] == '.')
 		    || (n - i == 2 && memcmp(in + i, "..", 2) == 0)) {
 			i = n;
-		/* E: move the first segment (with its leading '/') */
+			/* E: move the first segment (with its leading '/') */
 		} else {
 			seg = i + (in[i] == '/' ? 1 : 0);
 			while (seg < n && in[seg] != '/') {
@@ -160,8 +158,7 @@ merge_paths(const struct uri *b, const struct uri *r, struct buf *tmp)
 	if (b->auth != NULL && b->path_len == 0) {
 		rv = buf_add(tmp, "/", 1);
 	} else {
-		for (k = b->path_len; k > 0 && b->path[k - 1] != '/'; k--) {
-		}
+		for (k = b->path_len; k > 0 && b->path[k - 1] != '/'; k--) { }
 		rv = buf_add(tmp, b->path, k);
 	}
 	return (rv != 0 ? rv : buf_add(tmp, r->path, r->path_len));
@@ -181,8 +178,8 @@ add_part(struct buf *out, const char *prefix, const char *p, size_t n,
 
 /* RFC 3986 5.2.2, written straight into out (5.3 recomposition). */
 static int
-resolve(const struct uri *b, const struct uri *r, struct buf *out,
-    struct buf *tmp)
+resolve(
+    const struct uri *b, const struct uri *r, struct buf *out, struct buf *tmp)
 {
 	const struct uri *auth_from, *query_from;
 	int rv;
@@ -201,7 +198,8 @@ resolve(const struct uri *b, const struct uri *r, struct buf *out,
 		query_from = r->path_len == 0 && r->query == NULL ? b : r;
 	}
 	if (rv == 0 && auth_from->auth != NULL) {
-		rv = add_part(out, "//", auth_from->auth, auth_from->auth_len, "");
+		rv = add_part(
+		    out, "//", auth_from->auth, auth_from->auth_len, "");
 	}
 	if (rv != 0) {
 		return (rv);
@@ -264,8 +262,8 @@ jmap_url_resolve(const char *base, const char *ref, char **out_r)
 static bool
 unreserved(unsigned char c)
 {
-	return (is_alpha((char)c) || is_digit((char)c) || c == '-'
-	    || c == '.' || c == '_' || c == '~');
+	return (is_alpha((char)c) || is_digit((char)c) || c == '-' || c == '.'
+	    || c == '_' || c == '~');
 }
 
 static int
@@ -324,7 +322,8 @@ jmap_url_expand(const char *tmpl, const char *const *names,
 			}
 		}
 		if (i < n) {
-			rv = add_encoded(&out, values[i] != NULL ? values[i] : "");
+			rv = add_encoded(
+			    &out, values[i] != NULL ? values[i] : "");
 		} else {
 			rv = buf_add(&out, p, len + 2); /* unknown: kept */
 		}
@@ -369,7 +368,8 @@ jmap_url_strip_userinfo(const char *url, char **out_r)
 		*out_r = malloc(len + 1);
 		if (*out_r != NULL) {
 			memcpy(*out_r, url, pre);
-			memcpy(*out_r + pre, at + 1, len - (size_t)(at + 1 - url) + 1);
+			memcpy(*out_r + pre, at + 1,
+			    len - (size_t)(at + 1 - url) + 1);
 		}
 	}
 	return (*out_r == NULL ? ERR_NOMEM : ERR_OK);

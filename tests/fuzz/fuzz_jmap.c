@@ -47,7 +47,7 @@ fuzz_session(const char *s, size_t n)
 		    || js.state != NULL
 		    /* the base URL's password, unless the input holds it */
 		    || (strstr(e.text, "bob:pw1@") != NULL
-			&& memmem(s, n, "bob:pw1@", 8) == NULL)
+		        && memmem(s, n, "bob:pw1@", 8) == NULL)
 		    || memchr(e.text, '\0', sizeof(e.text)) == NULL) {
 			abort();
 		}
@@ -57,7 +57,7 @@ fuzz_session(const char *s, size_t n)
 	    || js.upload_url == NULL || js.account_id == NULL
 	    || js.account_id[0] == '\0' || js.state == NULL
 	    || (!jmap_url_has_scheme(js.api_url, "http")
-		&& !jmap_url_has_scheme(js.api_url, "https"))
+	        && !jmap_url_has_scheme(js.api_url, "https"))
 	    || js.max_calls_in_request < 1 || js.max_objects_in_get < 1
 	    || js.max_objects_in_set < 1 || js.max_size_request < 1
 	    || js.max_size_upload < 1 || js.max_concurrent_requests < 1) {
@@ -138,8 +138,8 @@ on_event(const struct jmap_sse_event *ev, void *arg)
 	int rv;
 
 	/* type and id are C strings: a NUL in the field cuts them */
-	if (ev->type == NULL || ev->id == NULL
-	    || ev->data == NULL || ev->data[ev->data_len] != '\0'
+	if (ev->type == NULL || ev->id == NULL || ev->data == NULL
+	    || ev->data[ev->data_len] != '\0'
 	    || ev->data_len >= JMAP_SSE_MAX_EVENT) {
 		abort();
 	}
@@ -214,8 +214,9 @@ fuzz_sse(const char *s, size_t n, unsigned seed)
 static void
 fuzz_response(const char *s, size_t n)
 {
-	static const char *const ask[][2] = { { "a", "Email/get" },
-		{ "s", "Email/set" }, { "0", "Mailbox/get" }, { "", "error" } };
+	static const char *const ask[][2]
+	    = { { "a", "Email/get" }, { "s", "Email/set" },
+		      { "0", "Mailbox/get" }, { "", "error" } };
 	struct jmap_err e;
 	json_t *root, *arr, *args;
 	char type[16];
@@ -227,12 +228,12 @@ fuzz_response(const char *s, size_t n)
 		return;
 	}
 	arr = json_is_object(root) ? json_object_get(root, "methodResponses")
-				   : root;
+	                           : root;
 	for (i = 0; i < ARRAY_LEN(ask); i++) {
 		memset(&e, 0, sizeof(e));
 		args = (json_t *)1;
-		rv = jmap_response(arr, ask[i][0], ask[i][1], &args, type,
-		    sizeof(type), &e);
+		rv = jmap_response(
+		    arr, ask[i][0], ask[i][1], &args, type, sizeof(type), &e);
 		if (rv == 0) {
 			if (!json_is_object(args) || e.status != 0) {
 				abort();

@@ -38,15 +38,21 @@
 #define MAX_REQS 32
 
 /* What the server does for the API, upload, download and event source. */
-enum api_mode { API_OK, API_PROBLEM, API_NOT_JSON, API_503, API_HUGE_LEN,
-	API_HUGE_STREAM };
+enum api_mode {
+	API_OK,
+	API_PROBLEM,
+	API_NOT_JSON,
+	API_503,
+	API_HUGE_LEN,
+	API_HUGE_STREAM
+};
 enum dl_mode { DL_CHUNKS, DL_CHUNKS_LEN, DL_404 };
 enum es_mode { ES_204, ES_HTML, ES_STREAM_CLOSE, ES_STREAM_HOLD };
 
 struct req {
-	char line[256];	    /* "GET /jmap HTTP/1.1" */
-	char auth[128];	    /* the Authorization value */
-	char ctype[128];    /* the Content-Type value */
+	char line[256]; /* "GET /jmap HTTP/1.1" */
+	char auth[128]; /* the Authorization value */
+	char ctype[128]; /* the Content-Type value */
 	char accept[128];
 	char body[2048];
 	size_t body_len;
@@ -115,8 +121,9 @@ reply(int fd, const char *status, const char *headers, const char *body)
 {
 	char head[1024];
 
-	snprintf(head, sizeof(head), "HTTP/1.1 %s\r\nContent-Length: %zu\r\n%s\r\n",
-	    status, strlen(body), headers);
+	snprintf(head, sizeof(head),
+	    "HTTP/1.1 %s\r\nContent-Length: %zu\r\n%s\r\n", status,
+	    strlen(body), headers);
 	return (send_all(fd, head, strlen(head))
 	    && send_all(fd, body, strlen(body)));
 }
@@ -171,7 +178,8 @@ read_request(int fd, struct req *r)
 	want = (size_t)strtoul(cl, NULL, 10);
 	for (got = 0; got < want; got += (size_t)k) {
 		char tmp[4096];
-		size_t take = want - got < sizeof(tmp) ? want - got : sizeof(tmp);
+		size_t take
+		    = want - got < sizeof(tmp) ? want - got : sizeof(tmp);
 
 		k = read(fd, tmp, take);
 		if (k <= 0) {
@@ -192,8 +200,7 @@ wait_close(int fd)
 	struct pollfd p = { fd, POLLIN, 0 };
 	char c[256];
 
-	while (poll(&p, 1, 5000) > 0 && read(fd, c, sizeof(c)) > 0) {
-	}
+	while (poll(&p, 1, 5000) > 0 && read(fd, c, sizeof(c)) > 0) { }
 }
 
 /* A body of `total` bytes, sent until the client stops taking it. */
@@ -226,7 +233,8 @@ serve_api(struct server *sv, int fd)
 {
 	switch (sv->api) {
 	case API_OK:
-		return (reply(fd, "200 OK", "Content-Type: application/json\r\n",
+		return (reply(fd, "200 OK",
+		    "Content-Type: application/json\r\n",
 		    "{\"methodResponses\":[[\"Mailbox/get\",{\"state\":\"27\","
 		    "\"list\":[]},\"m\"]],\"sessionState\":\"0\"}"));
 	case API_PROBLEM:
@@ -296,8 +304,8 @@ static bool
 serve_events(struct server *sv, int fd)
 {
 	static const char head[] = "HTTP/1.1 200 OK\r\n"
-				   "Content-Type: text/event-stream\r\n"
-				   "Cache-Control: no-cache\r\n\r\n";
+	                           "Content-Type: text/event-stream\r\n"
+	                           "Cache-Control: no-cache\r\n\r\n";
 
 	switch (sv->es) {
 	case ES_204:
@@ -355,16 +363,18 @@ serve_one(struct server *sv, int fd, int conn)
 		    "{\"accountId\":\"u1\",\"blobId\":\"G5173b\",\"size\":5,"
 		    "\"type\":\"message/rfc822\"}"));
 	}
-	if (strncmp(r->line, "GET /jmap/download/u1/B1/blob?accept="
-			     "application%2Foctet-stream ",
-		63)
+	if (strncmp(r->line,
+	        "GET /jmap/download/u1/B1/blob?accept="
+	        "application%2Foctet-stream ",
+	        63)
 	    == 0) {
 		return (serve_download(sv, fd));
 	}
 	/* RFC 6570 level 1 encodes everything but unreserved: '*' too */
-	if (strncmp(r->line, "GET /jmap/eventsource/?types=%2A&closeafter=no"
-			     "&ping=30 ",
-		55)
+	if (strncmp(r->line,
+	        "GET /jmap/eventsource/?types=%2A&closeafter=no"
+	        "&ping=30 ",
+	        55)
 	    == 0) {
 		return (serve_events(sv, fd));
 	}
@@ -491,9 +501,8 @@ test_session_and_call(void **state)
 	assert_int_equal(s->max_calls_in_request, 50);
 	calls = mailbox_get();
 	assert_int_equal(jmap_call(cl, calls, false, &resp, &e), 0);
-	assert_int_equal(jmap_response(resp, "m", "Mailbox/get", &args, NULL, 0,
-			     &e),
-	    0);
+	assert_int_equal(
+	    jmap_response(resp, "m", "Mailbox/get", &args, NULL, 0, &e), 0);
 	assert_string_equal(
 	    json_string_value(json_object_get(args, "state")), "27");
 	json_decref(resp);
@@ -561,8 +570,8 @@ test_auth_401(void **state)
 	assert_null(cl);
 	assert_int_equal(e.status, ERR_AUTH);
 	assert_int_equal(e.retry, RETRY_NEVER);
-	snprintf(want, sizeof(want), "HTTP 401 from http://127.0.0.1:%u/",
-	    sv.port);
+	snprintf(
+	    want, sizeof(want), "HTTP 401 from http://127.0.0.1:%u/", sv.port);
 	assert_non_null(strstr(e.text, want));
 	assert_null(strstr(e.text, "alicepw"));
 }
@@ -625,8 +634,7 @@ static const struct {
 	{ API_NOT_JSON, ERR_PROTO, RETRY_LATER, "answer from ",
 	    " is not JSON" },
 	{ API_503, ERR_IO, RETRY_LATER, "HTTP 503 from ", "" },
-	{ API_HUGE_LEN, ERR_TOOBIG, RETRY_LATER, "",
-	    ": answer larger than" },
+	{ API_HUGE_LEN, ERR_TOOBIG, RETRY_LATER, "", ": answer larger than" },
 	{ API_HUGE_STREAM, ERR_TOOBIG, RETRY_LATER, "",
 	    ": answer larger than" },
 };
@@ -670,7 +678,8 @@ test_api_errors(void **state)
 			assert_true(sv.huge_sent < (8u << 20));
 		}
 		if (api_errors[i].mode == API_HUGE_STREAM) {
-			assert_true(sv.huge_sent < JMAP_MAX_RESPONSE + (8u << 20));
+			assert_true(
+			    sv.huge_sent < JMAP_MAX_RESPONSE + (8u << 20));
 		}
 	}
 	json_decref(calls);
@@ -691,7 +700,8 @@ test_call_limits(void **state)
 	cl = open_client(&sv);
 	calls = json_array();
 	for (i = 0; i < 51; i++) {
-		json_array_append_new(calls, json_pack("[s,{},s]", "Core/echo", "e"));
+		json_array_append_new(
+		    calls, json_pack("[s,{},s]", "Core/echo", "e"));
 	}
 	assert_int_equal(jmap_call(cl, calls, false, &resp, &e), ERR_TOOBIG);
 	json_decref(calls);
@@ -762,12 +772,13 @@ test_download(void **state)
 		/* exactly at the max */
 		memset(&k, 0, sizeof(k));
 		assert_int_equal(
-		    jmap_download(cl, "B1", size, on_chunk, &k, &total, &e), 0);
+		    jmap_download(cl, "B1", size, on_chunk, &k, &total, &e),
+		    0);
 		assert_int_equal(total, size);
 		/* over the max: ERR_TOOBIG, never more than max delivered */
 		memset(&k, 0, sizeof(k));
 		assert_int_equal(jmap_download(cl, "B1", 2 * BLOB_PIECE + 1,
-				     on_chunk, &k, &total, &e),
+		                     on_chunk, &k, &total, &e),
 		    ERR_TOOBIG);
 		assert_int_equal(e.status, ERR_TOOBIG);
 		assert_int_equal(e.retry, RETRY_NEVER);
@@ -781,7 +792,8 @@ test_download(void **state)
 		memset(&k, 0, sizeof(k));
 		k.fail = ERR_DB;
 		assert_int_equal(
-		    jmap_download(cl, "B1", 0, on_chunk, &k, NULL, &e), ERR_DB);
+		    jmap_download(cl, "B1", 0, on_chunk, &k, NULL, &e),
+		    ERR_DB);
 		assert_int_equal(e.status, 0);
 		assert_int_equal(k.calls, 1);
 		jmap_client_free(&cl);
@@ -823,12 +835,12 @@ test_upload(void **state)
 	server_start(&sv);
 	cl = open_client(&sv);
 	assert_int_equal(jmap_upload(cl, "Subject: x\r\n\r\nhi\r\n", 18,
-			     "message/rfc822", &blob, &e),
+	                     "message/rfc822", &blob, &e),
 	    0);
 	assert_string_equal(blob, "G5173b");
 	free(blob);
-	assert_int_equal(jmap_upload(cl, "x", 1, "text/plain\r\nX-Evil: 1",
-			     &blob, &e),
+	assert_int_equal(
+	    jmap_upload(cl, "x", 1, "text/plain\r\nX-Evil: 1", &blob, &e),
 	    ERR_INVAL);
 	assert_null(blob);
 	jmap_client_free(&cl);
@@ -856,8 +868,8 @@ on_event(const struct jmap_sse_event *ev, void *arg)
 
 	x->n++;
 	assert_string_equal(ev->type, "state");
-	assert_int_equal(jmap_state_change_parse(ev->data, ev->data_len,
-			     x->account, &changed),
+	assert_int_equal(jmap_state_change_parse(
+	                     ev->data, ev->data_len, x->account, &changed),
 	    0);
 	x->changed = x->changed || changed;
 	return (0);
@@ -881,12 +893,12 @@ test_event_source_unsupported(void **state)
 		server_start(&sv);
 		cl = open_client(&sv);
 		assert_int_equal(jmap_sse_new(on_event, &x, &p), 0);
-		assert_int_equal(jmap_event_source(cl, 30, 5000, p, &e),
-		    ERR_UNSUPPORTED);
+		assert_int_equal(
+		    jmap_event_source(cl, 30, 5000, p, &e), ERR_UNSUPPORTED);
 		assert_int_equal(e.status, ERR_UNSUPPORTED);
-		assert_non_null(strstr(e.text, modes[i] == ES_204
-			? "204 No Content"
-			: "not an event stream"));
+		assert_non_null(strstr(e.text,
+		    modes[i] == ES_204 ? "204 No Content"
+		                       : "not an event stream"));
 		assert_int_equal(x.n, 0);
 		jmap_sse_free(&p);
 		jmap_client_free(&cl);

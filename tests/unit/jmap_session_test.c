@@ -22,44 +22,44 @@
 /* Cyrus 3.6.1's session for alice, fetched from
  * http://127.0.0.1:18080/.well-known/jmap (redirected to /jmap), as
  * /work/shared/labs/cyrus/README.md section 6 records it. */
-static const char cyrus_session[] =
-    "{\"username\":\"alice\",\"apiUrl\":\"/jmap/\","
-    "\"downloadUrl\":\"/jmap/download/{accountId}/{blobId}/{name}?accept="
-    "{type}\","
-    "\"uploadUrl\":\"/jmap/upload/{accountId}/\","
-    "\"eventSourceUrl\":\"/jmap/eventsource/?types={types}&closeafter="
-    "{closeafter}&ping={ping}\","
-    "\"state\":\"0\","
-    "\"capabilities\":{\"urn:ietf:params:jmap:core\":{"
-    "\"maxSizeUpload\":1073741824,\"maxConcurrentUpload\":5,"
-    "\"maxSizeRequest\":10485760,\"maxConcurrentRequests\":5,"
-    "\"maxCallsInRequest\":50,\"maxObjectsInGet\":4096,"
-    "\"maxObjectsInSet\":4096,\"collationAlgorithms\":[]},"
-    "\"urn:ietf:params:jmap:mail\":{},"
-    "\"urn:ietf:params:jmap:submission\":{},"
-    "\"urn:ietf:params:jmap:vacationresponse\":{},"
-    "\"urn:ietf:params:jmap:mdn\":{},"
-    "\"https://cyrusimap.org/ns/jmap/sieve\":{}},"
-    "\"accounts\":{\"alice\":{\"name\":\"alice\",\"isPrimary\":true,"
-    "\"isPersonal\":true,\"isReadOnly\":false,\"accountCapabilities\":{"
-    "\"urn:ietf:params:jmap:core\":{},"
-    "\"urn:ietf:params:jmap:mail\":{\"maxMailboxesPerEmail\":20,"
-    "\"maxKeywordsPerEmail\":100,\"maxSizeAttachmentsPerEmail\":10485760,"
-    "\"emailsListSortOptions\":[\"receivedAt\",\"sentAt\",\"from\",\"id\","
-    "\"emailstate\",\"size\",\"subject\",\"to\",\"hasKeyword\","
-    "\"someInThreadHaveKeyword\"],\"mayCreateTopLevelMailbox\":true},"
-    "\"urn:ietf:params:jmap:submission\":{\"maxDelayedSend\":44236800,"
-    "\"submissionExtensions\":{\"size\":[\"52428800\"]}},"
-    "\"urn:ietf:params:jmap:mdn\":{},"
-    "\"https://cyrusimap.org/ns/jmap/sieve\":{},"
-    "\"urn:ietf:params:jmap:vacationresponse\":{}}}},"
-    "\"primaryAccounts\":{\"urn:ietf:params:jmap:mail\":\"alice\","
-    "\"urn:ietf:params:jmap:submission\":\"alice\","
-    "\"https://cyrusimap.org/ns/jmap/contacts\":\"alice\","
-    "\"https://cyrusimap.org/ns/jmap/calendars\":\"alice\","
-    "\"https://cyrusimap.org/ns/jmap/backup\":\"alice\","
-    "\"urn:ietf:params:jmap:vacationresponse\":\"alice\","
-    "\"https://cyrusimap.org/ns/jmap/sieve\":\"alice\"}}";
+static const char cyrus_session[]
+    = "{\"username\":\"alice\",\"apiUrl\":\"/jmap/\","
+      "\"downloadUrl\":\"/jmap/download/{accountId}/{blobId}/{name}?accept="
+      "{type}\","
+      "\"uploadUrl\":\"/jmap/upload/{accountId}/\","
+      "\"eventSourceUrl\":\"/jmap/eventsource/?types={types}&closeafter="
+      "{closeafter}&ping={ping}\","
+      "\"state\":\"0\","
+      "\"capabilities\":{\"urn:ietf:params:jmap:core\":{"
+      "\"maxSizeUpload\":1073741824,\"maxConcurrentUpload\":5,"
+      "\"maxSizeRequest\":10485760,\"maxConcurrentRequests\":5,"
+      "\"maxCallsInRequest\":50,\"maxObjectsInGet\":4096,"
+      "\"maxObjectsInSet\":4096,\"collationAlgorithms\":[]},"
+      "\"urn:ietf:params:jmap:mail\":{},"
+      "\"urn:ietf:params:jmap:submission\":{},"
+      "\"urn:ietf:params:jmap:vacationresponse\":{},"
+      "\"urn:ietf:params:jmap:mdn\":{},"
+      "\"https://cyrusimap.org/ns/jmap/sieve\":{}},"
+      "\"accounts\":{\"alice\":{\"name\":\"alice\",\"isPrimary\":true,"
+      "\"isPersonal\":true,\"isReadOnly\":false,\"accountCapabilities\":{"
+      "\"urn:ietf:params:jmap:core\":{},"
+      "\"urn:ietf:params:jmap:mail\":{\"maxMailboxesPerEmail\":20,"
+      "\"maxKeywordsPerEmail\":100,\"maxSizeAttachmentsPerEmail\":10485760,"
+      "\"emailsListSortOptions\":[\"receivedAt\",\"sentAt\",\"from\",\"id\","
+      "\"emailstate\",\"size\",\"subject\",\"to\",\"hasKeyword\","
+      "\"someInThreadHaveKeyword\"],\"mayCreateTopLevelMailbox\":true},"
+      "\"urn:ietf:params:jmap:submission\":{\"maxDelayedSend\":44236800,"
+      "\"submissionExtensions\":{\"size\":[\"52428800\"]}},"
+      "\"urn:ietf:params:jmap:mdn\":{},"
+      "\"https://cyrusimap.org/ns/jmap/sieve\":{},"
+      "\"urn:ietf:params:jmap:vacationresponse\":{}}}},"
+      "\"primaryAccounts\":{\"urn:ietf:params:jmap:mail\":\"alice\","
+      "\"urn:ietf:params:jmap:submission\":\"alice\","
+      "\"https://cyrusimap.org/ns/jmap/contacts\":\"alice\","
+      "\"https://cyrusimap.org/ns/jmap/calendars\":\"alice\","
+      "\"https://cyrusimap.org/ns/jmap/backup\":\"alice\","
+      "\"urn:ietf:params:jmap:vacationresponse\":\"alice\","
+      "\"https://cyrusimap.org/ns/jmap/sieve\":\"alice\"}}";
 
 static void
 test_cyrus_session(void **state)
@@ -69,9 +69,9 @@ test_cyrus_session(void **state)
 
 	(void)state;
 	memset(&e, 0, sizeof(e));
-	assert_int_equal(jmap_session_parse(cyrus_session,
-			     strlen(cyrus_session), "http://127.0.0.1:18080/jmap",
-			     &s, &e),
+	assert_int_equal(
+	    jmap_session_parse(cyrus_session, strlen(cyrus_session),
+	        "http://127.0.0.1:18080/jmap", &s, &e),
 	    0);
 	assert_int_equal(e.status, 0);
 	assert_string_equal(s.api_url, "http://127.0.0.1:18080/jmap/");
@@ -108,7 +108,8 @@ load_recorded(const char *name, size_t *len_r)
 	snprintf(path, sizeof(path), "tests/unit/data/jmap/%s", name);
 	f = fopen(path, "rb");
 	if (f == NULL) {
-		fail_msg("cannot open %s (run from the repository root)", path);
+		fail_msg(
+		    "cannot open %s (run from the repository root)", path);
 	}
 	text = malloc(1 << 20);
 	assert_non_null(text);
@@ -131,13 +132,14 @@ test_recorded_session(void **state)
 	(void)state;
 	text = load_recorded("session.json", &len);
 	memset(&e, 0, sizeof(e));
-	if (jmap_session_parse(text, len, "http://127.0.0.1:18080/jmap", &s, &e)
+	if (jmap_session_parse(
+	        text, len, "http://127.0.0.1:18080/jmap", &s, &e)
 	    != 0) {
 		fail_msg("session.json: %s", e.text);
 	}
 	assert_string_equal(s.api_url, "http://127.0.0.1:18080/jmap/");
-	assert_string_equal(s.upload_url,
-	    "http://127.0.0.1:18080/jmap/upload/{accountId}/");
+	assert_string_equal(
+	    s.upload_url, "http://127.0.0.1:18080/jmap/upload/{accountId}/");
 	assert_non_null(s.event_source_url);
 	assert_string_equal(s.account_id, "alice");
 	assert_string_equal(s.state, "0");
@@ -171,7 +173,7 @@ test_recorded_responses(void **state)
 		assert_non_null(root);
 		memset(&e, 0, sizeof(e));
 		if (jmap_response(json_object_get(root, "methodResponses"),
-			rec[i].cid, rec[i].name, &args, NULL, 0, &e)
+		        rec[i].cid, rec[i].name, &args, NULL, 0, &e)
 		    != 0) {
 			fail_msg("%s: %s", rec[i].file, e.text);
 		}
@@ -196,10 +198,11 @@ test_defaults(void **state)
 
 	(void)state;
 	assert_int_equal(jmap_session_parse(text, strlen(text),
-			     "https://h.example:8443/a/b/session", &s, &e),
+	                     "https://h.example:8443/a/b/session", &s, &e),
 	    0);
 	assert_string_equal(s.api_url, "https://other.example/api");
-	assert_string_equal(s.download_url, "https://h.example:8443/a/dl/{blobId}");
+	assert_string_equal(
+	    s.download_url, "https://h.example:8443/a/dl/{blobId}");
 	assert_string_equal(s.upload_url, "https://h.example:8443/a/b/up/");
 	assert_null(s.event_source_url);
 	assert_string_equal(s.account_id, "u1");
@@ -267,16 +270,16 @@ test_submission_not_for_account(void **state)
 	/* ... unless it is the primary account for submission, as a Cyrus
 	 * 3.6 that has not sent anything yet says */
 	assert_int_equal(jmap_session_parse(text_primary, strlen(text_primary),
-			     "http://h/", &s, &e),
+	                     "http://h/", &s, &e),
 	    0);
 	assert_true(s.submission);
 	jmap_session_release(&s);
 }
 
 #define GOOD_CAPS "\"capabilities\":{\"urn:ietf:params:jmap:mail\":{}}"
-#define GOOD_PRIMARY \
+#define GOOD_PRIMARY                                                          \
 	"\"primaryAccounts\":{\"urn:ietf:params:jmap:mail\":\"u\"}"
-#define GOOD_URLS \
+#define GOOD_URLS                                                             \
 	"\"apiUrl\":\"/a\",\"downloadUrl\":\"/d\",\"uploadUrl\":\"/u\""
 
 /* Sessions refused, and a word the error text must hold. */
@@ -291,8 +294,8 @@ static const struct {
 	{ "{" GOOD_PRIMARY "," GOOD_URLS "}", "no capabilities" },
 	{ "{\"capabilities\":[]," GOOD_PRIMARY "," GOOD_URLS "}",
 	    "no capabilities" },
-	{ "{\"capabilities\":{\"urn:ietf:params:jmap:core\":{}},"
-	  GOOD_PRIMARY "," GOOD_URLS "}",
+	{ "{\"capabilities\":{\"urn:ietf:params:jmap:core\":{}}," GOOD_PRIMARY
+	  "," GOOD_URLS "}",
 	    "lacks the mail capability" },
 	{ "{" GOOD_CAPS "," GOOD_URLS "}", "no primary mail account" },
 	{ "{" GOOD_CAPS ",\"primaryAccounts\":{\"urn:ietf:params:jmap:"
@@ -331,20 +334,20 @@ static const struct {
 	  "\"urn:ietf:params:jmap:core\":[]}," GOOD_PRIMARY "," GOOD_URLS "}",
 	    "is not an object" },
 	{ "{\"capabilities\":{\"urn:ietf:params:jmap:mail\":{},"
-	  "\"urn:ietf:params:jmap:core\":{\"maxCallsInRequest\":0}},"
-	  GOOD_PRIMARY "," GOOD_URLS "}",
+	  "\"urn:ietf:params:jmap:core\":{\"maxCallsInRequest\":0}}"
+	  "," GOOD_PRIMARY "," GOOD_URLS "}",
 	    "maxCallsInRequest is not a positive integer" },
 	{ "{\"capabilities\":{\"urn:ietf:params:jmap:mail\":{},"
-	  "\"urn:ietf:params:jmap:core\":{\"maxObjectsInGet\":-5}},"
-	  GOOD_PRIMARY "," GOOD_URLS "}",
+	  "\"urn:ietf:params:jmap:core\":{\"maxObjectsInGet\":-5}}"
+	  "," GOOD_PRIMARY "," GOOD_URLS "}",
 	    "maxObjectsInGet is not a positive integer" },
 	{ "{\"capabilities\":{\"urn:ietf:params:jmap:mail\":{},"
-	  "\"urn:ietf:params:jmap:core\":{\"maxSizeRequest\":\"10\"}},"
-	  GOOD_PRIMARY "," GOOD_URLS "}",
+	  "\"urn:ietf:params:jmap:core\":{\"maxSizeRequest\":\"10\"}}"
+	  "," GOOD_PRIMARY "," GOOD_URLS "}",
 	    "maxSizeRequest is not a positive integer" },
 	{ "{\"capabilities\":{\"urn:ietf:params:jmap:mail\":{},"
-	  "\"urn:ietf:params:jmap:core\":{\"maxSizeUpload\":2.5}},"
-	  GOOD_PRIMARY "," GOOD_URLS "}",
+	  "\"urn:ietf:params:jmap:core\":{\"maxSizeUpload\":2.5}}"
+	  "," GOOD_PRIMARY "," GOOD_URLS "}",
 	    "maxSizeUpload is not a positive integer" },
 	{ "{" GOOD_CAPS "," GOOD_PRIMARY "," GOOD_URLS ",\"state\":1}",
 	    "state is not a string" },
@@ -365,13 +368,13 @@ test_bad_sessions(void **state)
 		memset(&e, 0, sizeof(e));
 		memset(&s, 0x5a, sizeof(s));
 		rv = jmap_session_parse(bad_sessions[i].text,
-		    strlen(bad_sessions[i].text), "https://u:pw@h.example/jmap",
-		    &s, &e);
+		    strlen(bad_sessions[i].text),
+		    "https://u:pw@h.example/jmap", &s, &e);
 		if (rv != ERR_PROTO || e.status != ERR_PROTO
 		    || strstr(e.text, bad_sessions[i].why) == NULL
 		    || strstr(e.text, "https://h.example/jmap") == NULL) {
-			fail_msg("#%zu: rv %d, text \"%s\", want \"%s\"", i, rv,
-			    e.text, bad_sessions[i].why);
+			fail_msg("#%zu: rv %d, text \"%s\", want \"%s\"", i,
+			    rv, e.text, bad_sessions[i].why);
 		}
 		/* no credential of the URL in the text, nothing left held */
 		assert_null(strstr(e.text, "pw"));
@@ -451,7 +454,7 @@ test_resolve(void **state)
 	for (i = 0; i < ARRAY_LEN(resolve_cases); i++) {
 		out = NULL;
 		assert_int_equal(jmap_url_resolve(resolve_cases[i].base,
-				     resolve_cases[i].ref, &out),
+		                     resolve_cases[i].ref, &out),
 		    0);
 		if (strcmp(out, resolve_cases[i].want) != 0) {
 			fail_msg("\"%s\" against \"%s\": \"%s\", want \"%s\"",
@@ -462,7 +465,8 @@ test_resolve(void **state)
 	}
 	/* nothing absolute to resolve against */
 	out = (char *)"x";
-	assert_int_equal(jmap_url_resolve("/rel", "also/rel", &out), ERR_INVAL);
+	assert_int_equal(
+	    jmap_url_resolve("/rel", "also/rel", &out), ERR_INVAL);
 	assert_null(out);
 }
 
@@ -470,30 +474,30 @@ static void
 test_expand(void **state)
 {
 	const char *names[] = { "accountId", "blobId", "name", "type" };
-	const char *values[] = { "alice", "G5173b", "m 1.eml",
-		"message/rfc822" };
-	const char *unicode[] = { "\xc3\xa9t\xc3\xa9", "a~b_c-d.e", "",
-		"?&=#%{}" };
+	const char *values[]
+	    = { "alice", "G5173b", "m 1.eml", "message/rfc822" };
+	const char *unicode[]
+	    = { "\xc3\xa9t\xc3\xa9", "a~b_c-d.e", "", "?&=#%{}" };
 	char *out;
 
 	(void)state;
 	assert_int_equal(jmap_url_expand("http://h/jmap/download/{accountId}/"
-					 "{blobId}/{name}?accept={type}",
-			     names, values, 4, &out),
+	                                 "{blobId}/{name}?accept={type}",
+	                     names, values, 4, &out),
 	    0);
 	assert_string_equal(out,
 	    "http://h/jmap/download/alice/G5173b/m%201.eml?accept="
 	    "message%2Frfc822");
 	free(out);
-	assert_int_equal(
-	    jmap_url_expand("{accountId}|{blobId}|{name}|{type}", names,
-		unicode, 4, &out),
+	assert_int_equal(jmap_url_expand("{accountId}|{blobId}|{name}|{type}",
+	                     names, unicode, 4, &out),
 	    0);
-	assert_string_equal(out, "%C3%A9t%C3%A9|a~b_c-d.e||%3F%26%3D%23%25%7B%7D");
+	assert_string_equal(
+	    out, "%C3%A9t%C3%A9|a~b_c-d.e||%3F%26%3D%23%25%7B%7D");
 	free(out);
 	/* unknown names stay, no braces at all is a copy */
-	assert_int_equal(jmap_url_expand("/x/{other}/{blobId}/{}", names,
-			     values, 4, &out),
+	assert_int_equal(
+	    jmap_url_expand("/x/{other}/{blobId}/{}", names, values, 4, &out),
 	    0);
 	assert_string_equal(out, "/x/{other}/G5173b/{}");
 	free(out);
@@ -521,8 +525,8 @@ test_expand_toobig(void **state)
 	memset(big, '/', 64 * 1024 - 1);
 	big[64 * 1024 - 1] = '\0';
 	values[0] = big;
-	assert_int_equal(jmap_url_expand("{v}", names, values, 1, &out),
-	    ERR_TOOBIG);
+	assert_int_equal(
+	    jmap_url_expand("{v}", names, values, 1, &out), ERR_TOOBIG);
 	assert_null(out);
 	free(big);
 }
@@ -535,8 +539,8 @@ test_shown(void **state)
 	char out[JMAP_URL_SHOWN + 8], big[400];
 
 	(void)state;
-	jmap_url_shown("https://bob:secret@h.example:8443/jmap/?a=b", out,
-	    sizeof(out));
+	jmap_url_shown(
+	    "https://bob:secret@h.example:8443/jmap/?a=b", out, sizeof(out));
 	assert_string_equal(out, "https://h.example:8443/jmap/?a=b");
 	jmap_url_shown("http://tok@h/x", out, sizeof(out));
 	assert_string_equal(out, "http://h/x");
@@ -561,13 +565,13 @@ test_response_found(void **state)
 	(void)state;
 	/* EmailSubmission/set with onSuccessUpdateEmail answers "s" twice */
 	r = json_loads("[[\"Email/set\",{\"created\":{}},\"c\"],"
-		       "[\"EmailSubmission/set\",{\"n\":1},\"s\"],"
-		       "[\"Email/set\",{\"n\":2},\"s\"]]",
+	               "[\"EmailSubmission/set\",{\"n\":1},\"s\"],"
+	               "[\"Email/set\",{\"n\":2},\"s\"]]",
 	    0, NULL);
 	assert_non_null(r);
 	memset(&e, 0, sizeof(e));
 	assert_int_equal(jmap_response(r, "s", "EmailSubmission/set", &args,
-			     type, sizeof(type), &e),
+	                     type, sizeof(type), &e),
 	    0);
 	assert_int_equal(json_integer_value(json_object_get(args, "n")), 1);
 	assert_string_equal(type, "");
@@ -583,7 +587,8 @@ test_response_found(void **state)
 	assert_null(args);
 	assert_non_null(strstr(e.text, "answered by Email/set"));
 	assert_int_equal(
-	    jmap_response(r, "zz", "Email/get", &args, NULL, 0, &e), ERR_PROTO);
+	    jmap_response(r, "zz", "Email/get", &args, NULL, 0, &e),
+	    ERR_PROTO);
 	assert_non_null(strstr(e.text, "no answer to call \"zz\""));
 	json_decref(r);
 }
@@ -597,18 +602,18 @@ test_response_errors(void **state)
 
 	(void)state;
 	r = json_loads("[[\"error\",{\"type\":\"cannotCalculateChanges\","
-		       "\"description\":\"too old\"},\"c\"],"
-		       "[\"error\",{\"type\":\"stateMismatch\"},\"s\"],"
-		       "[\"error\",{\"type\":\"serverFail\",\"description\":"
-		       "\"Internal Error\"},\"q\"],"
-		       "[\"error\",{\"type\":\"invalidArguments\","
-		       "\"arguments\":[\"sinceState\"]},\"a\"],"
-		       "[\"error\",{\"description\":\"no type\"},\"t\"]]",
+	               "\"description\":\"too old\"},\"c\"],"
+	               "[\"error\",{\"type\":\"stateMismatch\"},\"s\"],"
+	               "[\"error\",{\"type\":\"serverFail\",\"description\":"
+	               "\"Internal Error\"},\"q\"],"
+	               "[\"error\",{\"type\":\"invalidArguments\","
+	               "\"arguments\":[\"sinceState\"]},\"a\"],"
+	               "[\"error\",{\"description\":\"no type\"},\"t\"]]",
 	    0, NULL);
 	assert_non_null(r);
 	memset(&e, 0, sizeof(e));
 	assert_int_equal(jmap_response(r, "c", "Email/changes", &args, type,
-			     sizeof(type), &e),
+	                     sizeof(type), &e),
 	    ERR_SERVER);
 	assert_null(args);
 	assert_string_equal(type, "cannotCalculateChanges");
@@ -617,17 +622,17 @@ test_response_errors(void **state)
 	assert_int_equal(e.status, ERR_SERVER);
 	assert_int_equal(e.retry, RETRY_NOW);
 	assert_int_equal(jmap_response(r, "s", "Email/set", &args, small,
-			     sizeof(small), &e),
+	                     sizeof(small), &e),
 	    ERR_SERVER);
 	assert_string_equal(small, "state"); /* cut to its buffer */
 	assert_string_equal(e.text, "Email/set: stateMismatch");
-	assert_int_equal(
-	    jmap_response(r, "q", "Email/query", &args, type, sizeof(type), &e),
+	assert_int_equal(jmap_response(r, "q", "Email/query", &args, type,
+	                     sizeof(type), &e),
 	    ERR_SERVER);
 	assert_string_equal(e.text, "Email/query: serverFail: Internal Error");
 	assert_int_equal(e.retry, RETRY_LATER);
-	assert_int_equal(
-	    jmap_response(r, "a", "Email/changes", &args, type, sizeof(type), &e),
+	assert_int_equal(jmap_response(r, "a", "Email/changes", &args, type,
+	                     sizeof(type), &e),
 	    ERR_SERVER);
 	assert_int_equal(e.retry, RETRY_NEVER);
 	assert_int_equal(
@@ -660,7 +665,7 @@ test_response_malformed(void **state)
 		assert_non_null(r);
 		memset(&e, 0, sizeof(e));
 		if (jmap_response(r, "g", "Email/get", &args, NULL, 0, &e)
-			!= ERR_PROTO
+		        != ERR_PROTO
 		    || args != NULL || e.status != ERR_PROTO) {
 			fail_msg("%s accepted", bad_responses[i]);
 		}

@@ -200,13 +200,15 @@ test_rules(void **state)
 		for (k = 0; k <= n; k++) {
 			memset(&s, 0, sizeof(s));
 			assert_int_equal(jmap_sse_new(on_event, &s, &p), 0);
-			assert_int_equal(jmap_sse_feed(p, rules[i].stream, k), 0);
+			assert_int_equal(
+			    jmap_sse_feed(p, rules[i].stream, k), 0);
 			assert_int_equal(
 			    jmap_sse_feed(p, rules[i].stream + k, n - k), 0);
 			if (strcmp(s.text, rules[i].events) != 0
 			    || jmap_sse_retry_ms(p) != rules[i].retry) {
-				fail_msg("rule #%zu split %zu: \"%s\" retry %u",
-				    i, k, s.text, jmap_sse_retry_ms(p));
+				fail_msg(
+				    "rule #%zu split %zu: \"%s\" retry %u", i,
+				    k, s.text, jmap_sse_retry_ms(p));
 			}
 			jmap_sse_free(&p);
 		}
@@ -270,7 +272,8 @@ test_line_bound(void **state)
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(jmap_sse_new(on_big, &s, &p), 0);
 	assert_int_equal(jmap_sse_feed(p, big, max / 2), 0);
-	assert_int_equal(jmap_sse_feed(p, big + max / 2, max + 2 - max / 2), 0);
+	assert_int_equal(
+	    jmap_sse_feed(p, big + max / 2, max + 2 - max / 2), 0);
 	assert_int_equal(s.events, 1);
 	jmap_sse_free(&p);
 
@@ -352,7 +355,8 @@ static const struct {
 	{ "{\"@type\":\"StateChange\",\"changed\":{\"u1\":{\"Email\":\"d3\","
 	  "\"Mailbox\":\"0a\"}}}",
 	    "u1", 0, true },
-	{ "{\"@type\":\"StateChange\",\"changed\":{\"u1\":{\"Mailbox\":\"0a\"}}}",
+	{ "{\"@type\":\"StateChange\",\"changed\":{\"u1\":{\"Mailbox\":\"0a\"}"
+	  "}}",
 	    "u1", 0, true },
 	{ "{\"@type\":\"StateChange\",\"changed\":{\"u1\":{\"EmailDelivery\":"
 	  "\"9\"}}}",
