@@ -13,6 +13,9 @@
  * Errors: every fallible call returns an enum err and fills struct
  * jmap_err with the retry advice and a human text that never holds a
  * credential.
+ *
+ * libcurl: main() calls curl_global_init() once before the first client
+ * (curl_easy_init would otherwise do it, which is not thread-safe).
  */
 #ifndef MAILSYNC_JMAP_H
 #define MAILSYNC_JMAP_H
