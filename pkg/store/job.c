@@ -148,9 +148,11 @@ static const char SQL_ACCOUNT_ID_BY_NAME[]
     = "SELECT id FROM accounts WHERE name = ?1";
 static const char SQL_ACCOUNT_EXISTS[]
     = "SELECT 1 FROM accounts WHERE id = ?1";
-/* An IMAP message (uid set) of the account: fetch_body's target. */
+/* A message the server has (an IMAP UID, or a JMAP Email id rather than
+ * a placeholder's 'local:N'): fetch_body's target. */
 static const char SQL_MESSAGE_OF_ACCOUNT[]
-    = "SELECT account_id FROM messages WHERE id = ?1 AND uid IS NOT NULL";
+    = "SELECT account_id FROM messages WHERE id = ?1 AND (uid IS NOT NULL"
+      " OR (remote_id IS NOT NULL AND remote_id NOT LIKE 'local:%'))";
 
 /* Runs a one-row lookup; ERR_NOTFOUND when there is no row. */
 static int
@@ -244,7 +246,8 @@ store_job_submit(struct store *st, const struct proto_job_submit *js,
 		}
 		if (rv == ERR_NOTFOUND) {
 			return (store_out_fail(out, rv,
-			    "account '%.*s' has no IMAP message with id %llu",
+			    "account '%.*s' has no message with id %llu on "
+			    "the server",
 			    STORE_PS(js->account),
 			    (unsigned long long)js->message_id));
 		}

@@ -201,6 +201,7 @@ sync_batcher_flush(struct sync_batcher *b)
 		arena_fix(b, &m->from_addr);
 		arena_fix(b, &m->to_addrs);
 		arena_fix(b, &m->cc_addrs);
+		arena_fix(b, &m->in_mailboxes);
 	}
 	for (i = 0; i < b->natt; i++) {
 		struct proto_attachment_row *a = &b->att[i];
@@ -211,6 +212,7 @@ sync_batcher_flush(struct sync_batcher *b)
 		arena_fix(b, &a->mime_type);
 		arena_fix(b, &a->disposition);
 		arena_fix(b, &a->content_id);
+		arena_fix(b, &a->remote_id);
 	}
 	for (i = 0; i < b->nchg; i++) {
 		arena_fix(b, &b->chg[i].error);
@@ -294,10 +296,11 @@ sync_batcher_add_message(struct sync_batcher *b,
 	struct proto_message_row r = *row;
 	const struct proto_str *src[] = { &row->mailbox, &row->keywords,
 		&row->remote_id, &row->message_id, &row->subject,
-		&row->from_addr, &row->to_addrs, &row->cc_addrs };
+		&row->from_addr, &row->to_addrs, &row->cc_addrs,
+		&row->in_mailboxes };
 	struct proto_str *dst[] = { &r.mailbox, &r.keywords, &r.remote_id,
 		&r.message_id, &r.subject, &r.from_addr, &r.to_addrs,
-		&r.cc_addrs };
+		&r.cc_addrs, &r.in_mailboxes };
 	size_t i;
 	int rv;
 
@@ -329,9 +332,9 @@ sync_batcher_add_attachment(struct sync_batcher *b,
 	struct proto_attachment_row r = *row;
 	const struct proto_str *src[] = { &row->mailbox, &row->part,
 		&row->filename, &row->mime_type, &row->disposition,
-		&row->content_id };
+		&row->content_id, &row->remote_id };
 	struct proto_str *dst[] = { &r.mailbox, &r.part, &r.filename,
-		&r.mime_type, &r.disposition, &r.content_id };
+		&r.mime_type, &r.disposition, &r.content_id, &r.remote_id };
 	size_t i, mark = b->arena.len;
 	int rv;
 

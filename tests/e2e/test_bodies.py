@@ -161,7 +161,7 @@ class BodiesTest(unittest.TestCase):
 
     def test_02_refused_requests(self):
         r = self.p.submit("fetch-body", "bodies", "999999", check=1)
-        self.assertIn("no IMAP message with id 999999", r.stderr)
+        self.assertIn("no message with id 999999", r.stderr)
         r = self.p.submit("fetch-body", "nobody", "1", check=1)
         r = self.p.submit("fetch-body", "bodies", "x", check=2)
 

@@ -271,7 +271,7 @@ test_body_jobs(void **state)
 	/* Not the account's, or not a message: refused. */
 	(void)fx_account(f, "b");
 	submit_body(f, "b", m1, ERR_NOTFOUND);
-	assert_non_null(strstr(f->out.reply.error.p, "no IMAP message"));
+	assert_non_null(strstr(f->out.reply.error.p, "no message with id"));
 	submit_body(f, "a", 0, ERR_NOTFOUND);
 	submit_body(f, "a", 12345, ERR_NOTFOUND);
 
