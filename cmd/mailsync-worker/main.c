@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "base/base.h"
 #include "ipc/ipc.h"
 #include "proto/proto.h"
@@ -193,6 +195,10 @@ main(int argc, char **argv)
 		usage();
 	}
 	log_init("mailsync-worker", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	/* libcurl (SMTP, JMAP): once, before any thread or handle */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fatalx("curl_global_init failed");
+	}
 	if (jobs_url == NULL) {
 		if (ipc_default_url(dir, IPC_JOBS, jobs_def,
 			sizeof(jobs_def)) != 0) {
