@@ -11,3 +11,4 @@ fi
 python3 bench/many_accounts.py "${BENCH_ACCOUNTS:-1000}"
 python3 bench/push_latency.py "${BENCH_PUSH_APPENDS:-40}" "${BENCH_PUSH_CONNECTIONS:-1000}"
 python3 bench/drain.py "${BENCH_DRAIN_MESSAGES:-200}"
+python3 bench/jmap_vs_imap.py "${BENCH_JMAP_MESSAGES:-10000}"
