@@ -1,6 +1,7 @@
 /*
- * client.c: the JMAP client's I/O through libcurl: the session GET, API
- * POSTs, blob upload and download, and the EventSource stream.
+ * client.c: the JMAP client's I/O through libcurl: the session GET and
+ * API POSTs, and the request machinery that transfer.c (blob upload and
+ * download, the EventSource stream) shares through client_int.h.
  *
  * One easy handle per client, reset before every request (curl keeps its
  * connection cache across a reset), so consecutive requests reuse the
@@ -29,7 +30,7 @@
 
 #include <curl/curl.h>
 
-#include "jmap/jmap_int.h"
+#include "jmap/client_int.h"
 
 #define CAP_CORE "urn:ietf:params:jmap:core"
 #define CAP_MAIL "urn:ietf:params:jmap:mail"
@@ -37,45 +38,6 @@
 
 /* Bytes of an error answer's body kept for its problem JSON. */
 #define JMAP_MAX_ERROR_BODY (16u * 1024)
-
-struct jmap_client {
-	CURL *h;
-	struct jmap_session s;
-	char *url; /* the session URL as configured */
-	char *username;
-	char *secret; /* wiped at free */
-	char *ca_pem;
-	bool bearer, plaintext;
-	long connect_timeout_ms;
-	long io_timeout_s;
-	char errbuf[CURL_ERROR_SIZE];
-};
-
-enum xfer_mode { XFER_JSON, XFER_STREAM, XFER_SSE };
-
-/* Why the write callback stopped a transfer. */
-enum xfer_stop {
-	STOP_NONE,
-	STOP_TOOBIG, /* over the limit */
-	STOP_FN, /* the caller's function (download, SSE) failed */
-	STOP_UNSUPPORTED, /* event stream answered with another type */
-	STOP_ERRBODY, /* an error answer's body is too long to keep */
-};
-
-struct xfer {
-	struct jmap_client *cl;
-	enum xfer_mode mode;
-	bool started; /* the first callback looked at status and type */
-	long code;
-	enum xfer_stop stop;
-	int fn_err;
-	struct buf body; /* XFER_JSON, or the error body of any mode */
-	uint64_t max; /* XFER_STREAM: 0 none */
-	uint64_t total; /* XFER_STREAM: bytes delivered */
-	jmap_chunk_fn fn;
-	void *arg;
-	struct jmap_sse *sse;
-};
 
 /* Helpers ---------------------------------------------------------------- */
 
@@ -216,8 +178,8 @@ http_failed(
 
 /* The write callback ------------------------------------------------------ */
 
-static bool
-is_event_stream(const char *ct)
+bool
+jmap_is_event_stream(const char *ct)
 {
 	return (ct != NULL && strncasecmp(ct, "text/event-stream", 17) == 0
 	    && (ct[17] == '\0' || ct[17] == ';' || ct[17] == ' '));
@@ -244,7 +206,7 @@ xfer_start(struct xfer *x, long code)
 	x->body.max = JMAP_MAX_RESPONSE;
 	if (x->mode == XFER_SSE) {
 		curl_easy_getinfo(x->cl->h, CURLINFO_CONTENT_TYPE, &ct);
-		if (!is_event_stream(ct)) {
+		if (!jmap_is_event_stream(ct)) {
 			x->stop = STOP_UNSUPPORTED;
 			return (false);
 		}
@@ -324,8 +286,8 @@ xfer_write(char *p, size_t size, size_t nmemb, void *arg)
  * Options every request has: URL, protocols, TLS, timeouts, auth, the
  * write callback. Strings are copied by curl.
  */
-static CURLcode
-setup(struct jmap_client *cl, const char *url, struct xfer *x)
+CURLcode
+jmap_http_setup(struct jmap_client *cl, const char *url, struct xfer *x)
 {
 	const char *protos = cl->plaintext ? "http,https" : "https";
 	CURLcode cc = CURLE_OK;
@@ -377,8 +339,8 @@ setup(struct jmap_client *cl, const char *url, struct xfer *x)
  * An XFER_STREAM/XFER_SSE function's error is returned as is, e left
  * untouched, so the caller can tell its own failure from the server's.
  */
-static int
-perform(struct jmap_client *cl, const char *url, struct xfer *x,
+int
+jmap_http_perform(struct jmap_client *cl, const char *url, struct xfer *x,
     struct jmap_err *e)
 {
 	char shown[JMAP_URL_SHOWN + 8];
@@ -445,8 +407,8 @@ parse_json(
 	return (ERR_OK);
 }
 
-static void
-xfer_init(struct xfer *x, struct jmap_client *cl, enum xfer_mode mode)
+void
+jmap_xfer_init(struct xfer *x, struct jmap_client *cl, enum xfer_mode mode)
 {
 	memset(x, 0, sizeof(*x));
 	x->cl = cl;
@@ -454,8 +416,8 @@ xfer_init(struct xfer *x, struct jmap_client *cl, enum xfer_mode mode)
 	buf_init(&x->body, JMAP_MAX_RESPONSE);
 }
 
-static int
-option_failed(CURLcode cc, struct jmap_err *e)
+int
+jmap_option_failed(CURLcode cc, struct jmap_err *e)
 {
 	return (jmap_err_set(e, cc == CURLE_OUT_OF_MEMORY ? ERR_NOMEM : ERR_IO,
 	    RETRY_LATER, "libcurl refused an option: %s",
@@ -485,14 +447,14 @@ fetch_session(struct jmap_client *cl, struct jmap_err *e)
 	size_t i;
 	int rv;
 
-	xfer_init(&x, cl, XFER_JSON);
+	jmap_xfer_init(&x, cl, XFER_JSON);
 	hdrs = curl_slist_append(NULL, "Accept: application/json");
 	if (hdrs == NULL) {
 		buf_release(&x.body);
 		return (
 		    jmap_err_set(e, ERR_NOMEM, RETRY_LATER, "out of memory"));
 	}
-	cc = setup(cl, cl->url, &x);
+	cc = jmap_http_setup(cl, cl->url, &x);
 	if (cc == CURLE_OK) {
 		cc = curl_easy_setopt(cl->h, CURLOPT_HTTPHEADER, hdrs);
 	}
@@ -509,8 +471,8 @@ fetch_session(struct jmap_client *cl, struct jmap_err *e)
 		cc = curl_easy_setopt(cl->h, CURLOPT_MAXFILESIZE_LARGE,
 		    (curl_off_t)JMAP_MAX_RESPONSE);
 	}
-	rv = cc != CURLE_OK ? option_failed(cc, e)
-	                    : perform(cl, cl->url, &x, e);
+	rv = cc != CURLE_OK ? jmap_option_failed(cc, e)
+	                    : jmap_http_perform(cl, cl->url, &x, e);
 	if (rv == 0) {
 		/* relative URLs resolve against where the session was found
 		 * (curl writes the credentials into it after a redirect) */
@@ -633,8 +595,8 @@ jmap_client_free(struct jmap_client **clp)
 
 /* POSTs body (len bytes) of content type ct to url; the JSON answer in
  * *root_r (caller decrefs). */
-static int
-post_json(struct jmap_client *cl, const char *url, const char *ct,
+int
+jmap_post_json(struct jmap_client *cl, const char *url, const char *ct,
     const char *body, size_t len, json_t **root_r, struct jmap_err *e)
 {
 	struct curl_slist *hdrs = NULL, *t;
@@ -645,7 +607,7 @@ post_json(struct jmap_client *cl, const char *url, const char *ct,
 
 	*root_r = NULL;
 	snprintf(ct_line, sizeof(ct_line), "Content-Type: %s", ct);
-	xfer_init(&x, cl, XFER_JSON);
+	jmap_xfer_init(&x, cl, XFER_JSON);
 	/* "Expect:" off: curl would wait a second for 100-continue */
 	t = curl_slist_append(NULL, ct_line);
 	hdrs = t;
@@ -658,7 +620,7 @@ post_json(struct jmap_client *cl, const char *url, const char *ct,
 		return (
 		    jmap_err_set(e, ERR_NOMEM, RETRY_LATER, "out of memory"));
 	}
-	cc = setup(cl, url, &x);
+	cc = jmap_http_setup(cl, url, &x);
 	if (cc == CURLE_OK) {
 		cc = curl_easy_setopt(cl->h, CURLOPT_HTTPHEADER, hdrs);
 	}
@@ -679,7 +641,7 @@ post_json(struct jmap_client *cl, const char *url, const char *ct,
 		cc = curl_easy_setopt(cl->h, CURLOPT_MAXFILESIZE_LARGE,
 		    (curl_off_t)JMAP_MAX_RESPONSE);
 	}
-	rv = cc != CURLE_OK ? option_failed(cc, e) : perform(cl, url, &x, e);
+	rv = cc != CURLE_OK ? jmap_option_failed(cc, e) : jmap_http_perform(cl, url, &x, e);
 	if (rv == 0) {
 		rv = parse_json(&x, url, root_r, e);
 	}
@@ -726,7 +688,7 @@ jmap_call(struct jmap_client *cl, json_t *calls, bool submission,
 		    "most",
 		    len, shown, (unsigned long long)cl->s.max_size_request);
 	} else {
-		rv = post_json(cl, cl->s.api_url, "application/json", body,
+		rv = jmap_post_json(cl, cl->s.api_url, "application/json", body,
 		    len, &root, e);
 	}
 	free(body);
@@ -742,169 +704,4 @@ jmap_call(struct jmap_client *cl, json_t *calls, bool submission,
 	*responses_r = json_incref(mr);
 	json_decref(root);
 	return (ERR_OK);
-}
-
-/* Blobs ------------------------------------------------------------------- */
-
-int
-jmap_upload(struct jmap_client *cl, const char *data, size_t len,
-    const char *type, char **blob_id_r, struct jmap_err *e)
-{
-	const char *names[] = { "accountId" };
-	const char *values[] = { cl->s.account_id };
-	char shown[JMAP_URL_SHOWN + 8];
-	const char *blob;
-	json_t *root = NULL;
-	char *url = NULL;
-	int rv;
-
-	*blob_id_r = NULL;
-	memset(e, 0, sizeof(*e));
-	if (type == NULL || type[0] == '\0' || strlen(type) > 200
-	    || strpbrk(type, "\r\n") != NULL) {
-		return (jmap_err_set(e, ERR_INVAL, RETRY_NEVER,
-		    "JMAP upload: bad content type"));
-	}
-	if (len > cl->s.max_size_upload) {
-		return (jmap_err_set(e, ERR_TOOBIG, RETRY_NEVER,
-		    "JMAP upload of %zu bytes, the server takes %llu at most",
-		    len, (unsigned long long)cl->s.max_size_upload));
-	}
-	rv = jmap_url_expand(cl->s.upload_url, names, values, 1, &url);
-	if (rv != 0) {
-		return (jmap_err_set(e, rv == ERR_NOMEM ? rv : ERR_PROTO,
-		    RETRY_LATER, "JMAP: uploadUrl cannot be expanded: %s",
-		    err_str(rv)));
-	}
-	rv = post_json(cl, url, type, data, len, &root, e);
-	if (rv == 0) {
-		blob = json_string_value(json_object_get(root, "blobId"));
-		if (blob == NULL || blob[0] == '\0') {
-			jmap_url_shown(url, shown, sizeof(shown));
-			rv = jmap_err_set(e, ERR_PROTO, RETRY_LATER,
-			    "upload answer from %s has no blobId", shown);
-		} else if ((*blob_id_r = xstrdup(blob)) == NULL) {
-			rv = jmap_err_set(
-			    e, ERR_NOMEM, RETRY_LATER, "out of memory");
-		}
-	}
-	json_decref(root);
-	free(url);
-	return (rv);
-}
-
-int
-jmap_download(struct jmap_client *cl, const char *blob_id, uint64_t max,
-    jmap_chunk_fn fn, void *arg, uint64_t *total_r, struct jmap_err *e)
-{
-	/* The type and name only shape the server's Content-Type and
-	 * Content-Disposition: the bytes are the same. */
-	const char *names[] = { "accountId", "blobId", "name", "type" };
-	const char *values[] = { cl->s.account_id, blob_id, "blob",
-		"application/octet-stream" };
-	struct xfer x;
-	char *url = NULL;
-	CURLcode cc;
-	int rv;
-
-	if (total_r != NULL) {
-		*total_r = 0;
-	}
-	memset(e, 0, sizeof(*e));
-	rv = jmap_url_expand(cl->s.download_url, names, values, 4, &url);
-	if (rv != 0) {
-		return (jmap_err_set(e, rv == ERR_NOMEM ? rv : ERR_PROTO,
-		    RETRY_LATER, "JMAP: downloadUrl cannot be expanded: %s",
-		    err_str(rv)));
-	}
-	xfer_init(&x, cl, XFER_STREAM);
-	x.max = max;
-	x.fn = fn;
-	x.arg = arg;
-	cc = setup(cl, url, &x);
-	rv = cc != CURLE_OK ? option_failed(cc, e) : perform(cl, url, &x, e);
-	if (total_r != NULL) {
-		*total_r = x.total;
-	}
-	buf_release(&x.body);
-	free(url);
-	return (rv);
-}
-
-/* EventSource ------------------------------------------------------------- */
-
-int
-jmap_event_source(struct jmap_client *cl, int ping_s, int timeout_ms,
-    struct jmap_sse *p, struct jmap_err *e)
-{
-	const char *names[] = { "types", "closeafter", "ping" };
-	char ping[16], shown[JMAP_URL_SHOWN + 8];
-	const char *values[] = { "*", "no", ping };
-	struct curl_slist *hdrs = NULL, *t;
-	struct xfer x;
-	char *url = NULL;
-	int64_t start;
-	CURLcode cc;
-	int rv;
-
-	memset(e, 0, sizeof(*e));
-	if (cl->s.event_source_url == NULL) {
-		return (jmap_err_set(e, ERR_UNSUPPORTED, RETRY_NEVER,
-		    "JMAP: the session offers no eventSourceUrl"));
-	}
-	snprintf(ping, sizeof(ping), "%d", ping_s > 0 ? ping_s : 0);
-	rv = jmap_url_expand(cl->s.event_source_url, names, values, 3, &url);
-	if (rv != 0) {
-		return (jmap_err_set(e, rv == ERR_NOMEM ? rv : ERR_PROTO,
-		    RETRY_LATER, "JMAP: eventSourceUrl cannot be expanded: %s",
-		    err_str(rv)));
-	}
-	jmap_url_shown(url, shown, sizeof(shown));
-	xfer_init(&x, cl, XFER_SSE);
-	x.sse = p;
-	t = curl_slist_append(NULL, "Accept: text/event-stream");
-	hdrs = t;
-	t = t == NULL ? NULL
-	              : curl_slist_append(hdrs, "Cache-Control: no-cache");
-	cc = t == NULL ? CURLE_OUT_OF_MEMORY : setup(cl, url, &x);
-	if (cc == CURLE_OK) {
-		cc = curl_easy_setopt(cl->h, CURLOPT_HTTPHEADER, hdrs);
-	}
-	/* Silence is normal without pings; with them, a ping missed by
-	 * more than the I/O timeout means the stream is dead. */
-	if (cc == CURLE_OK) {
-		cc = curl_easy_setopt(cl->h, CURLOPT_LOW_SPEED_TIME,
-		    ping_s > 0 ? (long)ping_s + cl->io_timeout_s : 0L);
-	}
-	if (cc == CURLE_OK && timeout_ms > 0) {
-		cc = curl_easy_setopt(
-		    cl->h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	}
-	start = clock_mono_ms();
-	rv = cc != CURLE_OK ? option_failed(cc, e) : perform(cl, url, &x, e);
-	if (rv == ERR_TIMEOUT && timeout_ms > 0
-	    && clock_mono_ms() - start >= timeout_ms) {
-		rv = ERR_OK; /* our own deadline, not a stalled server */
-		memset(e, 0, sizeof(*e));
-	} else if (rv == 0 && x.code == 204) {
-		rv = jmap_err_set(e, ERR_UNSUPPORTED, RETRY_NEVER,
-		    "%s: 204 No Content (no push from this server)", shown);
-	} else if (rv == 0 && !x.started) {
-		/* 200 without a byte: no callback saw the type */
-		char *ct = NULL;
-
-		curl_easy_getinfo(cl->h, CURLINFO_CONTENT_TYPE, &ct);
-		if (!is_event_stream(ct)) {
-			rv = jmap_err_set(e, ERR_UNSUPPORTED, RETRY_NEVER,
-			    "%s: not an event stream", shown);
-		}
-	} else if (rv != 0 && e->status == rv
-	    && (x.code == 404 || x.code == 405 || x.code == 501)) {
-		rv = jmap_err_set(e, ERR_UNSUPPORTED, RETRY_NEVER,
-		    "%s: HTTP %ld (no push from this server)", shown, x.code);
-	}
-	curl_slist_free_all(hdrs);
-	buf_release(&x.body);
-	free(url);
-	return (rv);
 }
