@@ -51,15 +51,15 @@ struct xfer {
 
 /* Options every request has (URL, protocols, TLS, timeouts, auth, the
  * write callback of x); strings are copied by curl. */
-CURLcode jmap_http_setup(struct jmap_client *cl, const char *url,
-    struct xfer *x);
+CURLcode jmap_http_setup(
+    struct jmap_client *cl, const char *url, struct xfer *x);
 /* Runs the request set up; maps curl, HTTP and callback failures into e
  * (a failure of the caller's function is returned with e untouched). */
 int jmap_http_perform(struct jmap_client *cl, const char *url, struct xfer *x,
     struct jmap_err *e);
 /* A transfer of mode for cl; x->body is released by the caller. */
-void jmap_xfer_init(struct xfer *x, struct jmap_client *cl,
-    enum xfer_mode mode);
+void jmap_xfer_init(
+    struct xfer *x, struct jmap_client *cl, enum xfer_mode mode);
 /* e for an option libcurl refused. */
 int jmap_option_failed(CURLcode cc, struct jmap_err *e);
 /* POSTs body (len bytes) of content type ct to url; the JSON answer in

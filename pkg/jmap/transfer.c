@@ -86,7 +86,8 @@ jmap_download(struct jmap_client *cl, const char *blob_id, uint64_t max,
 	x.fn = fn;
 	x.arg = arg;
 	cc = jmap_http_setup(cl, url, &x);
-	rv = cc != CURLE_OK ? jmap_option_failed(cc, e) : jmap_http_perform(cl, url, &x, e);
+	rv = cc != CURLE_OK ? jmap_option_failed(cc, e)
+	                    : jmap_http_perform(cl, url, &x, e);
 	if (total_r != NULL) {
 		*total_r = x.total;
 	}
@@ -145,7 +146,8 @@ jmap_event_source(struct jmap_client *cl, int ping_s, int timeout_ms,
 		    cl->h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	}
 	start = clock_mono_ms();
-	rv = cc != CURLE_OK ? jmap_option_failed(cc, e) : jmap_http_perform(cl, url, &x, e);
+	rv = cc != CURLE_OK ? jmap_option_failed(cc, e)
+	                    : jmap_http_perform(cl, url, &x, e);
 	if (rv == ERR_TIMEOUT && timeout_ms > 0
 	    && clock_mono_ms() - start >= timeout_ms) {
 		rv = ERR_OK; /* our own deadline, not a stalled server */
