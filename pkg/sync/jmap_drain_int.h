@@ -1,0 +1,148 @@
+/*
+ * jmap_drain_int.h: internals of the JMAP drain job shared by its files
+ * and its unit test (tests/unit/sync_jmap_drain_test.c), not by other
+ * modules.
+ *
+ *   jmap_drain_plan.c  pure: keyword paths, Email/set patches, rounds of
+ *                      changes to one Email, SetError outcomes, the
+ *                      submission envelope read from a message
+ *   jmap_drain.c       the job: Mailbox/get, batched Email/set updates,
+ *                      expunges (Email/get + guarded destroy), appends
+ *   jmap_drain_send.c  sends: upload, Email/import into Drafts and
+ *                      EmailSubmission/set in one request
+ */
+#ifndef MAILSYNC_SYNC_JMAP_DRAIN_INT_H
+#define MAILSYNC_SYNC_JMAP_DRAIN_INT_H
+
+#include "drain_int.h"
+#include "jmap_int.h"
+
+/* Longest JMAP keyword (RFC 8621 2.1: 1..255 characters). */
+#define JDRAIN_MAX_KEYWORD 255u
+/* Room for "keywords/" + an escaped keyword (each char may double). */
+#define JDRAIN_MAX_PATH (16u + 2u * JDRAIN_MAX_KEYWORD)
+
+/* Pure planning (jmap_drain_plan.c) ------------------------------------ */
+
+/*
+ * Writes the JMAP keyword of an IMAP keyword kw[0..len) into out (cap
+ * bytes, NUL-terminated): lower-cased (JMAP keywords are case-insensitive
+ * and Cyrus answers them in lower case). ERR_INVAL when kw is empty,
+ * longer than JDRAIN_MAX_KEYWORD or holds a character RFC 8621 forbids
+ * (outside %x21-7e, or one of ( ) { ] % * " \), ERR_TOOBIG when cap is
+ * too small.
+ */
+int jdrain_keyword(const char *kw, size_t len, char *out, size_t cap);
+
+/*
+ * Writes the patch path "keywords/<kw>" of an IMAP keyword kw[0..len)
+ * into out (cap bytes): jdrain_keyword() escaped as a JSON pointer
+ * ("~" -> "~0", "/" -> "~1"). Errors as jdrain_keyword().
+ */
+int jdrain_keyword_path(const char *kw, size_t len, char *out, size_t cap);
+
+/*
+ * Builds the Email/set patch of change c (flag, move, or delete to a
+ * mailbox) into *patch_r (a new object, caller json_decref()s):
+ *   flag: "keywords/<k>": true for flags_add and keywords_add, null for
+ *         flags_remove and keywords_remove (\Deleted has no keyword and
+ *         is left out; a keyword both added and removed is removed);
+ *   move, delete to a mailbox: "mailboxIds/<src_id>": null and
+ *         "mailboxIds/<dst_id>": true (src_id NULL: only the add);
+ *   delete --expunge of an Email also in other mailboxes: src_id only.
+ * ERR_INVAL for a bad keyword, ERR_NOTFOUND for a patch with nothing in
+ * it (a flag change of \Deleted only), ERR_NOMEM.
+ */
+int jdrain_patch(const struct proto_change *c, const char *src_id,
+    const char *dst_id, json_t **patch_r);
+
+/* The keywords object of Email/import ({"$seen": true, ...}) of flags
+ * (PROTO_FLAG_*) and list (space-separated), new reference in *obj_r.
+ * ERR_INVAL for a bad keyword, ERR_NOMEM. */
+int jdrain_keywords(uint32_t flags, struct proto_str list, json_t **obj_r);
+
+/*
+ * The round of each change: round[i] = how many of chg[0..i) carry the
+ * same Email id (remote_id). Changes of one round can share one
+ * Email/set call (an update map holds an id once); later rounds go in
+ * later calls, so the server applies them in order. chg borrowed.
+ * Returns the number of rounds (0 when n == 0), or 0 with *rv_r set on
+ * ERR_NOMEM.
+ */
+uint32_t jdrain_rounds(const struct proto_change *const *chg, size_t n,
+    uint32_t *round, int *rv_r);
+
+/* CHANGE_OUT_RETRY for the SetError and method error types of a passing
+ * condition (serverFail, serverUnavailable, serverPartialFail, rateLimit,
+ * stateMismatch, tooManyChanges), CHANGE_OUT_DEAD for every other type
+ * (notFound, invalidPatch, forbidden, overQuota, tooLarge, ...). */
+uint8_t jdrain_error_outcome(const char *type);
+
+/*
+ * Reads a SetError or method error object (borrowed; may be NULL) as
+ * "<what>: <type>: <description>" into text (cap bytes) and its type
+ * into type (tcap bytes; "unknown" when absent).
+ */
+void jdrain_error_text(json_t *err, const char *what, char *type, size_t tcap,
+    char *text, size_t cap);
+
+/*
+ * The submission envelope of the raw message msg[0..len): mailFrom from
+ * Sender or the first From, rcptTo from every To, Cc and Bcc address
+ * (repeats dropped, compared without case), as the JMAP Envelope object
+ * {"mailFrom": {"email": a}, "rcptTo": [{"email": b}, ...]} in *env_r
+ * (new reference); *from_r (malloc'd) gets the From address for the
+ * Identity choice (the first From; else the sender). ERR_NOTFOUND when
+ * there is no sender or no recipient, ERR_INVAL for an unreadable field,
+ * ERR_NOMEM. On error *env_r and *from_r are NULL.
+ */
+int jdrain_envelope(
+    const char *msg, size_t len, json_t **env_r, char **from_r);
+
+/* The job (jmap_drain.c, jmap_drain_send.c) ---------------------------- */
+
+struct jdrain {
+	const struct proto_job_run *job;
+	const struct sync_limits *lim;
+	struct sync_result *res;
+	struct jmap_client *cl;
+	const struct jmap_session *s;
+	struct sync_batcher *b;
+	struct sync_jmap_mailboxes mb;
+	bool *answered; /* per change: its result is queued */
+	size_t n;
+	int sink_rv; /* results could not be sent */
+	uint32_t counts[CHANGE_OUT_UNCERTAIN + 1];
+};
+
+/* Queues change i's result (error: text, sanitized here; mailbox and
+ * remote_id for done, NULL otherwise). A change answers once. */
+void jdrain_answer(struct jdrain *d, size_t i, uint8_t outcome,
+    const char *error, const char *mailbox, const char *remote_id);
+void jdrain_answer_err(struct jdrain *d, size_t i, uint8_t outcome,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Sends the queued results as one batch; the sink's error, res filled. */
+int jdrain_flush(struct jdrain *d);
+
+/* The mailbox id of a change's name (NULL when the server has none). */
+const char *jdrain_mailbox_id(const struct jdrain *d, struct proto_str name);
+
+/*
+ * Sends change i (kind send, step 0): upload, Email/import into Drafts,
+ * EmailSubmission/set moving it to Sent on success, in one request.
+ * Answers the change (uncertain when the request may have reached the
+ * server and no answer came back). Returns 0, or a job-level error with
+ * res filled (the connection is lost: the caller answers the rest).
+ */
+int jdrain_send(struct jdrain *d, size_t i, json_t *identities);
+
+/* Uploads data[0..len) (borrowed) as message/rfc822 for change i:
+ * *blob_r (malloc'd), or NULL with the change answered dead (the server
+ * refused this message), or a job-level error with res filled. */
+int jdrain_upload(
+    struct jdrain *d, size_t i, const char *data, size_t len, char **blob_r);
+
+/* Identity/get's list (new reference in *list_r), for jdrain_send. */
+int jdrain_identities(struct jdrain *d, json_t **list_r);
+
+#endif
