@@ -21,6 +21,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "base/base.h"
 #include "imap/imap.h"
 #include "ipc/ipc.h"
@@ -28,6 +30,8 @@
 #include "proto/proto.h"
 #include "sync/sync.h"
 #include "watch/watch.h"
+
+#include "jwatch.h"
 
 #define SEND_TIMEOUT_MS 1000
 #define RBUF 4096
@@ -58,6 +62,10 @@ struct entry {
 	struct imap_parser *parser;
 	struct watch_sm sm;
 	struct buf out;
+	/* JMAP accounts: the state poller instead of a connection */
+	bool jmap;
+	struct jwatch *jw;
+	int64_t next_poll; /* monotonic */
 };
 
 struct watcher {
@@ -67,6 +75,7 @@ struct watcher {
 	size_t n, cap;
 	struct sync_limits lim;
 	int64_t cycle_ms;
+	int64_t jmap_poll_ms;
 	uint64_t rng;
 	uint64_t changes;
 };
@@ -130,6 +139,7 @@ conn_close(struct watcher *w, struct entry *e)
 	imap_parser_free(&e->parser);
 	watch_sm_release(&e->sm);
 	buf_reset(&e->out);
+	jwatch_free(&e->jw);
 }
 
 static void
@@ -229,6 +239,66 @@ give_up(struct watcher *w, size_t i, const struct sync_result *res)
 	entry_remove(w, i);
 }
 
+/* A JMAP account: opens the session and starts polling its states. */
+static void
+jmap_open(struct watcher *w, size_t i)
+{
+	struct entry *e = w->v[i];
+	struct jwatch_conf c = { e->server, e->user, e->pass, e->ca_pem,
+		e->oauth2, e->plaintext };
+	struct sync_result res;
+	int rv;
+
+	memset(&res, 0, sizeof(res));
+	e->reconnect_at = 0;
+	rv = jwatch_open(&c, &w->lim, &e->jw, &res);
+	if (rv != 0) {
+		if (res.retry == RETRY_NEVER) {
+			give_up(w, i, &res);
+		} else {
+			conn_fail(w, e, rv, res.error);
+		}
+		return;
+	}
+	log_info("job=%llu account=%llu event=watching mode=jmap_poll "
+	         "poll_ms=%lld",
+	    (unsigned long long)e->job_id, (unsigned long long)e->account_id,
+	    (long long)w->jmap_poll_ms);
+	e->fails = 0;
+	e->next_poll = clock_mono_ms() + w->jmap_poll_ms;
+	if (e->had_conn || e->attempt > 1) {
+		send_event(w, e, true, "*");
+	}
+	e->had_conn = true;
+}
+
+/* One state poll of a JMAP account, when due. */
+static void
+jmap_tick(struct watcher *w, struct entry *e, int64_t now)
+{
+	struct sync_result res;
+	bool changed = false;
+	int rv;
+
+	if (e->jw == NULL || now < e->next_poll) {
+		return;
+	}
+	memset(&res, 0, sizeof(res));
+	rv = jwatch_poll(e->jw, &changed, &res);
+	e->next_poll = clock_mono_ms() + w->jmap_poll_ms;
+	if (rv != 0) {
+		conn_fail(w, e, rv, res.error);
+		return;
+	}
+	if (changed) {
+		w->changes++;
+		log_info("job=%llu account=%llu event=changed mailbox=\"*\"",
+		    (unsigned long long)e->job_id,
+		    (unsigned long long)e->account_id);
+		send_event(w, e, true, "*");
+	}
+}
+
 /* Connects, logs in, sets up NOTIFY or IDLE; joins the loop. */
 static void
 conn_open(struct watcher *w, size_t i)
@@ -246,6 +316,10 @@ conn_open(struct watcher *w, size_t i)
 	uint32_t caps;
 	int rv;
 
+	if (e->jmap) {
+		jmap_open(w, i);
+		return;
+	}
 	memset(&res, 0, sizeof(res));
 	e->reconnect_at = 0;
 	if (net_url_parse(e->server, &u, errbuf, sizeof(errbuf)) != 0) {
@@ -484,6 +558,7 @@ on_job(struct watcher *w, const struct proto_job_run *j)
 	e->starttls = j->starttls;
 	e->plaintext = j->plaintext;
 	e->oauth2 = proto_str_eq(j->auth, "oauth2");
+	e->jmap = proto_str_eq(j->protocol, "jmap");
 	if (e->server == NULL || e->user == NULL) {
 		fatalx("out of memory");
 	}
@@ -578,6 +653,7 @@ run_timers(struct watcher *w)
 				continue; /* given up: removed */
 			}
 		}
+		jmap_tick(w, e, now);
 		if (e->conn != NULL) {
 			rv = watch_sm_tick(&e->sm, now, &e->out);
 			if (rv == 0) {
@@ -594,6 +670,9 @@ run_timers(struct watcher *w)
 		if (e->conn == NULL && e->reconnect_at != 0
 		    && e->reconnect_at < t) {
 			t = e->reconnect_at;
+		}
+		if (e->jw != NULL && e->next_poll < t) {
+			t = e->next_poll;
 		}
 		if (t < next) {
 			next = t;
@@ -624,7 +703,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: mailsync-watch [--dir DIR] [--watch URL] [--results URL]\n"
 	    "                      [--events URL] [--poll SECONDS] "
-	    "[--io-timeout SECONDS] [--verbose]\n");
+	    "[--jmap-poll SECONDS]\n"
+	    "                      [--io-timeout SECONDS] [--verbose]\n");
 	exit(2);
 }
 
@@ -637,6 +717,7 @@ main(int argc, char **argv)
 		{ "results", required_argument, NULL, 'r' },
 		{ "events", required_argument, NULL, 'e' },
 		{ "poll", required_argument, NULL, 'p' },
+		{ "jmap-poll", required_argument, NULL, 'j' },
 		{ "io-timeout", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -660,6 +741,7 @@ main(int argc, char **argv)
 	w.lim.connect_timeout_ms = 10000;
 	w.lim.job_timeout_ms = 0;
 	w.cycle_ms = 60000;
+	w.jmap_poll_ms = 2000;
 	while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
@@ -682,6 +764,14 @@ main(int argc, char **argv)
 			}
 			w.cycle_ms = (int64_t)v * 1000;
 			break;
+		case 'j':
+			if (parse_u64(optarg, 3600, &v) != 0 || v == 0) {
+				fprintf(stderr, "mailsync-watch: --jmap-poll "
+						"must be 1..3600 seconds\n");
+				exit(2);
+			}
+			w.jmap_poll_ms = (int64_t)v * 1000;
+			break;
 		case 't':
 			if (parse_u64(optarg, 3600, &v) != 0 || v == 0) {
 				fprintf(stderr, "mailsync-watch: --io-timeout "
@@ -702,6 +792,10 @@ main(int argc, char **argv)
 		usage();
 	}
 	log_init("mailsync-watch", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	/* libcurl (SMTP, JMAP): once, before any thread or handle */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fatalx("curl_global_init failed");
+	}
 	for (i = 0; i < 3; i++) {
 		if (urls[i] == NULL) {
 			if (ipc_default_url(dir, eps[i], defs[i],

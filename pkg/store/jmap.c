@@ -43,15 +43,17 @@ static const char SQL_REHOME[]
     = "UPDATE messages SET mailbox_id = ?2 WHERE id = (SELECT m.id"
       " FROM messages m JOIN mailboxes x ON x.id = m.mailbox_id"
       " WHERE m.account_id = ?1 AND m.remote_id = ?3 AND m.mailbox_id <> ?2"
-      " AND (x.remote_id IS NULL OR " NOT_LISTED("x.remote_id") ")"
-      " ORDER BY m.id LIMIT 1)"
-      " AND NOT EXISTS (SELECT 1 FROM messages WHERE mailbox_id = ?2"
-      " AND remote_id = ?3)";
+      " AND (x.remote_id IS NULL OR " NOT_LISTED(
+          "x.remote_id") ")"
+                         " ORDER BY m.id LIMIT 1)"
+                         " AND NOT EXISTS (SELECT 1 FROM messages WHERE "
+                         "mailbox_id = ?2"
+                         " AND remote_id = ?3)";
 static const char SQL_PRUNE[]
     = "DELETE FROM messages WHERE account_id = ?1 AND remote_id = ?3"
       " AND mailbox_id <> ?2 AND mailbox_id IN (SELECT id FROM mailboxes"
-      " WHERE account_id = ?1 AND (remote_id IS NULL OR "
-      NOT_LISTED("remote_id") "))";
+      " WHERE account_id = ?1 AND (remote_id IS NULL OR " NOT_LISTED(
+          "remote_id") "))";
 static const char SQL_UPSERT[]
     = "INSERT INTO messages(account_id, mailbox_id, uid, remote_id,"
       " message_id, subject, from_addr, to_addrs, cc_addrs, date,"
@@ -101,9 +103,9 @@ store_row_is_jmap(uint32_t uid, struct proto_str remote_id)
 {
 	return (uid == 0 && remote_id.p != NULL && remote_id.len > 0
 	    && !(remote_id.len >= sizeof(STORE_PLACEHOLDER_PFX) - 1
-		&& memcmp(remote_id.p, STORE_PLACEHOLDER_PFX,
-		       sizeof(STORE_PLACEHOLDER_PFX) - 1)
-		    == 0));
+	        && memcmp(remote_id.p, STORE_PLACEHOLDER_PFX,
+	               sizeof(STORE_PLACEHOLDER_PFX) - 1)
+	            == 0));
 }
 
 int
@@ -159,8 +161,8 @@ store_done_states_check(const struct proto_done *d, char *why, size_t n)
 	int rv;
 
 	for (i = 0; i < d->nstates; i++) {
-		rv = store_check_text(d->states[i].resource, 1,
-		    STORE_MAX_RESOURCE, true, &w);
+		rv = store_check_text(
+		    d->states[i].resource, 1, STORE_MAX_RESOURCE, true, &w);
 		if (rv == 0) {
 			rv = store_check_text(
 			    d->states[i].state, 1, STORE_MAX_STATE, true, &w);
@@ -365,8 +367,7 @@ store_jmap_destroy(struct store *st, uint64_t account_id, uint64_t job_id,
 		while (p < end && *p == ' ') {
 			p++;
 		}
-		for (q = p; q < end && *q != ' '; q++) {
-		}
+		for (q = p; q < end && *q != ' '; q++) { }
 		if (q == p) {
 			break;
 		}

@@ -131,7 +131,8 @@ body_download(struct jmap_client *cl, struct sync_batcher *b,
 	s.id = id;
 	s.chunk = malloc(SYNC_BODY_CHUNK);
 	if (s.chunk == NULL) {
-		return (sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory"));
+		return (
+		    sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory"));
 	}
 	memset(&e, 0, sizeof(e));
 	rv = jmap_download(cl, blob, max, stream_fn, &s, NULL, &e);
@@ -142,23 +143,23 @@ body_download(struct jmap_client *cl, struct sync_batcher *b,
 		 * gone: the store drops what arrived (the error row) */
 		rv = send_error(b, mailbox, id, rv, size,
 		    rv == ERR_TOOBIG ? "body exceeds the size limit"
-				     : "message no longer exists on the "
-				       "server");
+		                     : "message no longer exists on the "
+		                       "server");
 	} else if (e.status != 0) {
 		sync_jmap_fail(res, &e);
 	}
 	free(s.chunk);
 	return (rv != 0 && res->status == 0
-		? sync_fail(res, rv, RETRY_LATER, "body: %s", err_str(rv))
-		: rv);
+	        ? sync_fail(res, rv, RETRY_LATER, "body: %s", err_str(rv))
+	        : rv);
 }
 
 /* Prefetch ------------------------------------------------------------- */
 
 int
-sync_jmap_prefetch_new(struct jmap_client *cl,
-    const struct proto_job_run *job, struct sync_batcher *b,
-    struct sync_result *res, struct sync_jmap_prefetch **pf_r)
+sync_jmap_prefetch_new(struct jmap_client *cl, const struct proto_job_run *job,
+    struct sync_batcher *b, struct sync_result *res,
+    struct sync_jmap_prefetch **pf_r)
 {
 	struct sync_jmap_prefetch *pf;
 	unsigned long days = 0;
@@ -170,7 +171,8 @@ sync_jmap_prefetch_new(struct jmap_client *cl,
 		return (ERR_OK);
 	}
 	if (!proto_str_eq(job->bodies, "all")) {
-		if (job->bodies.len <= 7 || job->bodies.len - 7 >= sizeof(digits)
+		if (job->bodies.len <= 7
+		    || job->bodies.len - 7 >= sizeof(digits)
 		    || memcmp(job->bodies.p, "recent:", 7) != 0) {
 			return (sync_fail(res, ERR_CONFIG, RETRY_NEVER,
 			    "body policy '%.*s' is not none, all or "
@@ -226,8 +228,8 @@ sync_jmap_prefetch_add(struct sync_jmap_prefetch *pf, json_t *e,
 	it->size = (uint64_t)json_integer_value(json_object_get(e, "size"));
 	pf->n++;
 	return (it->blob == NULL || it->mailbox == NULL || it->id == NULL
-		? ERR_NOMEM
-		: ERR_OK);
+	        ? ERR_NOMEM
+	        : ERR_OK);
 }
 
 static void
@@ -255,8 +257,8 @@ sync_jmap_prefetch_run(struct sync_jmap_prefetch *pf)
 	}
 	for (i = 0; i < pf->n && rv == 0; i++) {
 		it = &pf->v[i];
-		rv = body_download(pf->cl, pf->b, it->mailbox, it->id, it->blob,
-		    it->size, pf->job->max_body, pf->res);
+		rv = body_download(pf->cl, pf->b, it->mailbox, it->id,
+		    it->blob, it->size, pf->job->max_body, pf->res);
 	}
 	pf_clear(pf);
 	return (rv);
@@ -309,7 +311,8 @@ sync_jmap_fetch_body(const struct proto_job_run *job,
 	    "accountId", jmap_client_session(cl)->account_id, "ids", id,
 	    "properties", "id", "blobId", "size", "g");
 	memset(&e, 0, sizeof(e));
-	rv = calls == NULL ? ERR_NOMEM : jmap_call(cl, calls, false, &resp, &e);
+	rv = calls == NULL ? ERR_NOMEM
+	                   : jmap_call(cl, calls, false, &resp, &e);
 	if (rv == 0) {
 		rv = jmap_response(resp, "g", "Email/get", &args, NULL, 0, &e);
 	}

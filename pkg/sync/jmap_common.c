@@ -182,7 +182,8 @@ full_name(struct sync_jmap_mailboxes *m, size_t i, char **short_names,
 	}
 	out = malloc(len);
 	if (out == NULL) {
-		return (sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory"));
+		return (
+		    sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory"));
 	}
 	out[0] = '\0';
 	for (k = depth; k-- > 0;) {
@@ -220,7 +221,8 @@ sync_jmap_mailboxes_parse(
 		rv = sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory");
 		goto done;
 	}
-	json_array_foreach (list, i, o) {
+	json_array_foreach(list, i, o)
+	{
 		id = jstr(o, "id");
 		name = jstr(o, "name");
 		role = jstr(o, "role");
@@ -258,8 +260,8 @@ done:
 }
 
 int
-sync_jmap_get_mailboxes(struct jmap_client *cl,
-    struct sync_jmap_mailboxes *m, struct sync_result *res)
+sync_jmap_get_mailboxes(struct jmap_client *cl, struct sync_jmap_mailboxes *m,
+    struct sync_result *res)
 {
 	const struct jmap_session *s = jmap_client_session(cl);
 	json_t *calls, *resp = NULL, *args;
@@ -271,12 +273,14 @@ sync_jmap_get_mailboxes(struct jmap_client *cl,
 	    "accountId", s->account_id, "ids", "properties", "id", "name",
 	    "parentId", "role", "sortOrder", "m");
 	if (calls == NULL) {
-		return (sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory"));
+		return (
+		    sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory"));
 	}
 	rv = jmap_call(cl, calls, false, &resp, &e);
 	json_decref(calls);
 	if (rv == 0) {
-		rv = jmap_response(resp, "m", "Mailbox/get", &args, NULL, 0, &e);
+		rv = jmap_response(
+		    resp, "m", "Mailbox/get", &args, NULL, 0, &e);
 	}
 	if (rv != 0) {
 		json_decref(resp);

@@ -92,7 +92,8 @@ call(struct jsync *x, json_t *calls, json_t **resp_r)
 
 	*resp_r = NULL;
 	if (calls == NULL) {
-		return (sync_fail(x->res, ERR_NOMEM, RETRY_LATER, "out of memory"));
+		return (sync_fail(
+		    x->res, ERR_NOMEM, RETRY_LATER, "out of memory"));
 	}
 	memset(&e, 0, sizeof(e));
 	rv = jmap_call(x->cl, calls, false, resp_r, &e);
@@ -137,17 +138,17 @@ utc_date(const char *s)
 
 	if (s == NULL
 	    || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
-		   &sec, &n)
-		!= 6
+	           &sec, &n)
+	        != 6
 	    || mo < 1 || mo > 12 || d < 1 || d > 31) {
 		return (0);
 	}
 	p = s + n;
 	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++) {
-		}
+		for (p++; *p >= '0' && *p <= '9'; p++) { }
 	}
-	if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2) {
+	if ((*p == '+' || *p == '-')
+	    && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2) {
 		if (*p == '-') {
 			oh = -oh;
 			om = -om;
@@ -185,12 +186,15 @@ addresses(json_t *a, char **out_r)
 	if (l.v == NULL) {
 		return (ERR_NOMEM);
 	}
-	json_array_foreach (a, i, o) {
-		const char *name = json_string_value(json_object_get(o, "name"));
-		const char *email = json_string_value(json_object_get(o, "email"));
+	json_array_foreach(a, i, o)
+	{
+		const char *name
+		    = json_string_value(json_object_get(o, "name"));
+		const char *email
+		    = json_string_value(json_object_get(o, "email"));
 
-		l.v[l.n].name = name != NULL && name[0] != '\0' ? (char *)name
-							       : NULL;
+		l.v[l.n].name
+		    = name != NULL && name[0] != '\0' ? (char *)name : NULL;
 		l.v[l.n].addr = (char *)(email != NULL ? email : "");
 		l.n++;
 	}
@@ -213,7 +217,8 @@ keywords(json_t *kw, uint32_t *flags_r, char **other_r)
 	*flags_r = 0;
 	*other_r = NULL;
 	buf_init(&o, SYNC_MAX_FIELD);
-	json_object_foreach (kw, k, v) {
+	json_object_foreach(kw, k, v)
+	{
 		if (!json_is_true(v)) {
 			continue;
 		}
@@ -254,16 +259,18 @@ pstr(const char *s)
 
 /* Attachment rows of e for the row of (mailbox, id). */
 static int
-add_attachments(struct jsync *x, json_t *e, const char *mailbox,
-    const char *id)
+add_attachments(
+    struct jsync *x, json_t *e, const char *mailbox, const char *id)
 {
 	struct proto_attachment_row a;
 	json_t *list = json_object_get(e, "attachments"), *p;
 	size_t i;
 	int rv;
 
-	json_array_foreach (list, i, p) {
-		const char *part = json_string_value(json_object_get(p, "partId"));
+	json_array_foreach(list, i, p)
+	{
+		const char *part
+		    = json_string_value(json_object_get(p, "partId"));
 
 		if (part == NULL || i >= SYNC_MAX_ATTACHMENTS) {
 			continue;
@@ -272,12 +279,16 @@ add_attachments(struct jsync *x, json_t *e, const char *mailbox,
 		a.mailbox = pstr(mailbox);
 		a.remote_id = pstr(id);
 		a.part = pstr(part);
-		a.filename = pstr(json_string_value(json_object_get(p, "name")));
-		a.mime_type = pstr(json_string_value(json_object_get(p, "type")));
-		a.size = (uint64_t)json_integer_value(json_object_get(p, "size"));
+		a.filename
+		    = pstr(json_string_value(json_object_get(p, "name")));
+		a.mime_type
+		    = pstr(json_string_value(json_object_get(p, "type")));
+		a.size
+		    = (uint64_t)json_integer_value(json_object_get(p, "size"));
 		a.disposition = pstr(
 		    json_string_value(json_object_get(p, "disposition")));
-		a.content_id = pstr(json_string_value(json_object_get(p, "cid")));
+		a.content_id
+		    = pstr(json_string_value(json_object_get(p, "cid")));
 		rv = sync_batcher_add_attachment(x->b, &a);
 		if (rv != 0) {
 			return (rv);
@@ -319,8 +330,8 @@ erow_fill(struct erow *r, json_t *e)
 	r->m.size = (uint64_t)json_integer_value(json_object_get(e, "size"));
 	r->m.has_attachments
 	    = json_is_true(json_object_get(e, "hasAttachment"));
-	r->m.internal_date = utc_date(
-	    json_string_value(json_object_get(e, "receivedAt")));
+	r->m.internal_date
+	    = utc_date(json_string_value(json_object_get(e, "receivedAt")));
 	r->m.date = utc_date(json_string_value(json_object_get(e, "sentAt")));
 	rv = addresses(json_object_get(e, "from"), &r->from);
 	if (rv == 0) {
@@ -330,7 +341,8 @@ erow_fill(struct erow *r, json_t *e)
 		rv = addresses(json_object_get(e, "cc"), &r->cc);
 	}
 	if (rv == 0) {
-		rv = keywords(json_object_get(e, "keywords"), &r->m.flags, &r->kw);
+		rv = keywords(
+		    json_object_get(e, "keywords"), &r->m.flags, &r->kw);
 	}
 	if (rv == 0 && mid != NULL) {
 		size_t n = strlen(mid) + 3;
@@ -343,7 +355,8 @@ erow_fill(struct erow *r, json_t *e)
 	}
 	buf_init(&ids, SYNC_MAX_FIELD);
 	boxes = json_object_get(e, "mailboxIds");
-	json_object_foreach (boxes, k, v) {
+	json_object_foreach(boxes, k, v)
+	{
 		if (rv == 0 && json_is_true(v)) {
 			rv = ids.len > 0 ? buf_addstr(&ids, " ") : ERR_OK;
 			rv = rv != 0 ? rv : buf_addstr(&ids, k);
@@ -379,7 +392,8 @@ add_email(struct jsync *x, json_t *e)
 		    "Email/get: an Email without id or mailboxIds"));
 	}
 	rv = erow_fill(&r, e);
-	json_object_foreach (boxes, k, v) {
+	json_object_foreach(boxes, k, v)
+	{
 		if (rv != 0) {
 			break;
 		}
@@ -399,13 +413,13 @@ add_email(struct jsync *x, json_t *e)
 		}
 	}
 	if (rv == 0 && first != NULL && x->pf != NULL) {
-		rv = sync_jmap_prefetch_add(x->pf, e, first, r.m.internal_date);
+		rv = sync_jmap_prefetch_add(
+		    x->pf, e, first, r.m.internal_date);
 	}
 	erow_release(&r);
-	return (rv != 0 && x->res->status == 0
-		? sync_fail(x->res, rv, RETRY_LATER, "building rows: %s",
-		      err_str(rv))
-		: rv);
+	return (rv != 0 && x->res->status == 0 ? sync_fail(
+	            x->res, rv, RETRY_LATER, "building rows: %s", err_str(rv))
+	                                       : rv);
 }
 
 static int
@@ -419,7 +433,8 @@ add_emails(struct jsync *x, json_t *get_args)
 		return (sync_fail(x->res, ERR_PROTO, RETRY_LATER,
 		    "Email/get: answer without list"));
 	}
-	json_array_foreach (list, i, e) {
+	json_array_foreach(list, i, e)
+	{
 		rv = add_email(x, e);
 		if (rv != 0) {
 			return (rv);
@@ -442,7 +457,8 @@ add_mailboxes(struct jsync *x, bool reset)
 		r.delimiter = pstr(SYNC_JMAP_DELIM);
 		r.remote_id = pstr(x->mb.v[i].id);
 		r.reset = reset;
-		for (k = 0; x->mb.v[i].role != NULL && k < ARRAY_LEN(jsync_roles);
+		for (k = 0;
+		     x->mb.v[i].role != NULL && k < ARRAY_LEN(jsync_roles);
 		     k++) {
 			if (strcmp(x->mb.v[i].role, jsync_roles[k]) == 0) {
 				r.role = pstr(jsync_roles[k]);
@@ -470,7 +486,8 @@ add_destroyed(struct jsync *x, json_t *ids)
 		return (ERR_OK);
 	}
 	buf_init(&v, PROTO_MAX_STR);
-	json_array_foreach (ids, i, id) {
+	json_array_foreach(ids, i, id)
+	{
 		const char *s = json_string_value(id);
 
 		if (s == NULL || strchr(s, ' ') != NULL) {
@@ -508,8 +525,8 @@ begin(struct jsync *x, const char *since, json_t **resp_r)
 	if (calls != NULL && since == NULL) {
 		json_array_append_new(calls,
 		    json_pack("[s, {s:s, s:[], s:[s]}, s]", "Email/get",
-			"accountId", x->s->account_id, "ids", "properties", "id",
-			"s"));
+		        "accountId", x->s->account_id, "ids", "properties",
+		        "id", "s"));
 	}
 	return (call(x, calls, resp_r));
 }
@@ -528,18 +545,19 @@ list_all(struct jsync *x)
 		    "receivedAt", "isAscending", 1, "property", "id",
 		    "isAscending", 1);
 		q = json_pack("{s:s, s:o, s:I, s:b}", "accountId",
-		    x->s->account_id, "sort", sort, "limit", (json_int_t)x->page,
-		    "calculateTotal", 0);
+		    x->s->account_id, "sort", sort, "limit",
+		    (json_int_t)x->page, "calculateTotal", 0);
 		if (q != NULL && anchor != NULL) {
 			json_object_set_new(q, "anchor", json_string(anchor));
-			json_object_set_new(q, "anchorOffset", json_integer(1));
+			json_object_set_new(
+			    q, "anchorOffset", json_integer(1));
 		}
 		calls = json_pack("[[s, o, s], o]", "Email/query", q, "q",
 		    email_get_ref(x, "g", "q", "Email/query", "/ids"));
 		rv = call(x, calls, &resp);
 		if (rv == 0) {
-			rv = answer(x, resp, "q", "Email/query", &q,
-			    "anchorNotFound");
+			rv = answer(
+			    x, resp, "q", "Email/query", &q, "anchorNotFound");
 			if (rv == ERR_SERVER) {
 				/* the anchor was destroyed meanwhile: list
 				 * from the start again (upserts are
@@ -593,7 +611,8 @@ changes(struct jsync *x, const char *since, bool *reset_r)
 	while (rv == 0) {
 		calls = json_pack("[[s, {s:s, s:s, s:I}, s], o, o]",
 		    "Email/changes", "accountId", x->s->account_id,
-		    "sinceState", state, "maxChanges", (json_int_t)x->page, "c",
+		    "sinceState", state, "maxChanges", (json_int_t)x->page,
+		    "c",
 		    email_get_ref(x, "gc", "c", "Email/changes", "/created"),
 		    email_get_ref(x, "gu", "c", "Email/changes", "/updated"));
 		rv = call(x, calls, &resp);
@@ -630,7 +649,8 @@ changes(struct jsync *x, const char *since, bool *reset_r)
 			const char *ns = json_string_value(
 			    json_object_get(c, "newState"));
 
-			more = json_is_true(json_object_get(c, "hasMoreChanges"));
+			more = json_is_true(
+			    json_object_get(c, "hasMoreChanges"));
 			if (ns == NULL) {
 				rv = sync_fail(x->res, ERR_PROTO, RETRY_LATER,
 				    "Email/changes: answer without newState");
@@ -652,8 +672,8 @@ changes(struct jsync *x, const char *since, bool *reset_r)
 	}
 	free(state);
 	return (rv != 0 && x->res->status == 0
-		? sync_fail(x->res, rv, RETRY_LATER, "%s", err_str(rv))
-		: rv);
+	        ? sync_fail(x->res, rv, RETRY_LATER, "%s", err_str(rv))
+	        : rv);
 }
 
 /* done: the mailbox names and the two state strings. */
@@ -666,7 +686,8 @@ finish(struct jsync *x)
 	res->mailboxes = calloc(x->mb.n + 1, sizeof(*res->mailboxes));
 	res->states = calloc(2, sizeof(*res->states));
 	if (res->mailboxes == NULL || res->states == NULL) {
-		return (sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory"));
+		return (
+		    sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory"));
 	}
 	for (i = 0; i < x->mb.n; i++) {
 		res->mailboxes[i] = pstr(xstrdup(x->mb.v[i].name));
@@ -728,7 +749,7 @@ jsync_body(struct jsync *x)
 		}
 		if (rv == 0 && reset) {
 			log_info("job=%llu event=jmap_resync "
-				 "why=cannotCalculateChanges",
+			         "why=cannotCalculateChanges",
 			    (unsigned long long)x->job->job_id);
 			json_decref(resp);
 			resp = NULL;
@@ -746,8 +767,9 @@ jsync_body(struct jsync *x)
 		if (rv == 0) {
 			rv = answer(x, resp, "s", "Email/get", &args, NULL);
 		}
-		st = rv == 0 ? json_string_value(json_object_get(args, "state"))
-			     : NULL;
+		st = rv == 0
+		    ? json_string_value(json_object_get(args, "state"))
+		    : NULL;
 		if (rv == 0 && st == NULL) {
 			rv = sync_fail(x->res, ERR_PROTO, RETRY_LATER,
 			    "Email/get: answer without state");
@@ -769,8 +791,8 @@ jsync_body(struct jsync *x)
 		rv = finish(x);
 	}
 	return (rv != 0 && x->res->status == 0
-		? sync_fail(x->res, rv, RETRY_LATER, "%s", err_str(rv))
-		: rv);
+	        ? sync_fail(x->res, rv, RETRY_LATER, "%s", err_str(rv))
+	        : rv);
 }
 
 int
@@ -790,7 +812,7 @@ sync_jmap_run(const struct proto_job_run *job, const struct sync_limits *l,
 	}
 	x.s = jmap_client_session(x.cl);
 	x.page = x.s->max_objects_in_get < JSYNC_PAGE ? x.s->max_objects_in_get
-						      : JSYNC_PAGE;
+	                                              : JSYNC_PAGE;
 	if (x.page == 0) {
 		x.page = 1;
 	}

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "drain_int.h"
+#include "jmap_int.h"
 
 void
 sync_limits_default(struct sync_limits *l)
@@ -80,6 +81,16 @@ sync_run(const struct proto_job_run *job, const struct sync_limits *l,
 			return (sync_imap_drain(job, l, sink, res));
 		default:
 			return (sync_imap_run(job, l, sink, res));
+		}
+	}
+	if (proto_str_eq(job->protocol, "jmap")) {
+		switch (job->kind) {
+		case JOB_KIND_FETCH_BODY:
+			return (sync_jmap_fetch_body(job, l, sink, res));
+		case JOB_KIND_DRAIN:
+			return (sync_jmap_drain(job, l, sink, res));
+		default:
+			return (sync_jmap_run(job, l, sink, res));
 		}
 	}
 	return (sync_fail(res, ERR_CONFIG, RETRY_NEVER,

@@ -15,10 +15,14 @@
 #include "store_fixture.h"
 
 static struct proto_mailbox_row mbx[2] = {
-	{ .name = { "Inbox", 5 }, .delimiter = { "/", 1 },
-	    .role = { "inbox", 5 }, .remote_id = { "mI", 2 } },
-	{ .name = { "Archive", 7 }, .delimiter = { "/", 1 },
-	    .role = { "archive", 7 }, .remote_id = { "mA", 2 } },
+	{ .name = { "Inbox", 5 },
+	    .delimiter = { "/", 1 },
+	    .role = { "inbox", 5 },
+	    .remote_id = { "mI", 2 } },
+	{ .name = { "Archive", 7 },
+	    .delimiter = { "/", 1 },
+	    .role = { "archive", 7 },
+	    .remote_id = { "mA", 2 } },
 };
 
 static struct proto_message_row
@@ -110,8 +114,8 @@ test_jmap_rows_membership_and_moves(void **state)
 	apply_ok(f, j, 1, m, 3);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 3);
 	assert_int_equal(fx_q(f,
-			     "SELECT count(*) FROM messages WHERE uid IS NULL"
-			     " AND seen = 1 AND keywords = '$forwarded'"),
+	                     "SELECT count(*) FROM messages WHERE uid IS NULL"
+	                     " AND seen = 1 AND keywords = '$forwarded'"),
 	    3);
 	/* the same rows again (a new attempt): no duplicate */
 	apply_ok(f, j, 2, m, 3);
@@ -132,11 +136,11 @@ static void
 test_jmap_rename_destroy_states(void **state)
 {
 	struct fx *f = *state;
-	struct proto_message_row m[2] = { email("Inbox", "E1", "mI"),
-		email("Archive", "E2", "mA") };
+	struct proto_message_row m[2]
+	    = { email("Inbox", "E1", "mI"), email("Archive", "E2", "mA") };
 	struct proto_expunge_row x;
-	struct proto_sync_state st[2] = { { S("Mailbox"), S("m7") },
-		{ S("Email"), S("e9") } };
+	struct proto_sync_state st[2]
+	    = { { S("Mailbox"), S("m7") }, { S("Email"), S("e9") } };
 	struct proto_batch b;
 	struct proto_done d;
 	int64_t archive;
@@ -151,8 +155,9 @@ test_jmap_rename_destroy_states(void **state)
 	m[0] = email("Old mail", "E2", "mA");
 	apply_ok(f, j, 2, m, 1);
 	mbx[1].name = S("Archive");
-	assert_int_equal(fx_q(f, "SELECT id FROM mailboxes WHERE name ="
-				 " 'Old mail'"),
+	assert_int_equal(fx_q(f,
+	                     "SELECT id FROM mailboxes WHERE name ="
+	                     " 'Old mail'"),
 	    archive);
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM mailboxes"), 2);
 
@@ -177,11 +182,12 @@ test_jmap_rename_destroy_states(void **state)
 	d.nbatches = 3;
 	d.states = st;
 	d.nstates = 2;
-	assert_int_equal(store_apply_done(f->st, &d, T0 + 10, 1, fx_out(f)), 0);
+	assert_int_equal(
+	    store_apply_done(f->st, &d, T0 + 10, 1, fx_out(f)), 0);
 	acct = (uint64_t)fx_q(f, "SELECT id FROM accounts WHERE name = 'j'");
 	assert_int_equal(
 	    fx_q(f, "SELECT count(*) FROM sync_state WHERE account_id = %llu",
-		(unsigned long long)acct),
+	        (unsigned long long)acct),
 	    2);
 	{
 		struct proto_job_submit js = { S("j"), JOB_KIND_SYNC, 0 };
@@ -192,10 +198,10 @@ test_jmap_rename_destroy_states(void **state)
 		j2 = f->out.reply.id;
 		fx_lease(f, j2, T0 + 20);
 		assert_int_equal(f->out.reply.job_run->nstates, 2);
-		assert_true(proto_str_eq(
-		    f->out.reply.job_run->states[0].state, "e9"));
-		assert_true(proto_str_eq(
-		    f->out.reply.job_run->states[1].state, "m7"));
+		assert_true(
+		    proto_str_eq(f->out.reply.job_run->states[0].state, "e9"));
+		assert_true(
+		    proto_str_eq(f->out.reply.job_run->states[1].state, "m7"));
 	}
 }
 
@@ -220,7 +226,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-		    test_jmap_rows_membership_and_moves, fx_setup, fx_teardown),
+		    test_jmap_rows_membership_and_moves, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_jmap_rename_destroy_states, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
