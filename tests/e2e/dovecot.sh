@@ -22,7 +22,10 @@ start() {
 	rm -rf "$LAB"
 	mkdir -p "$LAB"/{run,mail,etc}
 	# The mail user must traverse the lab's parents (mktemp -d is 0700).
-	chmod 755 "$LAB" "$(dirname "$LAB")" 2>/dev/null || true
+	chmod 755 "$LAB" 2>/dev/null || true
+	# the parent too (a mkdtemp dir is 0700), but never a sticky /tmp:
+	# 0755 would take its sticky bit and world write away
+	[ -k "$(dirname "$LAB")" ] || chmod 755 "$(dirname "$LAB")" 2>/dev/null || true
 	if [ "$(id -u)" = 0 ]; then MU=mail; else MU=$(id -un); fi
 	MUID=$(id -u $MU); MGID=$(id -g $MU)
 	chown "$MU" "$LAB/mail"
