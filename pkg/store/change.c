@@ -135,8 +135,10 @@ plan_release(struct change_plan *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* A JMAP account sends through EmailSubmission: no SMTP URL needed. */
 static const char SQL_CHANGE_ACCOUNT[]
-    = "SELECT id, smtp IS NOT NULL FROM accounts WHERE name = ?1";
+    = "SELECT id, smtp IS NOT NULL OR protocol = 'jmap' FROM accounts"
+      " WHERE name = ?1";
 static const char SQL_CHANGE_MESSAGE[]
     = "SELECT m.account_id, m.mailbox_id, x.name, x.role, x.uidvalidity,"
       " m.uid, m.remote_id, m.message_id FROM messages m"

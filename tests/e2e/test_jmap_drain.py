@@ -1,0 +1,271 @@
+"""End-to-end: local changes of a JMAP account drained to a real Cyrus 3.6
+by the real pipeline (pkg/sync/jmap_drain.c): flag, move, delete to Trash,
+delete --expunge (also of an Email in two mailboxes), append (twice: it
+lands once), send (EmailSubmission: one delivery at Cyrus's SMTP sink, Bcc
+in the envelope only, the Sent copy), a move to a mailbox destroyed on the
+server (dead, the row back), and another client racing our changes.
+Server state through cyrus.py's JMAP client, local state in SQLite."""
+import json
+import os
+import re
+import signal
+import unittest
+
+import mailfixture as fx
+from cyrus import Cyrus
+from harness import Pipeline, wait_for
+
+MSGID_RE = re.compile(rb"Message-ID:\s*(<[^>]*>)", re.I)
+
+
+def message_bytes(msgid, subject="JMAP drain", bcc=None):
+    hdrs = ["From: Alice <alice@localhost>",
+            "To: Bob <bob@example.net>, carol@example.com",
+            "Cc: Dave <dave@example.com>"]
+    if bcc:
+        hdrs.append("Bcc: %s" % bcc)
+    hdrs += ["Subject: %s" % subject, "Date: Mon, 20 Nov 2023 10:00:00 +0000",
+             "Message-ID: %s" % msgid, "MIME-Version: 1.0",
+             "Content-Type: text/plain; charset=utf-8"]
+    return ("\r\n".join(hdrs) + "\r\n\r\nHello Bob,\r\n.a dot line\r\nAlice\r\n").encode()
+
+
+class JmapDrainTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cy = Cyrus()
+        cls.cy.add_user("alice", "alicepw")
+        msgs = [fx.make_message(500 + i)[0] for i in range(12)]
+        cls.msgids = [MSGID_RE.search(m).group(1).decode() for m in msgs]
+        cls.ids = cls.cy.import_messages("alice", "Inbox", msgs, [])
+        cls.cy.create_mailbox("alice", "Gone")
+        cls.p = Pipeline(workers=2, lease=10, batch_rows=100)
+        pw = cls.p.password_file("alicepw")
+        cls.p.submit("account", "add", "ja", "--jmap", cls.cy.session_url, "--plaintext",
+                     "--user", "alice", "--password-file", pw, check=0)
+        cls.p.submit("sync", "ja", "--wait", "--timeout", "60", check=0)
+        cls.n = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.p.stop()
+        finally:
+            cls.cy.stop()
+        cls.p.cleanup()
+
+    def setUp(self):
+        self.addCleanup(self.resume_scheduler)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def resume_scheduler(self):
+        if self.p.procs["scheduler"].poll() is None:
+            self.p.send_signal("scheduler", signal.SIGCONT)
+
+    def pause_scheduler(self):
+        self.p.send_signal("scheduler", signal.SIGSTOP)
+
+    def sync(self):
+        self.p.submit("sync", "ja", "--wait", "--timeout", "60", check=0)
+
+    def change(self, *args, check=0):
+        """A change command with --json (--wait exits 1 for dead)."""
+        r = self.p.submit("--json", *args, check=check)
+        return json.loads(r.stdout)["change"]
+
+    def pc(self, cid):
+        return self.p.query("SELECT * FROM pending_changes WHERE id = ?", cid)[0]
+
+    def wait_state(self, cid, states, timeout=60):
+        states = (states,) if isinstance(states, str) else states
+        return wait_for(lambda: (lambda r: r if r["state"] in states else None)(self.pc(cid)),
+                        timeout, "change %d to be %s" % (cid, "/".join(states)))
+
+    def rows(self, msgid):
+        return self.p.query(
+            "SELECT m.*, b.name AS box FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id "
+            "WHERE m.message_id = ?", msgid)
+
+    def one_row(self, msgid):
+        r = self.rows(msgid)
+        self.assertEqual(len(r), 1, [dict(x) for x in r])
+        return r[0]
+
+    def email(self, eid):
+        """The Email on the server ({} when gone): mailboxes by name, keywords."""
+        acc = self.cy.account_id("alice")
+        got = self.cy.call1("alice", "Email/get", {"accountId": acc, "ids": [eid],
+                                                   "properties": ["mailboxIds", "keywords"]})
+        if not got["list"]:
+            return {}
+        names = dict((b["id"], n) for n, b in self.cy.mailboxes("alice").items())
+        e = got["list"][0]
+        return {"boxes": sorted(names[m] for m in e["mailboxIds"]),
+                "keywords": sorted(k for k, v in e["keywords"].items() if v)}
+
+    def by_msgid(self, box, msgid):
+        acc = self.cy.account_id("alice")
+        q = self.cy.call1("alice", "Email/query", {
+            "accountId": acc, "filter": {"inMailbox": self.cy.mailbox_id("alice", box),
+                                         "header": ["Message-ID", msgid]}})
+        return q["ids"]
+
+    def tmpfile(self, data):
+        JmapDrainTest.n += 1
+        path = os.path.join(self.p.dir, "m%d.eml" % self.n)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    # -- tests -----------------------------------------------------------------
+
+    def test_01_flag(self):
+        r = self.one_row(self.msgids[0])
+        eid = r["remote_id"]
+        c = self.change("flag", "ja", str(r["id"]), "--seen", "--flagged", "--add-keyword",
+                        "$Work", "--wait", "--timeout", "60")
+        self.assertEqual(c["state"], "done", c)
+        self.assertEqual(self.email(eid)["keywords"], ["$flagged", "$seen", "$work"])
+        c = self.change("flag", "ja", str(r["id"]), "--unseen", "--remove-keyword", "$Work",
+                        "--answered", "--wait", "--timeout", "60")
+        self.assertEqual(c["state"], "done", c)
+        self.assertEqual(self.email(eid)["keywords"], ["$answered", "$flagged"])
+        self.sync()
+        r2 = self.one_row(self.msgids[0])
+        self.assertEqual((r2["id"], r2["seen"], r2["flagged"], r2["answered"], r2["keywords"]),
+                         (r["id"], 0, 1, 1, ""))
+
+    def test_02_many_flags_one_email_and_many_emails(self):
+        """Several changes of one Email go in successive Email/set calls;
+        many Emails share one: every change answered from its own entry."""
+        self.pause_scheduler()
+        rows = [self.one_row(m) for m in self.msgids[1:5]]
+        cids = [self.change("flag", "ja", str(r["id"]), "--seen")["id"] for r in rows]
+        cids.append(self.change("flag", "ja", str(rows[0]["id"]), "--flagged")["id"])
+        cids.append(self.change("flag", "ja", str(rows[0]["id"]), "--unseen")["id"])
+        self.resume_scheduler()
+        for cid in cids:
+            self.assertEqual(self.wait_state(cid, ("done", "dead"))["state"], "done")
+        self.assertEqual(self.email(rows[0]["remote_id"])["keywords"], ["$flagged"])
+        for r in rows[1:]:
+            self.assertEqual(self.email(r["remote_id"])["keywords"], ["$seen"])
+
+    def test_03_move(self):
+        r = self.one_row(self.msgids[5])
+        c = self.change("move", "ja", str(r["id"]), "--to", "Archive", "--wait", "--timeout", "60")
+        self.assertEqual((c["state"], c["result_mailbox"]), ("done", "Archive"), c)
+        self.assertEqual(self.email(r["remote_id"])["boxes"], ["Archive"])
+        r2 = self.one_row(self.msgids[5])
+        self.assertEqual((r2["id"], r2["box"], r2["remote_id"]), (r["id"], "Archive", r["remote_id"]))
+        self.sync()
+        r3 = self.one_row(self.msgids[5])
+        self.assertEqual((r3["id"], r3["box"]), (r["id"], "Archive"))
+
+    def test_04_delete_to_trash_and_expunge(self):
+        r = self.one_row(self.msgids[6])
+        c = self.change("delete", "ja", str(r["id"]), "--wait", "--timeout", "60")
+        self.assertEqual((c["state"], c["result_mailbox"]), ("done", "Trash"), c)
+        self.assertEqual(self.email(r["remote_id"])["boxes"], ["Trash"])
+        e = self.one_row(self.msgids[7])
+        c = self.change("delete", "ja", str(e["id"]), "--expunge", "--wait", "--timeout", "60")
+        self.assertEqual(c["state"], "done", c)
+        self.assertEqual(self.email(e["remote_id"]), {})
+        self.assertEqual(self.rows(self.msgids[7]), [])
+        self.sync()
+        self.assertEqual(self.rows(self.msgids[7]), [])
+        self.assertEqual(self.one_row(self.msgids[6])["box"], "Trash")
+
+    def test_05_expunge_of_an_email_in_two_mailboxes(self):
+        """Only the source mailbox is left: the Email stays in the other."""
+        raw = fx.make_message(900)[0]
+        msgid = MSGID_RE.search(raw).group(1).decode()
+        eid = self.cy.import_messages("alice", "Inbox", [raw], [])[0]
+        # Cyrus: the same bytes are the same Email, now in both mailboxes.
+        self.assertEqual(self.cy.import_messages("alice", "Archive", [raw], [])[0], eid)
+        self.sync()
+        inbox = [x for x in self.rows(msgid) if x["box"] == "Inbox"][0]
+        c = self.change("delete", "ja", str(inbox["id"]), "--expunge", "--wait", "--timeout", "60")
+        self.assertEqual(c["state"], "done", c)
+        self.assertEqual(self.email(eid)["boxes"], ["Archive"])
+        self.sync()
+        self.assertEqual([x["box"] for x in self.rows(msgid)], ["Archive"])
+
+    def test_06_append_twice_lands_once(self):
+        msgid = "<jmap-append-1@example.org>"
+        f = self.tmpfile(message_bytes(msgid, "Appended once"))
+        c = self.change("append", "ja", "--mailbox", "Archive", "--file", f, "--flags",
+                        "seen,flagged", "--wait", "--timeout", "60")
+        self.assertEqual((c["state"], c["result_mailbox"]), ("done", "Archive"), c)
+        ids = self.by_msgid("Archive", msgid)
+        self.assertEqual(len(ids), 1)
+        self.assertEqual(self.email(ids[0])["keywords"], ["$flagged", "$seen"])
+        r = self.one_row(msgid)
+        self.assertEqual((r["box"], r["remote_id"]), ("Archive", ids[0]))
+        c2 = self.change("append", "ja", "--mailbox", "Archive", "--file", f, "--wait",
+                         "--timeout", "60")
+        self.assertEqual(c2["state"], "done", c2)
+        self.assertEqual(self.by_msgid("Archive", msgid), ids)
+        self.sync()
+        self.assertEqual(self.one_row(msgid)["remote_id"], ids[0])
+
+    def test_07_send(self):
+        msgid = "<jmap-send-1@example.org>"
+        f = self.tmpfile(message_bytes(msgid, "Sent by JMAP", bcc="Eve <eve@example.com>"))
+        before = len(self.cy.sent())
+        c = self.change("send", "ja", "--file", f, "--wait", "--timeout", "60")
+        self.assertEqual((c["state"], c["result_mailbox"]), ("done", "Sent"), c)
+        got = [m for m in self.cy.sent()[before:]
+               if MSGID_RE.search(m["data"]).group(1).decode() == msgid]
+        self.assertEqual(len(got), 1, "deliveries")
+        d = got[0]
+        self.assertEqual(d["mail_from"], "alice@localhost")
+        self.assertEqual(sorted(d["rcpt"]), ["bob@example.net", "carol@example.com",
+                                             "dave@example.com", "eve@example.com"])
+        self.assertNotIn(b"\nBcc:", d["data"])
+        self.assertNotIn(b"eve@example.com", d["data"])
+        sent = self.by_msgid("Sent", msgid)
+        self.assertEqual(len(sent), 1)
+        self.assertEqual(self.by_msgid("Drafts", msgid), [])
+        self.assertEqual(self.email(sent[0])["keywords"], ["$seen"])
+        self.sync()
+        r = self.one_row(msgid)
+        self.assertEqual((r["box"], r["remote_id"]), ("Sent", sent[0]))
+
+    def test_08_move_to_a_mailbox_destroyed_on_the_server(self):
+        r = self.one_row(self.msgids[8])
+        self.cy.destroy_mailbox("alice", "Gone")  # after our sync saw it
+        c = self.change("move", "ja", str(r["id"]), "--to", "Gone", "--wait", "--timeout", "60",
+                        check=1)
+        self.assertEqual(c["state"], "dead", c)
+        self.assertIn("Gone", c["last_error"])
+        self.assertEqual(self.email(r["remote_id"])["boxes"], ["Inbox"])
+        self.sync()
+        r2 = self.one_row(self.msgids[8])
+        self.assertEqual(r2["box"], "Inbox")
+
+    def test_09_another_client_races_our_changes(self):
+        r = self.one_row(self.msgids[9])
+        x = self.one_row(self.msgids[10])
+        self.pause_scheduler()
+        c = self.change("flag", "ja", str(r["id"]), "--seen")
+        e = self.change("delete", "ja", str(x["id"]), "--expunge")
+        # Meanwhile another client flags the first and moves the second.
+        self.cy.set_keywords("alice", r["remote_id"], {"$flagged": True, "$other": True})
+        self.cy.move("alice", x["remote_id"], "Archive")
+        self.resume_scheduler()
+        self.assertEqual(self.wait_state(c["id"], ("done", "dead"))["state"], "done")
+        # A patch: their keywords and ours, none lost.
+        self.assertEqual(self.email(r["remote_id"])["keywords"], ["$flagged", "$other", "$seen"])
+        # The expunge saw a newer server state: not destroyed.
+        d = self.wait_state(e["id"], ("done", "dead"))
+        self.assertEqual(d["state"], "dead", d)
+        self.assertIn("no longer in mailbox", d["last_error"])
+        self.assertEqual(self.email(x["remote_id"])["boxes"], ["Archive"])
+        self.sync()
+        self.assertEqual(self.one_row(self.msgids[10])["box"], "Archive")
+        self.assertEqual(self.one_row(self.msgids[9])["flagged"], 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
