@@ -795,6 +795,75 @@ jdrain_upload(
 	return (ERR_OK);
 }
 
+/* An append whose bytes the server already holds as Email id: that
+ * Email is put in mailbox dst too, with the change's keywords added. */
+static int
+append_existing(struct jdrain *d, size_t i, const char *id, const char *dst)
+{
+	const struct proto_change *c = &d->job->changes[i];
+	struct jcall call;
+	struct proto_change add;
+	json_t *patch = NULL, *box = NULL, *calls, *resp = NULL, *args, *v;
+	struct jmap_err e;
+	char type[64];
+	const char *k;
+	int rv;
+
+	/* One patch: a flag change's keyword paths and a move's mailbox. */
+	memset(&add, 0, sizeof(add));
+	add.kind = CHANGE_FLAG;
+	add.flags_add = c->flags_add;
+	add.keywords_add = c->keywords_add;
+	rv = jdrain_patch(&add, NULL, NULL, &patch);
+	if (rv == ERR_NOTFOUND) {
+		patch = json_object();
+		rv = patch != NULL ? ERR_OK : ERR_NOMEM;
+	}
+	if (rv == 0) {
+		add.kind = CHANGE_MOVE;
+		rv = jdrain_patch(&add, NULL, dst, &box);
+	}
+	if (rv == 0) {
+		json_object_foreach(box, k, v)
+		{
+			if (json_object_set(patch, k, v) != 0) {
+				rv = ERR_NOMEM;
+			}
+		}
+	}
+	json_decref(box);
+	memset(&call, 0, sizeof(call));
+	if (rv == 0) {
+		rv = jcall_add(&call, i, id, patch, 1);
+		patch = NULL;
+	}
+	json_decref(patch);
+	calls = rv == 0 ? json_pack("[o]", jcall_json(d, &call, "a", NULL))
+	                : NULL;
+	if (calls == NULL) {
+		jcall_release(&call);
+		return (sync_fail(
+		    d->res, ERR_NOMEM, RETRY_LATER, "out of memory"));
+	}
+	rv = call_one(d, calls, false, &resp);
+	json_decref(calls);
+	if (rv == 0) {
+		memset(&e, 0, sizeof(e));
+		type[0] = '\0';
+		if (jmap_response(
+		        resp, "a", "Email/set", &args, type, sizeof(type), &e)
+		    == 0) {
+			answer_set(d, &call, args, NULL, NULL);
+		} else {
+			answer_set(d, &call, NULL,
+			    type[0] != '\0' ? type : "serverFail", e.text);
+		}
+	}
+	json_decref(resp);
+	jcall_release(&call);
+	return (rv);
+}
+
 /* Step 5: one append. */
 static int
 drain_append(struct jdrain *d, size_t i)
@@ -864,13 +933,16 @@ drain_append(struct jdrain *d, size_t i)
 	if (id == NULL && o != NULL) {
 		jdrain_error_text(o, "Email/import", etype, sizeof(etype),
 		    etext, sizeof(etext));
-		/* RFC 8620 5.3: the same Email exists (Cyrus: same bytes). */
+		/* RFC 8620 5.3: the same Email exists (Cyrus: the same bytes,
+		 * in any mailbox, and it is NOT added to this one). */
 		id = json_string_value(json_object_get(o, "existingId"));
 		if (id == NULL || strcmp(etype, "alreadyExists") != 0) {
 			jdrain_answer(d, i, jdrain_error_outcome(etype), etext,
 			    NULL, NULL);
 			goto out;
 		}
+		rv = append_existing(d, i, id, dst);
+		goto out;
 	}
 	if (id == NULL) {
 		jdrain_answer_err(d, i, CHANGE_OUT_RETRY,

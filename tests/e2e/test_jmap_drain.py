@@ -209,6 +209,21 @@ class JmapDrainTest(unittest.TestCase):
         self.sync()
         self.assertEqual(self.one_row(msgid)["remote_id"], ids[0])
 
+    def test_06b_append_of_bytes_the_server_has_elsewhere(self):
+        """Cyrus answers alreadyExists (its Email ids are content hashes)
+        and does not add the Email to the target: the drain adds it."""
+        raw = fx.make_message(500 + 11)[0]  # the bytes of msgids[11], in Inbox
+        eid = self.one_row(self.msgids[11])["remote_id"]
+        c = self.change("append", "ja", "--mailbox", "Archive", "--file", self.tmpfile(raw),
+                        "--flags", "flagged", "--wait", "--timeout", "60")
+        self.assertEqual((c["state"], c["result_mailbox"]), ("done", "Archive"), c)
+        e = self.email(eid)
+        self.assertEqual(e["boxes"], ["Archive", "Inbox"])
+        self.assertIn("$flagged", e["keywords"])
+        self.sync()
+        self.assertEqual(sorted(x["box"] for x in self.rows(self.msgids[11])),
+                         ["Archive", "Inbox"])
+
     def test_07_send(self):
         msgid = "<jmap-send-1@example.org>"
         f = self.tmpfile(message_bytes(msgid, "Sent by JMAP", bcc="Eve <eve@example.com>"))
@@ -228,6 +243,11 @@ class JmapDrainTest(unittest.TestCase):
         self.assertEqual(len(sent), 1)
         self.assertEqual(self.by_msgid("Drafts", msgid), [])
         self.assertEqual(self.email(sent[0])["keywords"], ["$seen"])
+        # The Sent copy keeps the Bcc field (the original bytes).
+        acc = self.cy.account_id("alice")
+        blob = self.cy.call1("alice", "Email/get", {"accountId": acc, "ids": sent,
+                                                    "properties": ["blobId"]})["list"][0]["blobId"]
+        self.assertIn(b"Bcc: Eve <eve@example.com>", self.cy.download("alice", blob))
         self.sync()
         r = self.one_row(msgid)
         self.assertEqual((r["box"], r["remote_id"]), ("Sent", sent[0]))
