@@ -13,13 +13,15 @@
  *      request; several changes to one Email go in successive calls
  *      (rounds) so the server applies them in order. Each change's result
  *      comes from its own updated / notUpdated entry.
- *   4. delete --expunge: Email/get of mailboxIds (with the state of that
- *      same answer), then one Email/set with ifInState = that state: an
- *      Email also in other mailboxes only leaves the source (patch), one
- *      only there is destroyed. stateMismatch (something changed between
- *      the read and the destroy) reads again once; a second one: retry.
- *   5. Appends: Email/query for the Message-ID in the target mailbox
- *      (found: done, nothing imported), else upload + Email/import.
+ *   4. delete --expunge (jmap_drain_expunge.c): Email/get of mailboxIds
+ *      (with the state of that same answer), then one Email/set with
+ *      ifInState = that state: an Email also in other mailboxes only
+ *      leaves the source (patch), one only there is destroyed.
+ *      stateMismatch (a change between the read and the destroy) reads
+ *      again once; a second one: retry.
+ *   5. Appends (jmap_drain_append.c): Email/query for the Message-ID in
+ *      the target mailbox (found: done, nothing imported), else upload +
+ *      Email/import.
  *
  * Results are flushed after each server answer. A job-level failure (the
  * connection, HTTP, auth) answers every change still open with `retry`
@@ -31,11 +33,6 @@
 #include <string.h>
 
 #include "jmap_drain_int.h"
-
-/* Emails in one Email/set or Email/get call at most (also capped by the
- * session's maxObjectsInSet / maxObjectsInGet): keeps one request well
- * under maxSizeRequest (a patch is about 100 bytes). */
-#define JDRAIN_MAX_OBJECTS 500u
 
 /* Results -------------------------------------------------------------- */
 
@@ -125,8 +122,8 @@ jdrain_mailbox_id(const struct jdrain *d, struct proto_str name)
 
 /* Change i's Email id as a NUL-terminated copy in buf (cap bytes); ""
  * when it has none or it does not fit. */
-static const char *
-email_id(const struct jdrain *d, size_t i, char *buf, size_t cap)
+const char *
+jdrain_email_id(const struct jdrain *d, size_t i, char *buf, size_t cap)
 {
 	struct proto_str id = d->job->changes[i].remote_id;
 
@@ -139,26 +136,11 @@ email_id(const struct jdrain *d, size_t i, char *buf, size_t cap)
 	return (buf);
 }
 
-#define JDRAIN_MAX_ID 256u /* longest Email id carried (RFC 8620: 255) */
-
-/* A change of the update or expunge step, with its patch. */
-struct jcall_chg {
-	size_t i; /* index in the job */
-	json_t *patch; /* owned; NULL for a destroy */
-};
-
-/* One Email/set call being built. */
-struct jcall {
-	json_t *update; /* id -> patch */
-	json_t *destroy;
-	struct jcall_chg *v;
-	size_t n;
-};
-
 /* Sends a request (calls borrowed): 0 with *resp_r (the caller
  * json_decref()s it), or a job-level error with res filled. */
-static int
-call_one(struct jdrain *d, json_t *calls, bool submission, json_t **resp_r)
+int
+jdrain_request(
+    struct jdrain *d, json_t *calls, bool submission, json_t **resp_r)
 {
 	struct jmap_err e;
 	int rv;
@@ -175,8 +157,8 @@ call_one(struct jdrain *d, json_t *calls, bool submission, json_t **resp_r)
 /* Answers each change of call c from an Email/set answer (args, borrowed)
  * or, args NULL, from its method error (type, text). A move or delete to
  * a mailbox is done in its to_mailbox, keyed by the Email id. */
-static void
-answer_set(struct jdrain *d, const struct jcall *c, json_t *args,
+void
+jdrain_answer_set(struct jdrain *d, const struct jdrain_call *c, json_t *args,
     const char *type, const char *text)
 {
 	json_t *updated, *notup, *destroyed, *notdes, *v;
@@ -190,7 +172,7 @@ answer_set(struct jdrain *d, const struct jcall *c, json_t *args,
 	for (k = 0; k < c->n; k++) {
 		size_t i = c->v[k].i;
 		const struct proto_change *ch = &d->job->changes[i];
-		const char *id = email_id(d, i, ibuf, sizeof(ibuf));
+		const char *id = jdrain_email_id(d, i, ibuf, sizeof(ibuf));
 		bool ok = false;
 		json_t *err = NULL;
 
@@ -241,8 +223,8 @@ answer_set(struct jdrain *d, const struct jcall *c, json_t *args,
 	}
 }
 
-static void
-jcall_release(struct jcall *c)
+void
+jdrain_call_release(struct jdrain_call *c)
 {
 	size_t k;
 
@@ -255,8 +237,8 @@ jcall_release(struct jcall *c)
 	memset(c, 0, sizeof(*c));
 }
 
-static size_t
-objects_per_call(const struct jdrain *d, bool get)
+size_t
+jdrain_objects_per_call(const struct jdrain *d, bool get)
 {
 	size_t m = get ? d->s->max_objects_in_get : d->s->max_objects_in_set;
 
@@ -267,8 +249,9 @@ objects_per_call(const struct jdrain *d, bool get)
 }
 
 /* Adds change i (patch taken; NULL: destroy) to call c. */
-static int
-jcall_add(struct jcall *c, size_t i, const char *id, json_t *patch, size_t cap)
+int
+jdrain_call_add(
+    struct jdrain_call *c, size_t i, const char *id, json_t *patch, size_t cap)
 {
 	if (c->v == NULL) {
 		c->v = calloc(cap, sizeof(*c->v));
@@ -293,9 +276,9 @@ jcall_add(struct jcall *c, size_t i, const char *id, json_t *patch, size_t cap)
 }
 
 /* The Email/set method call of c, call id cid; NULL on ERR_NOMEM. */
-static json_t *
-jcall_json(const struct jdrain *d, const struct jcall *c, const char *cid,
-    const char *if_in_state)
+json_t *
+jdrain_call_json(const struct jdrain *d, const struct jdrain_call *c,
+    const char *cid, const char *if_in_state)
 {
 	json_t *args = json_pack("{s:s, s:O, s:O}", "accountId",
 	    d->s->account_id, "update", c->update, "destroy", c->destroy);
@@ -312,7 +295,7 @@ jcall_json(const struct jdrain *d, const struct jcall *c, const char *cid,
 
 /* Sends calls c[0..n) in one request and answers their changes. */
 static int
-run_calls(struct jdrain *d, struct jcall *c, size_t n)
+run_calls(struct jdrain *d, struct jdrain_call *c, size_t n)
 {
 	json_t *calls = json_array(), *resp = NULL, *args;
 	struct jmap_err e;
@@ -323,7 +306,7 @@ run_calls(struct jdrain *d, struct jcall *c, size_t n)
 	for (k = 0; rv == 0 && k < n; k++) {
 		snprintf(cid, sizeof(cid), "u%zu", k);
 		if (json_array_append_new(
-		        calls, jcall_json(d, &c[k], cid, NULL))
+		        calls, jdrain_call_json(d, &c[k], cid, NULL))
 		    != 0) {
 			rv = ERR_NOMEM;
 		}
@@ -332,7 +315,7 @@ run_calls(struct jdrain *d, struct jcall *c, size_t n)
 		json_decref(calls);
 		return (sync_fail(d->res, rv, RETRY_LATER, "out of memory"));
 	}
-	rv = call_one(d, calls, false, &resp);
+	rv = jdrain_request(d, calls, false, &resp);
 	json_decref(calls);
 	for (k = 0; rv == 0 && k < n; k++) {
 		snprintf(cid, sizeof(cid), "u%zu", k);
@@ -341,9 +324,9 @@ run_calls(struct jdrain *d, struct jcall *c, size_t n)
 		if (jmap_response(
 		        resp, cid, "Email/set", &args, type, sizeof(type), &e)
 		    == 0) {
-			answer_set(d, &c[k], args, NULL, NULL);
+			jdrain_answer_set(d, &c[k], args, NULL, NULL);
 		} else {
-			answer_set(d, &c[k], NULL,
+			jdrain_answer_set(d, &c[k], NULL,
 			    type[0] != '\0' ? type : "serverFail", e.text);
 		}
 	}
@@ -405,7 +388,7 @@ is_update(const struct jdrain *d, size_t i)
 
 /* Calls being built: a growable array. */
 struct jcalls {
-	struct jcall *v;
+	struct jdrain_call *v;
 	size_t n, cap;
 };
 
@@ -418,7 +401,7 @@ jcalls_next(struct jcalls *cs)
 	}
 	if (cs->n == cs->cap) {
 		size_t ncap = cs->cap != 0 ? cs->cap * 2 : 8;
-		struct jcall *v = realloc(cs->v, ncap * sizeof(*v));
+		struct jdrain_call *v = realloc(cs->v, ncap * sizeof(*v));
 
 		if (v == NULL) {
 			return (ERR_NOMEM);
@@ -426,7 +409,7 @@ jcalls_next(struct jcalls *cs)
 		cs->v = v;
 		cs->cap = ncap;
 	}
-	memset(&cs->v[cs->n++], 0, sizeof(struct jcall));
+	memset(&cs->v[cs->n++], 0, sizeof(struct jdrain_call));
 	return (ERR_OK);
 }
 
@@ -441,7 +424,7 @@ drain_updates(struct jdrain *d)
 	char ibuf[JDRAIN_MAX_ID];
 	int rv = ERR_OK;
 
-	per = objects_per_call(d, false);
+	per = jdrain_objects_per_call(d, false);
 	maxc
 	    = d->s->max_calls_in_request != 0 ? d->s->max_calls_in_request : 1;
 	idx = calloc(d->n + 1, sizeof(*idx));
@@ -475,8 +458,9 @@ drain_updates(struct jdrain *d)
 				rv = jcalls_next(&cs);
 			}
 			if (rv == 0) {
-				rv = jcall_add(&cs.v[cs.n - 1], idx[k],
-				    email_id(d, idx[k], ibuf, sizeof(ibuf)),
+				rv = jdrain_call_add(&cs.v[cs.n - 1], idx[k],
+				    jdrain_email_id(
+				        d, idx[k], ibuf, sizeof(ibuf)),
 				    patch, per);
 			} else {
 				json_decref(patch);
@@ -498,465 +482,13 @@ out:
 		rv = run_calls(d, &cs.v[i], cs.n - i < maxc ? cs.n - i : maxc);
 	}
 	for (i = 0; i < cs.n; i++) {
-		jcall_release(&cs.v[i]);
+		jdrain_call_release(&cs.v[i]);
 	}
 	free(cs.v);
 	free(idx);
 	free(chg);
 	free(round);
 	return (rv);
-}
-
-/* Expunges ------------------------------------------------------------- */
-
-/* Reads the mailboxIds of the expunges x[0..n) and plans each: answered
- * (gone, moved away), a patch leaving the source, or a destroy, into c.
- * *state_r: the Email state of that answer (malloc'd). */
-static int
-expunge_read(struct jdrain *d, const size_t *x, size_t n, struct jcall *c,
-    char **state_r)
-{
-	json_t *ids = json_array(), *calls = NULL, *resp = NULL, *args, *list;
-	json_t *o;
-	struct jmap_err e;
-	char ibuf[JDRAIN_MAX_ID], type[64];
-	const char *state;
-	size_t k, j;
-	int rv;
-
-	*state_r = NULL;
-	for (k = 0; ids != NULL && k < n; k++) {
-		if (json_array_append_new(ids,
-		        json_string(email_id(d, x[k], ibuf, sizeof(ibuf))))
-		    != 0) {
-			json_decref(ids);
-			ids = NULL;
-		}
-	}
-	if (ids != NULL) {
-		calls = json_pack("[[s, {s:s, s:o, s:[s]}, s]]", "Email/get",
-		    "accountId", d->s->account_id, "ids", ids, "properties",
-		    "mailboxIds", "g");
-	}
-	if (calls == NULL) {
-		return (sync_fail(
-		    d->res, ERR_NOMEM, RETRY_LATER, "out of memory"));
-	}
-	rv = call_one(d, calls, false, &resp);
-	json_decref(calls);
-	if (rv != 0) {
-		return (rv);
-	}
-	memset(&e, 0, sizeof(e));
-	type[0] = '\0';
-	if (jmap_response(
-	        resp, "g", "Email/get", &args, type, sizeof(type), &e)
-	    != 0) {
-		for (k = 0; k < n; k++) {
-			jdrain_answer_err(d, x[k],
-			    jdrain_error_outcome(
-			        type[0] != '\0' ? type : NULL),
-			    "%s", e.text);
-		}
-		json_decref(resp);
-		return (ERR_OK);
-	}
-	state = json_string_value(json_object_get(args, "state"));
-	list = json_object_get(args, "list");
-	*state_r = state != NULL ? strdup(state) : NULL;
-	for (k = 0; rv == 0 && k < n; k++) {
-		const struct proto_change *ch = &d->job->changes[x[k]];
-		const char *id = email_id(d, x[k], ibuf, sizeof(ibuf));
-		const char *src = jdrain_mailbox_id(d, ch->mailbox);
-		json_t *mids = NULL, *patch;
-
-		json_array_foreach(list, j, o)
-		{
-			const char *oid
-			    = json_string_value(json_object_get(o, "id"));
-
-			if (oid != NULL && strcmp(oid, id) == 0) {
-				mids = json_object_get(o, "mailboxIds");
-			}
-		}
-		if (mids == NULL) {
-			jdrain_answer_err(d, x[k], CHANGE_OUT_DEAD,
-			    "Email %s no longer exists on the server "
-			    "(destroyed or moved by another client)",
-			    id);
-		} else if (src == NULL || json_object_get(mids, src) == NULL) {
-			jdrain_answer_err(d, x[k], CHANGE_OUT_DEAD,
-			    "Email %s is no longer in mailbox '%.*s' on the "
-			    "server (moved by another client)",
-			    id, (int)ch->mailbox.len,
-			    ch->mailbox.p != NULL ? ch->mailbox.p : "");
-		} else if (json_object_size(mids) > 1) {
-			rv = jdrain_patch(ch, src, NULL, &patch);
-			if (rv == 0) {
-				rv = jcall_add(c, x[k], id, patch, n);
-			}
-		} else {
-			rv = jcall_add(c, x[k], id, NULL, n);
-		}
-	}
-	json_decref(resp);
-	if (rv == 0 && c->n > 0 && *state_r == NULL) {
-		rv = ERR_NOMEM;
-	}
-	if (rv != 0) {
-		free(*state_r);
-		*state_r = NULL;
-		return (sync_fail(d->res, rv, RETRY_LATER, "%s", err_str(rv)));
-	}
-	return (ERR_OK);
-}
-
-/*
- * The expunges x[0..n): read, then Email/set guarded by the read's
- * state. The job's own Email state would not do as the guard: the
- * updates of step 3 (and earlier drains) moved the account past it, so
- * it would always mismatch; the read's state is what the decision
- * (destroy vs. leave the source) was made on, and any change after it
- * makes the server refuse the destroy.
- */
-static int
-drain_expunge_chunk(struct jdrain *d, size_t *x, size_t n)
-{
-	struct jcall c;
-	json_t *calls, *resp, *args;
-	struct jmap_err e;
-	char *state = NULL, type[64];
-	size_t k;
-	int pass, rv = ERR_OK;
-	bool again = true;
-
-	for (pass = 0; rv == 0 && again && pass < 2; pass++) {
-		again = false;
-		resp = NULL;
-		memset(&c, 0, sizeof(c));
-		rv = expunge_read(d, x, n, &c, &state);
-		if (rv == 0 && c.n > 0) {
-			calls = json_array();
-			if (calls == NULL
-			    || json_array_append_new(
-			           calls, jcall_json(d, &c, "x", state))
-			        != 0) {
-				rv = sync_fail(d->res, ERR_NOMEM, RETRY_LATER,
-				    "out of memory");
-			}
-			if (rv == 0) {
-				rv = call_one(d, calls, false, &resp);
-			}
-			json_decref(calls);
-		}
-		memset(&e, 0, sizeof(e));
-		type[0] = '\0';
-		if (rv != 0 || c.n == 0) {
-			/* nothing to send, or the job failed */
-		} else if (jmap_response(resp, "x", "Email/set", &args, type,
-		               sizeof(type), &e)
-		    == 0) {
-			answer_set(d, &c, args, NULL, NULL);
-		} else if (strcmp(type, "stateMismatch") == 0 && pass == 0) {
-			/* Changed since the read: read those again. */
-			for (k = 0; k < c.n; k++) {
-				x[k] = c.v[k].i;
-			}
-			n = c.n;
-			again = true;
-		} else {
-			if (strcmp(type, "stateMismatch") == 0) {
-				snprintf(e.text, sizeof(e.text),
-				    "Email/set: stateMismatch twice: the "
-				    "Email changed on the server while it was "
-				    "being destroyed");
-			}
-			answer_set(d, &c, NULL,
-			    type[0] != '\0' ? type : "serverFail", e.text);
-		}
-		json_decref(resp);
-		jcall_release(&c);
-		free(state);
-		state = NULL;
-		if (rv == 0) {
-			rv = jdrain_flush(d);
-		}
-	}
-	return (rv);
-}
-
-/* Step 4: every delete --expunge, in chunks. */
-static int
-drain_expunges(struct jdrain *d)
-{
-	size_t *x, n = 0, i, per = objects_per_call(d, true);
-	int rv = ERR_OK;
-
-	x = calloc(per, sizeof(*x));
-	if (x == NULL) {
-		return (sync_fail(
-		    d->res, ERR_NOMEM, RETRY_LATER, "out of memory"));
-	}
-	for (i = 0; rv == 0 && i <= d->n; i++) {
-		if (i < d->n && !d->answered[i]
-		    && d->job->changes[i].kind == CHANGE_DELETE
-		    && d->job->changes[i].expunge) {
-			x[n++] = i;
-		}
-		if (n > 0 && (n == per || i == d->n)) {
-			rv = drain_expunge_chunk(d, x, n);
-			n = 0;
-		}
-	}
-	free(x);
-	return (rv);
-}
-
-/* Appends -------------------------------------------------------------- */
-
-/*
- * Looks for the Email with change i's Message-ID in mailbox dst: *id_r
- * (malloc'd) when found. An Email/query answered with an error is not
- * fatal (the import follows, *id_r NULL): Cyrus 3.6 answers the header
- * filter without a search index (tests/e2e/test_jmap_drain.py checks),
- * and its Email ids are content hashes so that importing the same bytes
- * again gives the same Email, not a second one.
- */
-static int
-append_find(struct jdrain *d, size_t i, const char *dst, char **id_r)
-{
-	const struct proto_change *c = &d->job->changes[i];
-	json_t *calls, *resp = NULL, *args;
-	struct jmap_err e;
-	char mid[DRAIN_MAX_MSGID + 1];
-	const char *id;
-	int rv;
-
-	*id_r = NULL;
-	if (c->header_message_id.p == NULL || c->header_message_id.len == 0
-	    || c->header_message_id.len > DRAIN_MAX_MSGID) {
-		return (ERR_OK);
-	}
-	snprintf(mid, sizeof(mid), "%.*s", (int)c->header_message_id.len,
-	    c->header_message_id.p);
-	calls = json_pack("[[s, {s:s, s:{s:s, s:[ss]}, s:i}, s]]",
-	    "Email/query", "accountId", d->s->account_id, "filter",
-	    "inMailbox", dst, "header", "Message-ID", mid, "limit", 1, "q");
-	if (calls == NULL) {
-		return (sync_fail(
-		    d->res, ERR_NOMEM, RETRY_LATER, "out of memory"));
-	}
-	rv = call_one(d, calls, false, &resp);
-	json_decref(calls);
-	if (rv != 0) {
-		return (rv);
-	}
-	memset(&e, 0, sizeof(e));
-	if (jmap_response(resp, "q", "Email/query", &args, NULL, 0, &e) == 0) {
-		id = json_string_value(
-		    json_array_get(json_object_get(args, "ids"), 0));
-		if (id != NULL) {
-			*id_r = strdup(id);
-			rv = *id_r != NULL ? ERR_OK : ERR_NOMEM;
-		}
-	} else {
-		log_info("job=%llu event=drain_query_failed change=%llu "
-		         "error=\"%s\"",
-		    (unsigned long long)d->job->job_id,
-		    (unsigned long long)c->id, e.text);
-	}
-	json_decref(resp);
-	if (rv != 0) {
-		return (sync_fail(d->res, rv, RETRY_LATER, "out of memory"));
-	}
-	return (ERR_OK);
-}
-
-/* Uploads change i's message as message/rfc822: *blob_r (malloc'd), or
- * NULL with the change answered dead (refused) or a job-level error. */
-int
-jdrain_upload(
-    struct jdrain *d, size_t i, const char *data, size_t len, char **blob_r)
-{
-	struct jmap_err e;
-	int rv;
-
-	memset(&e, 0, sizeof(e));
-	*blob_r = NULL;
-	rv = jmap_upload(d->cl, data, len, "message/rfc822", blob_r, &e);
-	if (rv != 0 && e.retry == RETRY_NEVER && rv != ERR_AUTH) {
-		/* This message is refused (too large...): not the job. */
-		jdrain_answer_err(d, i, CHANGE_OUT_DEAD, "upload: %s", e.text);
-		return (ERR_OK);
-	}
-	if (rv != 0) {
-		return (sync_jmap_fail(d->res, &e));
-	}
-	return (ERR_OK);
-}
-
-/* An append whose bytes the server already holds as Email id: that
- * Email is put in mailbox dst too, with the change's keywords added. */
-static int
-append_existing(struct jdrain *d, size_t i, const char *id, const char *dst)
-{
-	const struct proto_change *c = &d->job->changes[i];
-	struct jcall call;
-	struct proto_change add;
-	json_t *patch = NULL, *box = NULL, *calls, *resp = NULL, *args, *v;
-	struct jmap_err e;
-	char type[64];
-	const char *k;
-	int rv;
-
-	/* One patch: a flag change's keyword paths and a move's mailbox. */
-	memset(&add, 0, sizeof(add));
-	add.kind = CHANGE_FLAG;
-	add.flags_add = c->flags_add;
-	add.keywords_add = c->keywords_add;
-	rv = jdrain_patch(&add, NULL, NULL, &patch);
-	if (rv == ERR_NOTFOUND) {
-		patch = json_object();
-		rv = patch != NULL ? ERR_OK : ERR_NOMEM;
-	}
-	if (rv == 0) {
-		add.kind = CHANGE_MOVE;
-		rv = jdrain_patch(&add, NULL, dst, &box);
-	}
-	if (rv == 0) {
-		json_object_foreach(box, k, v)
-		{
-			if (json_object_set(patch, k, v) != 0) {
-				rv = ERR_NOMEM;
-			}
-		}
-	}
-	json_decref(box);
-	memset(&call, 0, sizeof(call));
-	if (rv == 0) {
-		rv = jcall_add(&call, i, id, patch, 1);
-		patch = NULL;
-	}
-	json_decref(patch);
-	calls = rv == 0 ? json_pack("[o]", jcall_json(d, &call, "a", NULL))
-	                : NULL;
-	if (calls == NULL) {
-		jcall_release(&call);
-		return (sync_fail(
-		    d->res, ERR_NOMEM, RETRY_LATER, "out of memory"));
-	}
-	rv = call_one(d, calls, false, &resp);
-	json_decref(calls);
-	if (rv == 0) {
-		memset(&e, 0, sizeof(e));
-		type[0] = '\0';
-		if (jmap_response(
-		        resp, "a", "Email/set", &args, type, sizeof(type), &e)
-		    == 0) {
-			answer_set(d, &call, args, NULL, NULL);
-		} else {
-			answer_set(d, &call, NULL,
-			    type[0] != '\0' ? type : "serverFail", e.text);
-		}
-	}
-	json_decref(resp);
-	jcall_release(&call);
-	return (rv);
-}
-
-/* Step 5: one append. */
-static int
-drain_append(struct jdrain *d, size_t i)
-{
-	const struct proto_change *c = &d->job->changes[i];
-	json_t *kw = NULL, *calls = NULL, *resp = NULL, *args, *o;
-	struct jmap_err e;
-	char *found = NULL, *blob = NULL, mbox[1024], type[64];
-	char etype[64], etext[SYNC_MAX_ERROR];
-	const char *dst = jdrain_mailbox_id(d, c->to_mailbox), *id;
-	int rv;
-
-	snprintf(mbox, sizeof(mbox), "%.*s", (int)c->to_mailbox.len,
-	    c->to_mailbox.p != NULL ? c->to_mailbox.p : "");
-	if (dst == NULL) {
-		jdrain_answer_err(d, i, CHANGE_OUT_DEAD,
-		    "the target mailbox '%s' does not exist on the server",
-		    mbox);
-		return (jdrain_flush(d));
-	}
-	if (c->rfc822.p == NULL || c->rfc822.len == 0) {
-		jdrain_answer_err(
-		    d, i, CHANGE_OUT_DEAD, "the change has no message");
-		return (jdrain_flush(d));
-	}
-	if (jdrain_keywords(c->flags_add, c->keywords_add, &kw) != 0) {
-		jdrain_answer_err(d, i, CHANGE_OUT_DEAD,
-		    "a keyword of the change is not a valid JMAP keyword");
-		return (jdrain_flush(d));
-	}
-	rv = append_find(d, i, dst, &found);
-	if (rv == 0 && found != NULL) {
-		/* An earlier attempt landed. */
-		jdrain_answer(d, i, CHANGE_OUT_DONE, NULL, mbox, found);
-		goto out;
-	}
-	if (rv == 0) {
-		rv = jdrain_upload(d, i, c->rfc822.p, c->rfc822.len, &blob);
-	}
-	if (rv != 0 || blob == NULL) {
-		goto out;
-	}
-	calls = json_pack("[[s, {s:s, s:{s:{s:s, s:{s:b}, s:O}}}, s]]",
-	    "Email/import", "accountId", d->s->account_id, "emails", "a",
-	    "blobId", blob, "mailboxIds", dst, 1, "keywords", kw, "i");
-	if (calls == NULL) {
-		rv = sync_fail(
-		    d->res, ERR_NOMEM, RETRY_LATER, "out of memory");
-		goto out;
-	}
-	rv = call_one(d, calls, false, &resp);
-	if (rv != 0) {
-		goto out;
-	}
-	memset(&e, 0, sizeof(e));
-	type[0] = '\0';
-	if (jmap_response(
-	        resp, "i", "Email/import", &args, type, sizeof(type), &e)
-	    != 0) {
-		jdrain_answer_err(
-		    d, i, jdrain_error_outcome(type), "%s", e.text);
-		goto out;
-	}
-	id = json_string_value(json_object_get(
-	    json_object_get(json_object_get(args, "created"), "a"), "id"));
-	o = json_object_get(json_object_get(args, "notCreated"), "a");
-	if (id == NULL && o != NULL) {
-		jdrain_error_text(o, "Email/import", etype, sizeof(etype),
-		    etext, sizeof(etext));
-		/* RFC 8620 5.3: the same Email exists (Cyrus: the same bytes,
-		 * in any mailbox, and it is NOT added to this one). */
-		id = json_string_value(json_object_get(o, "existingId"));
-		if (id == NULL || strcmp(etype, "alreadyExists") != 0) {
-			jdrain_answer(d, i, jdrain_error_outcome(etype), etext,
-			    NULL, NULL);
-			goto out;
-		}
-		rv = append_existing(d, i, id, dst);
-		goto out;
-	}
-	if (id == NULL) {
-		jdrain_answer_err(d, i, CHANGE_OUT_RETRY,
-		    "Email/import: the server did not answer for the message");
-	} else {
-		jdrain_answer(d, i, CHANGE_OUT_DONE, NULL, mbox, id);
-	}
-out:
-	json_decref(calls);
-	json_decref(resp);
-	json_decref(kw);
-	free(found);
-	free(blob);
-	return (rv != 0 ? rv : jdrain_flush(d));
 }
 
 /* The job ---------------------------------------------------------------- */
@@ -1093,11 +625,11 @@ sync_jmap_drain(const struct proto_job_run *job, const struct sync_limits *l,
 		rv = drain_updates(&d);
 	}
 	if (rv == 0) {
-		rv = drain_expunges(&d);
+		rv = jdrain_expunges(&d);
 	}
 	for (i = 0; rv == 0 && i < d.n; i++) {
 		if (!d.answered[i] && job->changes[i].kind == CHANGE_APPEND) {
-			rv = drain_append(&d, i);
+			rv = jdrain_append(&d, i);
 		}
 	}
 	if (rv != 0) {

@@ -6,8 +6,10 @@
  *   jmap_drain_plan.c  pure: keyword paths, Email/set patches, rounds of
  *                      changes to one Email, SetError outcomes, the
  *                      submission envelope read from a message
- *   jmap_drain.c       the job: Mailbox/get, batched Email/set updates,
- *                      expunges (Email/get + guarded destroy), appends
+ *   jmap_drain.c       the job: Mailbox/get, results, Email/set calls,
+ *                      batched updates (flag, move, delete to a mailbox)
+ *   jmap_drain_expunge.c  delete --expunge: Email/get + guarded Email/set
+ *   jmap_drain_append.c   appends: Message-ID query, upload, Email/import
  *   jmap_drain_send.c  sends: upload, Email/import into Drafts and
  *                      EmailSubmission/set in one request
  */
@@ -114,6 +116,57 @@ struct jdrain {
 	int sink_rv; /* results could not be sent */
 	uint32_t counts[CHANGE_OUT_UNCERTAIN + 1];
 };
+
+/* Emails in one Email/set or Email/get call at most (also capped by the
+ * session's maxObjectsInSet / maxObjectsInGet): keeps one request well
+ * under maxSizeRequest (a patch is about 100 bytes). */
+#define JDRAIN_MAX_OBJECTS 500u
+#define JDRAIN_MAX_ID 256u /* longest Email id carried (RFC 8620: 255) */
+
+/* A change of an Email/set call, with its patch. */
+struct jdrain_cchg {
+	size_t i; /* index in the job */
+	json_t *patch; /* owned; NULL for a destroy */
+};
+
+/* One Email/set call being built (jdrain_call_release frees). */
+struct jdrain_call {
+	json_t *update; /* id -> patch */
+	json_t *destroy;
+	struct jdrain_cchg *v;
+	size_t n;
+};
+
+/* Adds change i (Email id; patch taken, NULL: destroy) to c, whose
+ * change array is allocated for cap changes at the first add. ERR_NOMEM. */
+int jdrain_call_add(struct jdrain_call *c, size_t i, const char *id,
+    json_t *patch, size_t cap);
+void jdrain_call_release(struct jdrain_call *c);
+/* The ["Email/set", {...}, cid] of c (if_in_state may be NULL); NULL on
+ * ERR_NOMEM. */
+json_t *jdrain_call_json(const struct jdrain *d, const struct jdrain_call *c,
+    const char *cid, const char *if_in_state);
+/* Answers each change of c from an Email/set answer (args, borrowed) or,
+ * args NULL, from its method error (type, text): done (a move, delete to
+ * a mailbox or append in its to_mailbox, keyed by the Email id), or the
+ * SetError's outcome. */
+void jdrain_answer_set(struct jdrain *d, const struct jdrain_call *c,
+    json_t *args, const char *type, const char *text);
+/* Objects per Email/set call (get: per Email/get + Email/set pair). */
+size_t jdrain_objects_per_call(const struct jdrain *d, bool get);
+/* Change i's Email id NUL-terminated in buf (cap bytes); "" when none. */
+const char *jdrain_email_id(
+    const struct jdrain *d, size_t i, char *buf, size_t cap);
+/* Sends a request (calls borrowed): 0 with *resp_r (the caller
+ * json_decref()s it), or a job-level error with res filled. */
+int jdrain_request(
+    struct jdrain *d, json_t *calls, bool submission, json_t **resp_r);
+
+/* Step 4 (jmap_drain_expunge.c): every delete --expunge still open.
+ * Step 5 (jmap_drain_append.c): append change i. Both answer their
+ * changes and flush; non-zero: a job-level error with res filled. */
+int jdrain_expunges(struct jdrain *d);
+int jdrain_append(struct jdrain *d, size_t i);
 
 /* Queues change i's result (error: text, sanitized here; mailbox and
  * remote_id for done, NULL otherwise). A change answers once. */
