@@ -627,6 +627,10 @@ jmap_post_json(struct jmap_client *cl, const char *url, const char *ct,
 	if (cc == CURLE_OK) {
 		cc = curl_easy_setopt(cl->h, CURLOPT_POST, 1L);
 	}
+	if (cc == CURLE_OK && cl->fresh_next) {
+		cc = curl_easy_setopt(cl->h, CURLOPT_FRESH_CONNECT, 1L);
+	}
+	cl->fresh_next = false;
 	if (cc == CURLE_OK) {
 		cc = curl_easy_setopt(
 		    cl->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -648,6 +652,23 @@ jmap_post_json(struct jmap_client *cl, const char *url, const char *ct,
 	curl_slist_free_all(hdrs);
 	buf_release(&x.body);
 	return (rv);
+}
+
+/* Whether calls hold an EmailSubmission/set (to be sent at most once). */
+static bool
+has_submission_set(json_t *calls)
+{
+	json_t *c;
+	size_t i;
+
+	json_array_foreach (calls, i, c) {
+		const char *m = json_string_value(json_array_get(c, 0));
+
+		if (m != NULL && strcmp(m, "EmailSubmission/set") == 0) {
+			return (true);
+		}
+	}
+	return (false);
 }
 
 int
@@ -688,6 +709,7 @@ jmap_call(struct jmap_client *cl, json_t *calls, bool submission,
 		    "most",
 		    len, shown, (unsigned long long)cl->s.max_size_request);
 	} else {
+		cl->fresh_next = submission && has_submission_set(calls);
 		rv = jmap_post_json(cl, cl->s.api_url, "application/json", body,
 		    len, &root, e);
 	}

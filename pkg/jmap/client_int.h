@@ -20,6 +20,11 @@ struct jmap_client {
 	bool bearer, plaintext;
 	long connect_timeout_ms;
 	long io_timeout_s;
+	/* The next POST on a new connection: libcurl silently sends again a
+	 * request whose reused connection died before any answer, which an
+	 * EmailSubmission/set must never be (jmap_call sets it, the POST
+	 * clears it). */
+	bool fresh_next;
 	char errbuf[CURL_ERROR_SIZE];
 };
 

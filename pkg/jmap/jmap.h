@@ -128,7 +128,10 @@ void jmap_client_free(struct jmap_client **cl);
  * *responses_r is the methodResponses array (a new reference: the caller
  * json_decref()s it). A request-level error (RFC 8620 3.6.1 problem
  * JSON, HTTP 400) is ERR_SERVER with its type and detail in e->text;
- * answers larger than JMAP_MAX_RESPONSE are ERR_TOOBIG.
+ * answers larger than JMAP_MAX_RESPONSE are ERR_TOOBIG. A request with
+ * an EmailSubmission/set goes on a new connection, so that libcurl never
+ * sends it twice (it repeats a request whose reused connection died
+ * before any answer).
  */
 int jmap_call(struct jmap_client *cl, json_t *calls, bool submission,
     json_t **responses_r, struct jmap_err *e);

@@ -5,10 +5,15 @@ lands once), send (EmailSubmission: one delivery at Cyrus's SMTP sink, Bcc
 in the envelope only, the Sent copy), a move to a mailbox destroyed on the
 server (dead, the row back), and another client racing our changes.
 Server state through cyrus.py's JMAP client, local state in SQLite."""
+import http.client
+import http.server
 import json
 import os
 import re
 import signal
+import socketserver
+import threading
+import time
 import unittest
 
 import mailfixture as fx
@@ -30,6 +35,77 @@ def message_bytes(msgid, subject="JMAP drain", bcc=None):
     return ("\r\n".join(hdrs) + "\r\n\r\nHello Bob,\r\n.a dot line\r\nAlice\r\n").encode()
 
 
+class Proxy:
+    """An HTTP proxy in front of Cyrus's JMAP port for what a real server
+    does not do on demand. before(calls) runs before a JMAP API request is
+    forwarded (calls: its methodCalls); drop(calls) true: the request is
+    forwarded, then the connection closed with no answer."""
+
+    def __init__(self, port):
+        self.target = port
+        self.before = lambda calls: None
+        self.drop = lambda calls: False
+        self.seen = []  # the methods of every API request, in order
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def forward(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                calls = []
+                if body and self.headers.get("Content-Type", "").startswith("application/json"):
+                    calls = json.loads(body).get("methodCalls", [])
+                    proxy.seen.append(methods(calls))
+                    proxy.before(calls)
+                c = http.client.HTTPConnection("127.0.0.1", proxy.target, timeout=60)
+                hdrs = dict((k, v) for k, v in self.headers.items()
+                            if k.lower() not in ("host", "connection"))
+                c.request(self.command, self.path, body, hdrs)
+                r = c.getresponse()
+                data = r.read()
+                c.close()
+                if calls and proxy.drop(calls):
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() in ("transfer-encoding", "connection", "content-length"):
+                        continue
+                    if k.lower() == "location":
+                        v = v.replace(":%d" % proxy.target, ":%d" % proxy.port)
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = forward
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.srv = Server(("127.0.0.1", 0), Handler)
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    @property
+    def session_url(self):
+        return "http://127.0.0.1:%d/.well-known/jmap" % self.port
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def methods(calls):
+    return [c[0] for c in calls]
+
+
 class JmapDrainTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -44,6 +120,16 @@ class JmapDrainTest(unittest.TestCase):
         cls.p.submit("account", "add", "ja", "--jmap", cls.cy.session_url, "--plaintext",
                      "--user", "alice", "--password-file", pw, check=0)
         cls.p.submit("sync", "ja", "--wait", "--timeout", "60", check=0)
+        # bob's account goes through the proxy.
+        cls.cy.add_user("bob", "bobpw")
+        bmsgs = [fx.make_message(700 + i)[0] for i in range(4)]
+        cls.bob_msgids = [MSGID_RE.search(m).group(1).decode() for m in bmsgs]
+        cls.bob_ids = cls.cy.import_messages("bob", "Inbox", bmsgs, [])
+        cls.proxy = Proxy(cls.cy.http_port)
+        pw = cls.p.password_file("bobpw")
+        cls.p.submit("account", "add", "jp", "--jmap", cls.proxy.session_url, "--plaintext",
+                     "--user", "bob", "--password-file", pw, check=0)
+        cls.p.submit("sync", "jp", "--wait", "--timeout", "60", check=0)
         cls.n = 0
 
     @classmethod
@@ -51,11 +137,17 @@ class JmapDrainTest(unittest.TestCase):
         try:
             cls.p.stop()
         finally:
+            cls.proxy.stop()
             cls.cy.stop()
         cls.p.cleanup()
 
     def setUp(self):
         self.addCleanup(self.resume_scheduler)
+        self.addCleanup(self.proxy_reset)
+
+    def proxy_reset(self):
+        self.proxy.before = lambda calls: None
+        self.proxy.drop = lambda calls: False
 
     # -- helpers -----------------------------------------------------------------
 
@@ -285,6 +377,75 @@ class JmapDrainTest(unittest.TestCase):
         self.sync()
         self.assertEqual(self.one_row(self.msgids[10])["box"], "Archive")
         self.assertEqual(self.one_row(self.msgids[9])["flagged"], 1)
+
+
+    # -- through the proxy (bob, account jp) -------------------------------------
+
+    def bob_row(self, msgid):
+        r = self.p.query("SELECT m.*, b.name AS box FROM messages m JOIN mailboxes b"
+                         " ON b.id = m.mailbox_id JOIN accounts a ON a.id = m.account_id"
+                         " WHERE a.name = 'jp' AND m.message_id = ?", msgid)
+        self.assertEqual(len(r), 1)
+        return r[0]
+
+    def another_client_change(self, times):
+        """before(): another client changes an Email of bob's (so the
+        account's Email state moves) before each guarded Email/set, up to
+        `times` times."""
+        left = [times]
+
+        def before(calls):
+            if left[0] > 0 and any(c[0] == "Email/set" and "ifInState" in c[1] for c in calls):
+                left[0] -= 1
+                self.cy.set_keywords("bob", self.bob_ids[3], {"$n%d" % left[0]: True})
+        self.proxy.before = before
+
+    def test_10_expunge_state_mismatch_once_reads_again_and_destroys(self):
+        r = self.bob_row(self.bob_msgids[0])
+        self.another_client_change(1)
+        c = self.change("delete", "jp", str(r["id"]), "--expunge", "--wait", "--timeout", "60")
+        self.assertEqual(c["state"], "done", c)
+        self.assertEqual(c["attempts"], 1)
+        acc = self.cy.account_id("bob")
+        got = self.cy.call1("bob", "Email/get", {"accountId": acc, "ids": [r["remote_id"]]})
+        self.assertEqual(got["list"], [])
+
+    def test_11_expunge_state_mismatch_twice_is_retried(self):
+        r = self.bob_row(self.bob_msgids[1])
+        self.another_client_change(1000)
+        c = self.change("delete", "jp", str(r["id"]), "--expunge")
+        c = wait_for(lambda: (lambda x: x if x["attempts"] >= 1 and x["state"] == "pending"
+                              else None)(self.pc(c["id"])), 60, "the expunge to be retried")
+        self.assertIn("stateMismatch twice", c["last_error"])
+        acc = self.cy.account_id("bob")
+        got = self.cy.call1("bob", "Email/get", {"accountId": acc, "ids": [r["remote_id"]]})
+        self.assertEqual(len(got["list"]), 1)  # not destroyed on a stale view
+        self.proxy_reset()
+        self.assertEqual(self.wait_state(c["id"], ("done", "dead"))["state"], "done")
+        got = self.cy.call1("bob", "Email/get", {"accountId": acc, "ids": [r["remote_id"]]})
+        self.assertEqual(got["list"], [])
+
+    def test_12_send_cut_off_after_the_request_is_uncertain_and_sent_once(self):
+        msgid = "<jmap-send-cut@example.org>"
+        f = self.tmpfile(message_bytes(msgid, "Cut off").replace(b"alice@localhost",
+                                                                   b"bob@localhost"))
+        self.proxy.drop = lambda calls: "EmailSubmission/set" in methods(calls)
+        before = len(self.cy.sent())
+        c = self.change("send", "jp", "--file", f)
+        c = self.wait_state(c["id"], "uncertain")
+        self.assertIn("may have reached the server", c["last_error"])
+        self.proxy_reset()
+        got = wait_for(lambda: [m for m in self.cy.sent()[before:]
+                                if MSGID_RE.search(m["data"]).group(1).decode() == msgid],
+                       30, "the delivery")
+        # Not sent again on a guess (nor by libcurl retrying on its own).
+        time.sleep(1)
+        got = [m for m in self.cy.sent()[before:]
+               if MSGID_RE.search(m["data"]).group(1).decode() == msgid]
+        self.assertEqual(len(got), 1)
+        self.assertEqual(self.pc(c["id"])["state"], "uncertain")
+        subs = [m for m in self.proxy.seen if "EmailSubmission/set" in m]
+        self.assertEqual(len(subs), 1, self.proxy.seen)
 
 
 if __name__ == "__main__":
