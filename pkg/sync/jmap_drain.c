@@ -562,7 +562,7 @@ drain_sends(struct jdrain *d)
 	}
 	for (i = 0; rv == 0 && i < d->n; i++) {
 		if (d->answered[i] || d->job->changes[i].kind != CHANGE_SEND) {
-			continue;
+			continue; /* (all answered when Identity/get failed) */
 		}
 		if (!d->s->submission) {
 			jdrain_answer_err(d, i, CHANGE_OUT_DEAD,

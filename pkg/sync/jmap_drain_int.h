@@ -195,7 +195,9 @@ int jdrain_send(struct jdrain *d, size_t i, json_t *identities);
 int jdrain_upload(
     struct jdrain *d, size_t i, const char *data, size_t len, char **blob_r);
 
-/* Identity/get's list (new reference in *list_r), for jdrain_send. */
+/* Identity/get's list (new reference in *list_r), for jdrain_send. When
+ * the server answers with an error, every send still open is answered
+ * with it and *list_r is NULL (0); a failed request is the job's error. */
 int jdrain_identities(struct jdrain *d, json_t **list_r);
 
 #endif

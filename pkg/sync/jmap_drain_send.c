@@ -35,6 +35,8 @@ jdrain_identities(struct jdrain *d, json_t **list_r)
 {
 	json_t *calls, *resp = NULL, *args;
 	struct jmap_err e;
+	char type[64];
+	size_t i;
 	int rv;
 
 	*list_r = NULL;
@@ -47,21 +49,32 @@ jdrain_identities(struct jdrain *d, json_t **list_r)
 	}
 	rv = jmap_call(d->cl, calls, true, &resp, &e);
 	json_decref(calls);
-	if (rv == 0) {
-		rv = jmap_response(
-		    resp, "id", "Identity/get", &args, NULL, 0, &e);
-	}
 	if (rv != 0) {
-		json_decref(resp);
 		return (sync_jmap_fail(d->res, &e));
 	}
-	*list_r = json_incref(json_object_get(args, "list"));
+	type[0] = '\0';
+	rv = jmap_response(
+	    resp, "id", "Identity/get", &args, type, sizeof(type), &e);
+	if (rv == 0) {
+		*list_r = json_incref(json_object_get(args, "list"));
+		if (!json_is_array(*list_r)) {
+			json_decref(*list_r);
+			*list_r = NULL;
+			snprintf(e.text, sizeof(e.text),
+			    "Identity/get: answer without list");
+		}
+	}
 	json_decref(resp);
-	if (!json_is_array(*list_r)) {
-		json_decref(*list_r);
-		*list_r = NULL;
-		return (sync_fail(d->res, ERR_PROTO, RETRY_LATER,
-		    "Identity/get: answer without list"));
+	/* A method error fails the sends, not the job: the other changes
+	 * of the account still drain. */
+	for (i = 0; *list_r == NULL && i < d->n; i++) {
+		if (!d->answered[i]
+		    && d->job->changes[i].kind == CHANGE_SEND) {
+			jdrain_answer_err(d, i,
+			    type[0] != '\0' ? jdrain_error_outcome(type)
+			                    : CHANGE_OUT_RETRY,
+			    "%s", e.text);
+		}
 	}
 	return (ERR_OK);
 }
