@@ -775,6 +775,7 @@ jsync_body(struct jsync *x)
 			    "Email/get: answer without state");
 		}
 		if (rv == 0) {
+			free(x->email_state); /* a resync replaces it */
 			x->email_state = xstrdup(st);
 			rv = x->email_state == NULL ? ERR_NOMEM : ERR_OK;
 		}
