@@ -388,6 +388,26 @@ mime_addr_parse(const char *in, size_t len, struct mime_addr_list *out)
 	return (rv);
 }
 
+int
+mime_header_addrs(const char *msg, size_t len, const char *name,
+    struct mime_addr_list *out)
+{
+	char *v = NULL;
+	int rv;
+
+	out->v = NULL;
+	out->n = 0;
+	rv = mime_header_get(msg, len, name, &v);
+	if (rv == ERR_NOTFOUND) {
+		return (ERR_OK);
+	}
+	if (rv == 0) {
+		rv = mime_addr_parse(v, strlen(v), out);
+	}
+	free(v);
+	return (rv);
+}
+
 void
 mime_addr_list_release(struct mime_addr_list *l)
 {

@@ -92,6 +92,11 @@ struct mime_addr_list {
  */
 int mime_addr_parse(const char *in, size_t len, struct mime_addr_list *out);
 void mime_addr_list_release(struct mime_addr_list *l);
+/* The addresses of header field `name` of a raw message (its first such
+ * field; an absent field is an empty list): mime_header_get, then
+ * mime_addr_parse, with their errors. */
+int mime_header_addrs(const char *msg, size_t len, const char *name,
+    struct mime_addr_list *out);
 /*
  * Formats a list as the messages.from_addr / to_addrs columns hold it
  * (the same text the IMAP ENVELOPE gives): "Name <a@b>, c@d", a display

@@ -332,6 +332,22 @@ store_bind_flags(
 	store_bind_nz(stmt, first + 6, (int64_t)m->modseq);
 }
 
+/* Binds ?5 .. ?20 of both message upserts (apply.c, jmap.c) from m. */
+void
+store_bind_columns(sqlite3_stmt *stmt, const struct proto_message_row *m)
+{
+	store_bind_str(stmt, 5, m->message_id);
+	store_bind_str(stmt, 6, m->subject);
+	store_bind_str(stmt, 7, m->from_addr);
+	store_bind_str(stmt, 8, m->to_addrs);
+	store_bind_str(stmt, 9, m->cc_addrs);
+	store_bind_nz(stmt, 10, m->date);
+	store_bind_nz(stmt, 11, m->internal_date);
+	sqlite3_bind_int64(stmt, 12, (int64_t)m->size);
+	store_bind_flags(stmt, 13, m);
+	sqlite3_bind_int(stmt, 20, m->has_attachments ? 1 : 0);
+}
+
 /* Applies one message row; *applied_r is 1 when a row was written. */
 static int
 store_apply_message(struct store *st, uint64_t account_id, int64_t mbox_id,
@@ -349,16 +365,7 @@ store_apply_message(struct store *st, uint64_t account_id, int64_t mbox_id,
 		sqlite3_bind_int64(stmt, 2, mbox_id);
 		sqlite3_bind_int64(stmt, 3, m->uid);
 		store_bind_str(stmt, 4, m->remote_id);
-		store_bind_str(stmt, 5, m->message_id);
-		store_bind_str(stmt, 6, m->subject);
-		store_bind_str(stmt, 7, m->from_addr);
-		store_bind_str(stmt, 8, m->to_addrs);
-		store_bind_str(stmt, 9, m->cc_addrs);
-		store_bind_nz(stmt, 10, m->date);
-		store_bind_nz(stmt, 11, m->internal_date);
-		sqlite3_bind_int64(stmt, 12, (int64_t)m->size);
-		store_bind_flags(stmt, 13, m);
-		sqlite3_bind_int(stmt, 20, m->has_attachments ? 1 : 0);
+		store_bind_columns(stmt, m);
 	} else {
 		rv = store_stmt(st, SQL_MESSAGE_FLAGS, &stmt);
 		if (rv != 0) {

@@ -237,22 +237,6 @@ store_jmap_rename(struct store *st, uint64_t account_id, uint64_t job_id,
 	return (rv);
 }
 
-/* Binds the columns ?5 .. ?20 of SQL_UPSERT from m. */
-static void
-bind_full(sqlite3_stmt *stmt, const struct proto_message_row *m)
-{
-	store_bind_str(stmt, 5, m->message_id);
-	store_bind_str(stmt, 6, m->subject);
-	store_bind_str(stmt, 7, m->from_addr);
-	store_bind_str(stmt, 8, m->to_addrs);
-	store_bind_str(stmt, 9, m->cc_addrs);
-	store_bind_nz(stmt, 10, m->date);
-	store_bind_nz(stmt, 11, m->internal_date);
-	sqlite3_bind_int64(stmt, 12, (int64_t)m->size);
-	store_bind_flags(stmt, 13, m);
-	sqlite3_bind_int(stmt, 20, m->has_attachments ? 1 : 0);
-}
-
 /* Runs one of the membership statements (?1 account, ?2 mailbox, ?3
  * Email id, ?4 mailbox ids). */
 static int
@@ -295,7 +279,7 @@ store_jmap_message(struct store *st, uint64_t account_id, int64_t mbox_id,
 	if (m->full) {
 		sqlite3_bind_int64(stmt, 2, mbox_id);
 		store_bind_str(stmt, 4, m->remote_id);
-		bind_full(stmt, m);
+		store_bind_columns(stmt, m);
 	} else {
 		store_bind_str(stmt, 2, m->remote_id);
 		store_bind_flags(stmt, 3, m);

@@ -201,6 +201,10 @@ bool store_row_is_jmap(uint32_t uid, struct proto_str remote_id);
  * to parameters first .. first + 6 (apply.c). */
 void store_bind_flags(
     sqlite3_stmt *stmt, int first, const struct proto_message_row *m);
+/* Binds message_id .. has_attachments of m to ?5 .. ?20 (the column
+ * order of both message upserts). */
+void store_bind_columns(
+    sqlite3_stmt *stmt, const struct proto_message_row *m);
 /* job_run.states from sync_state (jmap accounts only; heap array freed
  * with the job_run, strings owned by out). */
 int store_lease_states(

@@ -300,24 +300,16 @@ jdrain_error_text(json_t *err, const char *what, char *type, size_t tcap,
 static int
 first_addr(const char *msg, size_t len, const char *name, char **out_r)
 {
-	struct mime_addr_list l = { NULL, 0 };
-	char *v = NULL;
+	struct mime_addr_list l;
 	int rv;
 
 	*out_r = NULL;
-	rv = mime_header_get(msg, len, name, &v);
-	if (rv == ERR_NOTFOUND) {
-		return (ERR_OK);
-	}
-	if (rv == 0) {
-		rv = mime_addr_parse(v, strlen(v), &l);
-	}
+	rv = mime_header_addrs(msg, len, name, &l);
 	if (rv == 0 && l.n > 0) {
 		*out_r = strdup(l.v[0].addr);
 		rv = *out_r != NULL ? ERR_OK : ERR_NOMEM;
 	}
 	mime_addr_list_release(&l);
-	free(v);
 	return (rv);
 }
 
@@ -325,19 +317,12 @@ first_addr(const char *msg, size_t len, const char *name, char **out_r)
 static int
 add_rcpts(const char *msg, size_t len, const char *name, json_t *rcpt)
 {
-	struct mime_addr_list l = { NULL, 0 };
+	struct mime_addr_list l;
 	json_t *o;
-	char *v = NULL;
 	size_t i, k;
 	int rv;
 
-	rv = mime_header_get(msg, len, name, &v);
-	if (rv == ERR_NOTFOUND) {
-		return (ERR_OK);
-	}
-	if (rv == 0) {
-		rv = mime_addr_parse(v, strlen(v), &l);
-	}
+	rv = mime_header_addrs(msg, len, name, &l);
 	for (i = 0; rv == 0 && i < l.n; i++) {
 		bool seen = false;
 
@@ -356,7 +341,6 @@ add_rcpts(const char *msg, size_t len, const char *name, json_t *rcpt)
 		}
 	}
 	mime_addr_list_release(&l);
-	free(v);
 	return (rv);
 }
 

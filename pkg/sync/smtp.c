@@ -161,18 +161,11 @@ smtp_classify(const struct smtp_facts *f)
 static int
 first_addr(const char *msg, size_t len, const char *name, char **out_r)
 {
-	struct mime_addr_list l = { NULL, 0 };
-	char *v = NULL;
+	struct mime_addr_list l;
 	int rv;
 
 	*out_r = NULL;
-	rv = mime_header_get(msg, len, name, &v);
-	if (rv == ERR_NOTFOUND) {
-		return (ERR_OK);
-	}
-	if (rv == 0) {
-		rv = mime_addr_parse(v, strlen(v), &l);
-	}
+	rv = mime_header_addrs(msg, len, name, &l);
 	if (rv == 0 && l.n > 0) {
 		size_t n = strlen(l.v[0].addr) + 3;
 
@@ -184,7 +177,6 @@ first_addr(const char *msg, size_t len, const char *name, char **out_r)
 		}
 	}
 	mime_addr_list_release(&l);
-	free(v);
 	return (rv);
 }
 
@@ -193,19 +185,13 @@ static int
 add_rcpts(const char *msg, size_t len, const char *name,
     struct curl_slist **rcpt, size_t *n_r)
 {
-	struct mime_addr_list l = { NULL, 0 };
+	struct mime_addr_list l;
 	struct curl_slist *s, *p;
-	char *v = NULL, one[1100];
+	char one[1100];
 	size_t i;
 	int rv;
 
-	rv = mime_header_get(msg, len, name, &v);
-	if (rv == ERR_NOTFOUND) {
-		return (ERR_OK);
-	}
-	if (rv == 0) {
-		rv = mime_addr_parse(v, strlen(v), &l);
-	}
+	rv = mime_header_addrs(msg, len, name, &l);
 	for (i = 0; rv == 0 && i < l.n; i++) {
 		if (strlen(l.v[i].addr) > sizeof(one) - 3) {
 			rv = ERR_TOOBIG;
@@ -229,7 +215,6 @@ add_rcpts(const char *msg, size_t len, const char *name,
 		(*n_r)++;
 	}
 	mime_addr_list_release(&l);
-	free(v);
 	return (rv);
 }
 
