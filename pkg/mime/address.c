@@ -389,8 +389,8 @@ mime_addr_parse(const char *in, size_t len, struct mime_addr_list *out)
 }
 
 int
-mime_header_addrs(const char *msg, size_t len, const char *name,
-    struct mime_addr_list *out)
+mime_header_addrs(
+    const char *msg, size_t len, const char *name, struct mime_addr_list *out)
 {
 	char *v = NULL;
 	int rv;

@@ -325,10 +325,11 @@ store_bind_flags(
 	size_t i;
 
 	for (i = 0; i < ARRAY_LEN(bits); i++) {
-		sqlite3_bind_int(stmt, first + (int)i, (m->flags & bits[i]) != 0);
+		sqlite3_bind_int(
+		    stmt, first + (int)i, (m->flags & bits[i]) != 0);
 	}
-	store_bind_str(stmt, first + 5,
-	    m->keywords.p != NULL ? m->keywords : empty);
+	store_bind_str(
+	    stmt, first + 5, m->keywords.p != NULL ? m->keywords : empty);
 	store_bind_nz(stmt, first + 6, (int64_t)m->modseq);
 }
 
@@ -525,8 +526,8 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 			last = m->mailbox;
 		}
 		if (store_row_is_jmap(m->uid, m->remote_id)) {
-			rv = store_apply_jmap(st, account_id, mbox_id, m,
-			    guard != NULL, &one);
+			rv = store_apply_jmap(
+			    st, account_id, mbox_id, m, guard != NULL, &one);
 			if (rv != 0) {
 				goto dbfail;
 			}
