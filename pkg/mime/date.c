@@ -438,3 +438,48 @@ mime_parse_internaldate(const char *in, size_t len, int64_t *t_r)
 	f.zone_s = (s[21] == '-' ? -1 : 1) * (zh * 3600 + zm * 60);
 	return (date_to_unix(&f, t_r));
 }
+
+int
+mime_parse_rfc3339(const char *in, size_t len, int64_t *t_r)
+{
+	/* yyyy-mm-ddThh:mm:ss[.frac](Z|+hh:mm|-hh:mm) (JMAP UTCDate/Date) */
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	struct date_fields f;
+	size_t i, k;
+	int zh, zm;
+
+	if (len < sizeof(shape) - 1 + 1) {
+		return (ERR_INVAL);
+	}
+	for (i = 0; i < sizeof(shape) - 1; i++) {
+		bool ok = shape[i] == 'd' ? date_is_digit(in[i])
+		    : shape[i] == 'T'     ? (in[i] == 'T' || in[i] == 't')
+					  : in[i] == shape[i];
+
+		if (!ok) {
+			return (ERR_INVAL);
+		}
+	}
+	memset(&f, 0, sizeof(f));
+	f.year = date_2digits(in) * 100 + date_2digits(in + 2);
+	f.month = date_2digits(in + 5);
+	f.day = date_2digits(in + 8);
+	f.hour = date_2digits(in + 11);
+	f.min = date_2digits(in + 14);
+	f.sec = date_2digits(in + 17);
+	k = i;
+	if (k < len && in[k] == '.') {
+		for (k++; k < len && date_is_digit(in[k]); k++) {
+		}
+	}
+	if (k + 1 == len && (in[k] == 'Z' || in[k] == 'z')) {
+		f.zone_s = 0;
+	} else if (k + 6 == len && (in[k] == '+' || in[k] == '-')
+	    && in[k + 3] == ':' && (zh = date_2digits(in + k + 1)) >= 0
+	    && (zm = date_2digits(in + k + 4)) >= 0 && zh < 24 && zm < 60) {
+		f.zone_s = (in[k] == '-' ? -1 : 1) * (zh * 3600 + zm * 60);
+	} else {
+		return (ERR_INVAL);
+	}
+	return (date_to_unix(&f, t_r));
+}

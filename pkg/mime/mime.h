@@ -40,6 +40,10 @@ int mime_parse_date(const char *in, size_t len, int64_t *t_r);
 /* Parses an IMAP date-time ("17-Jul-1996 02:44:25 -0700"). ERR_INVAL. */
 int mime_parse_internaldate(const char *in, size_t len, int64_t *t_r);
 
+/* Parses an RFC 3339 date-time as JMAP sends it ("2026-11-22T18:38:18Z",
+ * "...18.250+01:00"; fractions dropped). ERR_INVAL. */
+int mime_parse_rfc3339(const char *in, size_t len, int64_t *t_r);
+
 /* RFC 2231 parameter value ("utf-8''%E2%82%AC.pdf") to UTF-8; malloc'd. */
 int mime_decode_param2231(const char *in, size_t len, char **out_r);
 

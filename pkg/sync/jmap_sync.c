@@ -127,45 +127,14 @@ answer(struct jsync *x, json_t *resp, const char *cid, const char *name,
 
 /* Rows ----------------------------------------------------------------- */
 
-/* "2026-11-22T18:38:18Z", "…+01:00", fractions allowed -> unix seconds;
- * 0 when absent or unreadable. */
+/* A JMAP date (RFC 3339) as unix seconds; 0 when absent or unreadable. */
 static int64_t
 utc_date(const char *s)
 {
-	int y, mo, d, h, mi, sec, n = 0, oh = 0, om = 0;
-	const char *p;
-	int64_t days, t;
+	int64_t t;
 
-	if (s == NULL
-	    || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
-	           &sec, &n)
-	        != 6
-	    || mo < 1 || mo > 12 || d < 1 || d > 31) {
-		return (0);
-	}
-	p = s + n;
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++) { }
-	}
-	if ((*p == '+' || *p == '-')
-	    && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2) {
-		if (*p == '-') {
-			oh = -oh;
-			om = -om;
-		}
-	}
-	/* days from civil (Howard Hinnant's algorithm) */
-	y -= mo <= 2;
-	{
-		int64_t era = (y >= 0 ? y : y - 399) / 400;
-		int64_t yoe = y - era * 400;
-		int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-		int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-
-		days = era * 146097 + doe - 719468;
-	}
-	t = days * 86400 + h * 3600 + mi * 60 + sec;
-	return (t - (int64_t)oh * 3600 - (int64_t)om * 60);
+	return (
+	    s != NULL && mime_parse_rfc3339(s, strlen(s), &t) == 0 ? t : 0);
 }
 
 /* [{name, email}] -> "Name <a@b>, c@d" (malloc'd; NULL for none). */

@@ -111,6 +111,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rv != 0 && rv != ERR_INVAL) {
 		abort();
 	}
+	rv = mime_parse_rfc3339(s, size, &t);
+	if (rv != 0 && rv != ERR_INVAL) {
+		abort();
+	}
 	fuzz_raw_message(s, size);
 	return (0);
 }

@@ -257,25 +257,58 @@ static const struct date_case idate_cases[] = {
 	{ "\"", ERR_INVAL, 0 },
 };
 
+/* Runs a date parser over a table of cases. */
 static void
-test_parse_internaldate(void **state)
+check_dates(int (*parse)(const char *, size_t, int64_t *),
+    const struct date_case *cases, size_t n)
 {
 	size_t i;
 	int64_t t;
 	int rv;
 
-	(void)state;
-	for (i = 0; i < ARRAY_LEN(idate_cases); i++) {
+	for (i = 0; i < n; i++) {
 		t = -1;
-		rv = mime_parse_internaldate(idate_cases[i].in,
-		    strlen(idate_cases[i].in), &t);
-		if (rv != idate_cases[i].rv ||
-		    (rv == 0 && t != idate_cases[i].t)) {
+		rv = parse(cases[i].in, strlen(cases[i].in), &t);
+		if (rv != cases[i].rv || (rv == 0 && t != cases[i].t)) {
 			print_error("case %zu: \"%s\" rv=%d t=%lld\n", i,
-			    idate_cases[i].in, rv, (long long)t);
+			    cases[i].in, rv, (long long)t);
 			fail();
 		}
 	}
+}
+
+static void
+test_parse_internaldate(void **state)
+{
+	(void)state;
+	check_dates(mime_parse_internaldate, idate_cases,
+	    ARRAY_LEN(idate_cases));
+}
+
+static const struct date_case rfc3339_cases[] = {
+	{ "1996-07-17T09:44:25Z", 0, 837596665 },
+	{ "1996-07-17t09:44:25z", 0, 837596665 },
+	{ "1996-07-17T02:44:25-07:00", 0, 837596665 },
+	{ "1996-07-17T09:44:25.123456Z", 0, 837596665 },
+	{ "2003-07-01T10:52:37+02:00", 0, 1057049557 },
+	{ "2024-02-29T00:00:00Z", 0, 1709164800 },
+	{ "2023-02-29T00:00:00Z", ERR_INVAL, 0 },
+	{ "1996-07-17T24:44:25Z", ERR_INVAL, 0 },
+	{ "1996-07-17T09:44:25", ERR_INVAL, 0 },
+	{ "1996-07-17T09:44:25+0700", ERR_INVAL, 0 },
+	{ "1996-07-17T09:44:25+24:00", ERR_INVAL, 0 },
+	{ "1996-07-17 09:44:25Z", ERR_INVAL, 0 },
+	{ "1996-7-17T09:44:25Z", ERR_INVAL, 0 },
+	{ "1996-07-17T09:44:25Zx", ERR_INVAL, 0 },
+	{ "", ERR_INVAL, 0 },
+};
+
+static void
+test_parse_rfc3339(void **state)
+{
+	(void)state;
+	check_dates(
+	    mime_parse_rfc3339, rfc3339_cases, ARRAY_LEN(rfc3339_cases));
 }
 
 static const struct hdr_case param_cases[] = {
@@ -353,6 +386,7 @@ main(void)
 		cmocka_unit_test(test_decode_header_limits),
 		cmocka_unit_test(test_parse_date),
 		cmocka_unit_test(test_parse_internaldate),
+		cmocka_unit_test(test_parse_rfc3339),
 		cmocka_unit_test(test_param2231),
 		cmocka_unit_test(test_utf8_valid),
 	};
