@@ -361,9 +361,20 @@ proto_msg_release(struct proto_msg *m)
 /* Decoder ------------------------------------------------------------------
  */
 
+/* The decoder's position ("b.messages[3].uid") is kept as a stack of
+ * segments pointing into the message and rendered only for an error:
+ * formatting it eagerly cost 7% of the store's time on a header sync. */
+#define DEC_DEPTH 16
+
+struct dec_seg {
+	const char *key; /* NULL: an array index */
+	size_t n;        /* key length, or the index */
+};
+
 struct dec {
-	char path[256]; /* "b.messages[3].uid" */
-	size_t plen;
+	const char *root;             /* "message", "v", "t", "id", "b" */
+	struct dec_seg seg[DEC_DEPTH];
+	size_t depth;                 /* may exceed DEC_DEPTH (not stored) */
 	char *err;
 	size_t errlen;
 };
@@ -377,52 +388,65 @@ dec_fail(struct dec *d, const char *fmt, ...)
 	char msg[192];
 	va_list ap;
 
+	char path[256];
+	size_t i, len;
+	int w;
+
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(d->err, d->errlen, "%s: %s", d->path, msg);
+	len = (size_t)snprintf(path, sizeof(path), "%s", d->root);
+	for (i = 0; i < d->depth && len < sizeof(path); i++) {
+		if (i == DEC_DEPTH) {
+			w = snprintf(path + len, sizeof(path) - len, "...");
+		} else if (d->seg[i].key != NULL) {
+			w = snprintf(path + len, sizeof(path) - len, ".%.*s",
+			    (int)(d->seg[i].n > 64 ? 64 : d->seg[i].n),
+			    d->seg[i].key);
+		} else {
+			w = snprintf(path + len, sizeof(path) - len, "[%zu]",
+			    d->seg[i].n);
+		}
+		if (w < 0 || i == DEC_DEPTH) {
+			break;
+		}
+		len += (size_t)w;
+	}
+	snprintf(d->err, d->errlen, "%s: %s", path, msg);
 	return (ERR_PROTO);
 }
 
-/* Appends ".key" or "[i]" to the path; returns the length to restore. */
+/* Pushes ".key" (key != NULL) or "[n]" onto the path; returns the depth
+ * to restore with path_pop(). */
+static size_t
+path_push(struct dec *d, const char *key, size_t n)
+{
+	size_t save = d->depth;
+
+	if (d->depth < DEC_DEPTH) {
+		d->seg[d->depth].key = key;
+		d->seg[d->depth].n = n;
+	}
+	d->depth++;
+	return (save);
+}
+
 static size_t
 path_key(struct dec *d, const char *p, size_t n)
 {
-	size_t save = d->plen;
-	int w;
-
-	w = snprintf(d->path + d->plen, sizeof(d->path) - d->plen, ".%.*s",
-	    (int)(n > 64 ? 64 : n), p);
-	if (w > 0) {
-		d->plen += (size_t)w;
-		if (d->plen >= sizeof(d->path)) {
-			d->plen = sizeof(d->path) - 1;
-		}
-	}
-	return (save);
+	return (path_push(d, p, n));
 }
 
 static size_t
 path_index(struct dec *d, size_t i)
 {
-	size_t save = d->plen;
-	int w;
-
-	w = snprintf(d->path + d->plen, sizeof(d->path) - d->plen, "[%zu]", i);
-	if (w > 0) {
-		d->plen += (size_t)w;
-		if (d->plen >= sizeof(d->path)) {
-			d->plen = sizeof(d->path) - 1;
-		}
-	}
-	return (save);
+	return (path_push(d, NULL, i));
 }
 
 static void
 path_pop(struct dec *d, size_t save)
 {
-	d->plen = save;
-	d->path[save] = '\0';
+	d->depth = save;
 }
 
 static int dec_table(struct dec *d, const struct proto_table *t, void *st,
@@ -591,7 +615,7 @@ dec_table(struct dec *d, const struct proto_table *t, void *st,
 {
 	uint32_t seen = 0, nkv = 0, k;
 	const msgpack_object_kv *kv = NULL;
-	size_t i, save;
+	size_t i, j, save, next = 0;
 	int rv;
 
 	if (o != NULL && o->type != MSGPACK_OBJECT_MAP) {
@@ -607,7 +631,12 @@ dec_table(struct dec *d, const struct proto_table *t, void *st,
 		if (key->type != MSGPACK_OBJECT_STR) {
 			return (dec_fail(d, "key %u: expected string key", k));
 		}
-		for (i = 0; i < t->nfields; i++) {
+		/* Encoders write the table's order: try the field after the
+		 * last match first, so a known key costs one comparison. */
+		for (j = 0, i = next; j < t->nfields; j++, i++) {
+			if (i == t->nfields) {
+				i = 0;
+			}
 			if (strlen(t->fields[i].key) == key->via.str.size
 			    && memcmp(t->fields[i].key, key->via.str.ptr,
 			           key->via.str.size)
@@ -615,9 +644,10 @@ dec_table(struct dec *d, const struct proto_table *t, void *st,
 				break;
 			}
 		}
-		if (i == t->nfields) {
+		if (j == t->nfields) {
 			continue; /* unknown keys are ignored */
 		}
+		next = i + 1;
 		save = path_key(d, key->via.str.ptr, key->via.str.size);
 		if ((seen & (1u << i)) != 0) {
 			rv = dec_fail(d, "duplicate key");
@@ -705,7 +735,7 @@ dec_envelope(struct dec *d, const msgpack_object *root, struct proto_msg *m)
 		return (dec_fail(d, "missing required key \"v\""));
 	}
 	if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 == 0) {
-		snprintf(d->path, sizeof(d->path), "v");
+		d->root = "v";
 		return (dec_fail(d, "expected unsigned integer >= 1"));
 	}
 	if (v->via.u64 > PROTO_VERSION) {
@@ -718,26 +748,25 @@ dec_envelope(struct dec *d, const msgpack_object *root, struct proto_msg *m)
 		return (dec_fail(d, "missing required key \"t\""));
 	}
 	if (t->type != MSGPACK_OBJECT_STR) {
-		snprintf(d->path, sizeof(d->path), "t");
+		d->root = "t";
 		return (dec_fail(d, "expected string"));
 	}
 	m->type = proto_msg_lookup(t->via.str.ptr, t->via.str.size);
 	if (m->type == MSG_NONE) {
 		safe_name(name, sizeof(name), t->via.str.ptr, t->via.str.size);
-		snprintf(d->path, sizeof(d->path), "t");
+		d->root = "t";
 		return (dec_fail(d, "unknown message type \"%s\"", name));
 	}
 	if (id == NULL) {
 		return (dec_fail(d, "missing required key \"id\""));
 	}
 	if (id->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-		snprintf(d->path, sizeof(d->path), "id");
+		d->root = "id";
 		return (dec_fail(d, "expected unsigned integer <= %llu",
 		    (unsigned long long)UINT64_MAX));
 	}
 	m->id = id->via.u64;
-	snprintf(d->path, sizeof(d->path), "b");
-	d->plen = 1;
+	d->root = "b";
 	if (b != NULL && b->type == MSGPACK_OBJECT_NIL) {
 		b = NULL;
 	}
@@ -764,8 +793,7 @@ proto_decode(const char *buf, size_t len, struct proto_msg *m, char *errbuf,
 	}
 	errbuf[0] = '\0';
 	memset(&d, 0, sizeof(d));
-	snprintf(d.path, sizeof(d.path), "message");
-	d.plen = strlen(d.path);
+	d.root = "message";
 	d.err = errbuf;
 	d.errlen = errlen;
 	if (len > PROTO_MAX_MSG) {
