@@ -520,6 +520,9 @@ main(int argc, char **argv)
 	if (rv != 0) {
 		fatalx("key file %s: %s", keypath, errbuf);
 	}
+	if (store_global_init() != 0) {
+		fatalx("cannot configure SQLite");
+	}
 	rv = store_open(dbpath, key, &cfg, &sp.st, errbuf, sizeof(errbuf));
 	mem_wipe(key, sizeof(key));
 	if (rv != 0) {

@@ -107,6 +107,14 @@ store_stmt_exec(sqlite3_stmt *stmt)
 	return (ERR_OK);
 }
 
+int
+store_global_init(void)
+{
+	return (sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK
+	        ? ERR_OK
+	        : ERR_BADSTATE);
+}
+
 static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
 static const char SQL_COMMIT[] = "COMMIT";
 static const char SQL_ROLLBACK[] = "ROLLBACK";
