@@ -121,16 +121,30 @@ push_frame(struct imap_parser *p, size_t depth, struct imap_tok *list,
 	return (0);
 }
 
-/* Scans a quoted string at b[*ip] == '"'; unescapes it in place. */
+/* Bytes that end the fast scan of a quoted string: the closing quote, an
+ * escape, and the three bytes a quoted string must not hold. */
+static bool
+quoted_special(unsigned char c)
+{
+	return (c == '"' || c == '\\' || c == '\r' || c == '\n' || c == '\0');
+}
+
+/* Scans a quoted string at b[*ip] == '"'; unescapes it in place. The
+ * whole string is validated before any byte moves (a bad string leaves
+ * the buffer untouched), and only the bytes after the first escape move:
+ * most strings have none. */
 static int
 tok_quoted(struct imap_parser *p, size_t *ip, size_t lim, const char **s_r,
     size_t *len_r)
 {
 	char *b = p->buf.data;
-	size_t open = *ip, r, w;
+	size_t open = *ip, r, w, esc = 0;
+	bool escaped = false;
 
-	/* Validate first so a bad string leaves the buffer untouched. */
 	for (r = open + 1;; r++) {
+		while (r < lim && !quoted_special((unsigned char)b[r])) {
+			r++;
+		}
 		if (r >= lim) {
 			return (imapi_set_err(p, ERR_PROTO,
 			    "unterminated quoted string at offset %zu", open));
@@ -147,22 +161,24 @@ tok_quoted(struct imap_parser *p, size_t *ip, size_t lim, const char **s_r,
 			return (imapi_set_err(p, ERR_PROTO,
 			    "NUL byte inside quoted string at offset %zu", r));
 		}
-		if (b[r] == '\\') {
-			if (r + 1 >= lim
-			    || (b[r + 1] != '"' && b[r + 1] != '\\')) {
-				return (imapi_set_err(p, ERR_PROTO,
-				    "bad escape in quoted string at offset "
-				    "%zu",
-				    r));
-			}
-			r++;
+		if (r + 1 >= lim || (b[r + 1] != '"' && b[r + 1] != '\\')) {
+			return (imapi_set_err(p, ERR_PROTO,
+			    "bad escape in quoted string at offset %zu", r));
 		}
+		if (!escaped) {
+			escaped = true;
+			esc = r;
+		}
+		r++;
 	}
-	for (r = w = open + 1; b[r] != '"'; r++, w++) {
-		if (b[r] == '\\') {
-			r++;
+	w = r;
+	if (escaped) {
+		for (r = w = esc; b[r] != '"'; r++, w++) {
+			if (b[r] == '\\') {
+				r++;
+			}
+			b[w] = b[r];
 		}
-		b[w] = b[r];
 	}
 	*s_r = b + open + 1;
 	*len_r = w - (open + 1);
