@@ -30,10 +30,17 @@ on_signal(int sig)
 	worker_stop = 1;
 }
 
+/* Connections kept between jobs (JMAP): how many accounts' and for how
+ * long. Idle HTTP connections cost the server little; 60 s stays under
+ * the usual keep-alive limits, so a kept one is rarely found dead. */
+#define KEEP_CONNECTIONS 16
+#define KEEP_IDLE_S 60
+
 struct worker {
 	nng_socket jobs;
 	nng_socket results;
 	struct sync_limits lim;
+	struct sync_conns *conns;
 };
 
 static int
@@ -66,7 +73,7 @@ run_job(struct worker *w, const struct proto_job_run *job)
 	    (unsigned long long)job->job_id,
 	    (unsigned long long)job->account_id, (int)job->account.len,
 	    job->account.p != NULL ? job->account.p : "", job->attempt);
-	sync_run(job, &w->lim, &sink, &res);
+	sync_run(job, &w->lim, w->conns, &sink, &res);
 
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_WORKER_RESULT_DONE;
@@ -120,7 +127,9 @@ usage(void)
 	fprintf(stderr,
 	    "usage: mailsync-worker [--dir DIR] [--jobs URL] [--results URL]\n"
 	    "                       [--batch-rows N] [--io-timeout SECONDS] "
-	    "[--job-timeout SECONDS] [--verbose]\n");
+	    "[--job-timeout SECONDS]\n"
+	    "                       [--keep-connections N] "
+	    "[--keep-idle SECONDS] [--verbose]\n");
 	exit(2);
 }
 
@@ -134,6 +143,8 @@ main(int argc, char **argv)
 		{ "batch-rows", required_argument, NULL, 'b' },
 		{ "io-timeout", required_argument, NULL, 't' },
 		{ "job-timeout", required_argument, NULL, 'T' },
+		{ "keep-connections", required_argument, NULL, 'k' },
+		{ "keep-idle", required_argument, NULL, 'K' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -143,7 +154,7 @@ main(int argc, char **argv)
 	char jobs_def[1100], results_def[1100], errbuf[256];
 	struct sigaction sa;
 	struct worker w;
-	uint64_t v;
+	uint64_t v, keep = KEEP_CONNECTIONS, keep_idle_s = KEEP_IDLE_S;
 	int c, rv;
 	bool verbose = false;
 
@@ -183,6 +194,22 @@ main(int argc, char **argv)
 				exit(2);
 			}
 			w.lim.job_timeout_ms = (int64_t)v * 1000;
+			break;
+		case 'k':
+			if (parse_u64(optarg, 10000, &keep) != 0) {
+				fprintf(stderr, "mailsync-worker: "
+						"--keep-connections must be "
+						"0..10000\n");
+				exit(2);
+			}
+			break;
+		case 'K':
+			if (parse_u64(optarg, 86400, &keep_idle_s) != 0
+			    || keep_idle_s == 0) {
+				fprintf(stderr, "mailsync-worker: --keep-idle "
+						"must be 1..86400 seconds\n");
+				exit(2);
+			}
 			break;
 		case 'v':
 			verbose = true;
@@ -236,12 +263,17 @@ main(int argc, char **argv)
 	if (rv != 0) {
 		fatalx("results socket %s: %s", results_url, errbuf);
 	}
+	if (sync_conns_new((size_t)keep, (int64_t)keep_idle_s * 1000,
+		&w.conns) != 0) {
+		fatalx("out of memory");
+	}
 	log_info("event=started jobs=%s results=%s", jobs_url, results_url);
 
 	while (!worker_stop) {
 		struct proto_msg m;
 		nng_msg *raw = NULL;
 
+		sync_conns_expire(w.conns, clock_mono_ms());
 		rv = ipc_recv(w.jobs, &m, &raw, 500);
 		if (rv == ERR_TIMEOUT || rv == ERR_AGAIN) {
 			continue;
@@ -269,6 +301,7 @@ main(int argc, char **argv)
 		nng_msg_free(raw);
 	}
 	log_info("event=stopping");
+	sync_conns_free(&w.conns);
 	nng_close(w.jobs);
 	nng_close(w.results);
 	return (0);

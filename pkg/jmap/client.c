@@ -561,6 +561,12 @@ jmap_client_open(const struct jmap_conf *conf, struct jmap_client **cl_r,
 	return (ERR_OK);
 }
 
+bool
+jmap_client_reusable(const struct jmap_client *cl)
+{
+	return (cl != NULL && !cl->session_stale);
+}
+
 const struct jmap_session *
 jmap_client_session(const struct jmap_client *cl)
 {
@@ -677,6 +683,7 @@ jmap_call(struct jmap_client *cl, json_t *calls, bool submission,
 {
 	char shown[JMAP_URL_SHOWN + 8];
 	json_t *req, *root = NULL, *mr;
+	const char *st;
 	char *body;
 	size_t len;
 	int rv;
@@ -716,6 +723,10 @@ jmap_call(struct jmap_client *cl, json_t *calls, bool submission,
 	free(body);
 	if (rv != 0) {
 		return (rv);
+	}
+	st = json_string_value(json_object_get(root, "sessionState"));
+	if (st != NULL && strcmp(st, cl->s.state) != 0) {
+		cl->session_stale = true;
 	}
 	mr = json_object_get(root, "methodResponses");
 	if (!json_is_array(mr)) {

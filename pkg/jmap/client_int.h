@@ -25,6 +25,10 @@ struct jmap_client {
 	 * EmailSubmission/set must never be (jmap_call sets it, the POST
 	 * clears it). */
 	bool fresh_next;
+	/* An answer's sessionState differed from the session's state: the
+	 * session must be fetched again before the client is used again
+	 * (RFC 8620 3.4), so it is not kept for another job. */
+	bool session_stale;
 	char errbuf[CURL_ERROR_SIZE];
 };
 

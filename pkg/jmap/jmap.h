@@ -120,6 +120,9 @@ struct jmap_client;
 int jmap_client_open(const struct jmap_conf *conf, struct jmap_client **cl_r,
     struct jmap_err *e);
 const struct jmap_session *jmap_client_session(const struct jmap_client *cl);
+/* False once an API answer's sessionState differed from the session's
+ * state: the client must not serve another job (its session is old). */
+bool jmap_client_reusable(const struct jmap_client *cl);
 void jmap_client_free(struct jmap_client **cl);
 
 /*

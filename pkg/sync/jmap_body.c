@@ -282,8 +282,8 @@ sync_jmap_prefetch_free(struct sync_jmap_prefetch **pfp)
 
 int
 sync_jmap_fetch_body(const struct proto_job_run *job,
-    const struct sync_limits *l, const struct sync_sink *sink,
-    struct sync_result *res)
+    const struct sync_limits *l, struct sync_conns *conns,
+    const struct sync_sink *sink, struct sync_result *res)
 {
 	struct jmap_client *cl = NULL;
 	struct sync_batcher *b = NULL;
@@ -300,7 +300,7 @@ sync_jmap_fetch_body(const struct proto_job_run *job,
 		    "message no longer exists locally");
 		goto done;
 	}
-	rv = sync_jmap_open(job, l, &cl, res);
+	rv = sync_jmap_open(job, l, conns, &cl, res);
 	if (rv == 0) {
 		rv = sync_batcher_new(job->job_id, job->attempt, l, sink, &b);
 	}
@@ -348,7 +348,7 @@ done:
 	json_decref(calls);
 	json_decref(resp);
 	sync_batcher_free(&b);
-	jmap_client_free(&cl);
+	sync_jmap_close(conns, job, &cl, res);
 	free(mailbox);
 	free(id);
 	return (res->status);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "jmap_int.h"
+#include "sync_int.h"
 
 /* Deepest mailbox nesting followed when building full names. */
 #define JMAP_MAX_DEPTH 64
@@ -24,16 +25,41 @@ sync_jmap_fail(struct sync_result *res, const struct jmap_err *e)
 	    "%s", e->text[0] != '\0' ? e->text : err_str(e->status)));
 }
 
+/* sync_conns_put's free function for a kept client. */
+static void
+jmap_conn_free(void *conn)
+{
+	struct jmap_client *cl = conn;
+
+	jmap_client_free(&cl);
+}
+
+void
+sync_jmap_close(struct sync_conns *conns, const struct proto_job_run *job,
+    struct jmap_client **cl, const struct sync_result *res)
+{
+	if (*cl != NULL && res->status == 0 && jmap_client_reusable(*cl)) {
+		sync_conns_put(conns, SYNC_CONN_JMAP, job, *cl, jmap_conn_free,
+		    clock_mono_ms());
+		*cl = NULL;
+	}
+	jmap_client_free(cl);
+}
+
 int
 sync_jmap_open(const struct proto_job_run *job, const struct sync_limits *l,
-    struct jmap_client **cl_r, struct sync_result *res)
+    struct sync_conns *conns, struct jmap_client **cl_r,
+    struct sync_result *res)
 {
 	struct jmap_conf c;
 	struct jmap_err e;
 	char *url, *user, *secret, *ca;
 	int rv;
 
-	*cl_r = NULL;
+	*cl_r = sync_conns_take(conns, SYNC_CONN_JMAP, job);
+	if (*cl_r != NULL) {
+		return (ERR_OK);
+	}
 	url = proto_str_dup(job->server);
 	user = proto_str_dup(job->username);
 	secret = proto_str_dup(job->password);

@@ -583,7 +583,8 @@ drain_sends(struct jdrain *d)
 
 int
 sync_jmap_drain(const struct proto_job_run *job, const struct sync_limits *l,
-    const struct sync_sink *sink, struct sync_result *res)
+    struct sync_conns *conns, const struct sync_sink *sink,
+    struct sync_result *res)
 {
 	struct jdrain d;
 	size_t i;
@@ -612,7 +613,7 @@ sync_jmap_drain(const struct proto_job_run *job, const struct sync_limits *l,
 		need = need || !d.answered[i];
 	}
 	if (need) {
-		rv = sync_jmap_open(job, l, &d.cl, res);
+		rv = sync_jmap_open(job, l, conns, &d.cl, res);
 		if (rv == 0) {
 			d.s = jmap_client_session(d.cl);
 			rv = sync_jmap_get_mailboxes(d.cl, &d.mb, res);
@@ -651,7 +652,7 @@ out:
 	    d.counts[CHANGE_OUT_UNCERTAIN]);
 	sync_batcher_free(&d.b);
 	sync_jmap_mailboxes_release(&d.mb);
-	jmap_client_free(&d.cl);
+	sync_jmap_close(conns, job, &d.cl, res);
 	free(d.answered);
 	return (rv);
 }

@@ -21,12 +21,19 @@
 
 /*
  * Opens the account of job (server = session URL; auth "oauth2" sends
- * the password as a bearer token). On failure res is filled (auth and
- * certificate failures RETRY_NEVER) and *cl_r is NULL.
+ * the password as a bearer token), or takes the client its last job on
+ * this worker kept in conns (may be NULL). On failure res is filled
+ * (auth and certificate failures RETRY_NEVER) and *cl_r is NULL.
  */
 int sync_jmap_open(const struct proto_job_run *job,
-    const struct sync_limits *l, struct jmap_client **cl_r,
-    struct sync_result *res);
+    const struct sync_limits *l, struct sync_conns *conns,
+    struct jmap_client **cl_r, struct sync_result *res);
+/* Ends a job's use of *cl (then NULL): kept in conns for the account's
+ * next job when the job succeeded (res->status 0) and the server's
+ * session did not change meanwhile; closed otherwise. */
+void sync_jmap_close(struct sync_conns *conns,
+    const struct proto_job_run *job, struct jmap_client **cl,
+    const struct sync_result *res);
 
 /* Copies a client error into res (first failure wins). Returns status. */
 int sync_jmap_fail(struct sync_result *res, const struct jmap_err *e);
@@ -95,15 +102,15 @@ int sync_jmap_prefetch_add(struct sync_jmap_prefetch *pf, json_t *e,
 int sync_jmap_prefetch_run(struct sync_jmap_prefetch *pf);
 void sync_jmap_prefetch_free(struct sync_jmap_prefetch **pf);
 
-/* The jobs; called by sync_run for protocol "jmap". */
+/* The jobs; called by sync_run for protocol "jmap" (conns may be NULL). */
 int sync_jmap_run(const struct proto_job_run *job,
-    const struct sync_limits *l, const struct sync_sink *sink,
-    struct sync_result *res);
+    const struct sync_limits *l, struct sync_conns *conns,
+    const struct sync_sink *sink, struct sync_result *res);
 int sync_jmap_fetch_body(const struct proto_job_run *job,
-    const struct sync_limits *l, const struct sync_sink *sink,
-    struct sync_result *res);
+    const struct sync_limits *l, struct sync_conns *conns,
+    const struct sync_sink *sink, struct sync_result *res);
 int sync_jmap_drain(const struct proto_job_run *job,
-    const struct sync_limits *l, const struct sync_sink *sink,
-    struct sync_result *res);
+    const struct sync_limits *l, struct sync_conns *conns,
+    const struct sync_sink *sink, struct sync_result *res);
 
 #endif

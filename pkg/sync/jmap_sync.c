@@ -767,7 +767,8 @@ jsync_body(struct jsync *x)
 
 int
 sync_jmap_run(const struct proto_job_run *job, const struct sync_limits *l,
-    const struct sync_sink *sink, struct sync_result *res)
+    struct sync_conns *conns, const struct sync_sink *sink,
+    struct sync_result *res)
 {
 	struct jsync x;
 	int rv;
@@ -776,7 +777,7 @@ sync_jmap_run(const struct proto_job_run *job, const struct sync_limits *l,
 	x.job = job;
 	x.l = l;
 	x.res = res;
-	rv = sync_jmap_open(job, l, &x.cl, res);
+	rv = sync_jmap_open(job, l, conns, &x.cl, res);
 	if (rv != 0) {
 		return (rv);
 	}
@@ -801,6 +802,6 @@ sync_jmap_run(const struct proto_job_run *job, const struct sync_limits *l,
 	sync_batcher_free(&x.b);
 	sync_jmap_mailboxes_release(&x.mb);
 	free(x.email_state);
-	jmap_client_free(&x.cl);
+	sync_jmap_close(conns, job, &x.cl, res);
 	return (res->status);
 }

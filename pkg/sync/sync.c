@@ -64,7 +64,8 @@ sync_result_release(struct sync_result *res)
 
 int
 sync_run(const struct proto_job_run *job, const struct sync_limits *l,
-    const struct sync_sink *sink, struct sync_result *res)
+    struct sync_conns *conns, const struct sync_sink *sink,
+    struct sync_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	if (job->kind != JOB_KIND_SYNC && job->kind != JOB_KIND_FETCH_BODY &&
@@ -86,11 +87,11 @@ sync_run(const struct proto_job_run *job, const struct sync_limits *l,
 	if (proto_str_eq(job->protocol, "jmap")) {
 		switch (job->kind) {
 		case JOB_KIND_FETCH_BODY:
-			return (sync_jmap_fetch_body(job, l, sink, res));
+			return (sync_jmap_fetch_body(job, l, conns, sink, res));
 		case JOB_KIND_DRAIN:
-			return (sync_jmap_drain(job, l, sink, res));
+			return (sync_jmap_drain(job, l, conns, sink, res));
 		default:
-			return (sync_jmap_run(job, l, sink, res));
+			return (sync_jmap_run(job, l, conns, sink, res));
 		}
 	}
 	return (sync_fail(res, ERR_CONFIG, RETRY_NEVER,

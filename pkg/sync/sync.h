@@ -18,6 +18,7 @@
  *   imap_drain.c   the drain job: local changes carried to the server
  *                  (SMTP sends in smtp.c, pure planning in drain_plan.c,
  *                  internals in drain_int.h)
+ *   conns.c        connections kept between jobs of an account
  *   sync.c         entry point: dispatch on the account's protocol
  */
 #ifndef MAILSYNC_SYNC_H
@@ -67,6 +68,19 @@ struct sync_sink {
 	void *arg;
 };
 
+/*
+ * Connections a worker keeps between jobs (conns.c): a job of an account
+ * whose last job on this worker ended well reuses that job's connection
+ * (JMAP: its HTTP keep-alive connection and session). At most max
+ * entries (0: keep none), least recently used evicted; an entry idle for
+ * idle_ms is closed by sync_conns_expire. sync_conns_free closes all.
+ */
+struct sync_conns;
+int sync_conns_new(size_t max, int64_t idle_ms, struct sync_conns **c_r);
+void sync_conns_free(struct sync_conns **c);
+void sync_conns_expire(struct sync_conns *c, int64_t now_ms);
+size_t sync_conns_count(const struct sync_conns *c);
+
 /* Outcome of one job attempt; fields mirror struct proto_done. */
 struct sync_result {
 	int status;	/* enum err, 0 on success */
@@ -87,11 +101,13 @@ struct sync_result {
 
 /*
  * Runs one job (kind sync) to completion or failure, streaming batches to
- * sink. job is borrowed. res is always filled (release it afterwards).
- * Returns res->status.
+ * sink. job is borrowed; conns (may be NULL) lends and takes back the
+ * account's kept connection. res is always filled (release it
+ * afterwards). Returns res->status.
  */
 int sync_run(const struct proto_job_run *job, const struct sync_limits *l,
-    const struct sync_sink *sink, struct sync_result *res);
+    struct sync_conns *conns, const struct sync_sink *sink,
+    struct sync_result *res);
 void sync_result_release(struct sync_result *res);
 
 /* Fills res with a failure (printf-style text). Returns status. */

@@ -38,4 +38,23 @@ int sync_sasl_b64(const void *raw, size_t n, struct buf *out);
 void sync_sasl_oauth_status(const char *b64, size_t len, char *status,
     size_t n);
 
+/* Connections kept between jobs (conns.c) ------------------------------ */
+
+enum sync_conn_kind { SYNC_CONN_JMAP };
+
+/* The SHA-256 (32 bytes into digest) of what decides how job's account
+ * is reached: protocol, server, user, secret, auth, CA, plaintext and
+ * STARTTLS. ERR_NOMEM/ERR_CRYPTO. */
+int sync_conn_key(const struct proto_job_run *job, unsigned char *digest);
+/* The kept connection of job's account (the caller owns it now), or NULL:
+ * none, or one made with other settings (closed). c may be NULL. */
+void *sync_conns_take(struct sync_conns *c, enum sync_conn_kind kind,
+    const struct proto_job_run *job);
+/* Keeps conn (ownership passes to c) for the account's next job; frees
+ * it with free_fn when c is NULL or keeps nothing, and evicts the least
+ * recently used entry when full. */
+void sync_conns_put(struct sync_conns *c, enum sync_conn_kind kind,
+    const struct proto_job_run *job, void *conn, void (*free_fn)(void *),
+    int64_t now_ms);
+
 #endif

@@ -60,7 +60,7 @@ class Pipeline:
     any one of them."""
 
     def __init__(self, workers=2, lease=5, batch_rows=200, interval=3600, io_timeout=None,
-                 job_timeout=None, dir_parent=None, watch=False):
+                 job_timeout=None, dir_parent=None, watch=False, worker_args=()):
         self.dir = tempfile.mkdtemp(prefix="mailsync-e2e-", dir=dir_parent)
         self.metrics_port = free_port()
         self.lease = lease
@@ -68,6 +68,7 @@ class Pipeline:
         self.interval = interval
         self.io_timeout = io_timeout
         self.job_timeout = job_timeout
+        self.worker_args = list(worker_args)  # more mailsync-worker flags
         # push: False = the scheduler creates no watch jobs (--no-watch)
         self.watch = watch
         self.procs = {}
@@ -93,7 +94,7 @@ class Pipeline:
         if self.job_timeout:
             extra += ["--job-timeout", str(self.job_timeout)]
         return [os.path.join(BIN, "mailsync-worker"), "--dir", self.dir,
-                "--batch-rows", str(self.batch_rows)] + extra
+                "--batch-rows", str(self.batch_rows)] + extra + self.worker_args
 
     def start(self, name):
         log = open(os.path.join(self.dir, name + ".log"), "ab")

@@ -250,7 +250,7 @@ run_drain(const struct fake *f, uint16_t port, struct proto_change *c,
 	l.io_timeout_ms = 5000;
 	l.connect_timeout_ms = 5000;
 	memset(s, 0, sizeof(*s));
-	return (sync_run(&job, &l, &sink, res));
+	return (sync_run(&job, &l, NULL, &sink, res));
 }
 
 static const char GREETING_BARE[] = "* OK [CAPABILITY IMAP4rev1 "

@@ -469,7 +469,7 @@ test_drain_sends_only(void **state)
 	sync_limits_default(&l);
 	l.io_timeout_ms = 5000;
 	memset(&seen, 0, sizeof(seen));
-	assert_int_equal(sync_run(&job, &l, &sink, &res), 0);
+	assert_int_equal(sync_run(&job, &l, NULL, &sink, &res), 0);
 	server_stop(&sv);
 	assert_int_equal(seen.n, 2);
 	assert_int_equal(seen.id[0], 11);
