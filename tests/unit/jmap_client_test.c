@@ -221,6 +221,34 @@ test_api_errors(void **state)
 	json_decref(calls);
 }
 
+/* An answer whose sessionState differs from the session's state marks the
+ * client as not reusable by another job (RFC 8620 3.4). */
+static void
+test_session_state_moved(void **state)
+{
+	struct server sv = { 0 };
+	struct jmap_client *cl;
+	struct jmap_err e;
+	json_t *calls, *resp = NULL;
+
+	(void)state;
+	calls = mailbox_get();
+	server_start(&sv);
+	cl = open_client(&sv);
+	assert_true(jmap_client_reusable(cl));
+	assert_int_equal(jmap_call(cl, calls, false, &resp, &e), 0);
+	json_decref(resp);
+	assert_true(jmap_client_reusable(cl)); /* "0" as in the session */
+	sv.api = API_NEW_SESSION;
+	assert_int_equal(jmap_call(cl, calls, false, &resp, &e), 0);
+	json_decref(resp);
+	assert_false(jmap_client_reusable(cl));
+	jmap_client_free(&cl);
+	server_stop(&sv);
+	json_decref(calls);
+	assert_false(jmap_client_reusable(NULL));
+}
+
 /* Too many calls for the session's limit: refused without a request. */
 static void
 test_call_limits(void **state)
@@ -259,6 +287,7 @@ main(void)
 		cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_api_errors),
 		cmocka_unit_test(test_call_limits),
+		cmocka_unit_test(test_session_state_moved),
 	};
 	int rv;
 

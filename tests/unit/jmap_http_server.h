@@ -41,7 +41,8 @@ enum api_mode {
 	API_NOT_JSON,
 	API_503,
 	API_HUGE_LEN,
-	API_HUGE_STREAM
+	API_HUGE_STREAM,
+	API_NEW_SESSION /* API_OK's answer with another sessionState */
 };
 enum dl_mode { DL_CHUNKS, DL_CHUNKS_LEN, DL_404 };
 enum es_mode { ES_204, ES_HTML, ES_STREAM_CLOSE, ES_STREAM_HOLD };
@@ -234,6 +235,11 @@ serve_api(struct server *sv, int fd)
 		    "Content-Type: application/json\r\n",
 		    "{\"methodResponses\":[[\"Mailbox/get\",{\"state\":\"27\","
 		    "\"list\":[]},\"m\"]],\"sessionState\":\"0\"}"));
+	case API_NEW_SESSION:
+		return (reply(fd, "200 OK",
+		    "Content-Type: application/json\r\n",
+		    "{\"methodResponses\":[[\"Mailbox/get\",{\"state\":\"27\","
+		    "\"list\":[]},\"m\"]],\"sessionState\":\"1\"}"));
 	case API_PROBLEM:
 		return (reply(fd, "400 Bad Request",
 		    "Content-Type: application/problem+json\r\n",
