@@ -141,7 +141,7 @@ tok_quoted(struct imap_parser *p, size_t *ip, size_t lim, const char **s_r,
 	size_t open = *ip, r, w, esc = 0;
 	bool escaped = false;
 
-	for (r = open + 1;; r++) {
+	for (r = open + 1;;) {
 		while (r < lim && !quoted_special((unsigned char)b[r])) {
 			r++;
 		}
@@ -169,7 +169,7 @@ tok_quoted(struct imap_parser *p, size_t *ip, size_t lim, const char **s_r,
 			escaped = true;
 			esc = r;
 		}
-		r++;
+		r += 2; /* the backslash and the byte it escapes */
 	}
 	w = r;
 	if (escaped) {
