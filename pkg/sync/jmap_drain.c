@@ -8,17 +8,20 @@
  *   2. Sends not yet submitted (jmap_drain_send.c), each its own request
  *      and its own result batch. A send at step 1 cannot happen for JMAP
  *      (the Sent copy is moved by the submission itself): done.
- *   3. Flag, move and delete-to-mailbox changes as Email/set updates:
- *      up to maxObjectsInSet per call, up to maxCallsInRequest calls per
- *      request; several changes to one Email go in successive calls
- *      (rounds) so the server applies them in order. Each change's result
- *      comes from its own updated / notUpdated entry.
- *   4. delete --expunge (jmap_drain_expunge.c): Email/get of mailboxIds
- *      (with the state of that same answer), then one Email/set with
- *      ifInState = that state: an Email also in other mailboxes only
- *      leaves the source (patch), one only there is destroyed.
- *      stateMismatch (a change between the read and the destroy) reads
- *      again once; a second one: retry.
+ *   3. Flag changes as Email/set updates, packed (jdrain_pack) under the
+ *      session's maxObjectsInSet, maxCallsInRequest and maxSizeRequest:
+ *      a large drain is several calls and requests; several changes to
+ *      one Email go in successive calls (rounds) so the server applies
+ *      them in order. Each change's result comes from its own updated /
+ *      notUpdated entry.
+ *   4. Moves, deletes to a mailbox and delete --expunge
+ *      (jmap_drain_expunge.c): Email/get of mailboxIds (with the state of
+ *      that same answer), a decision on what the server holds (the
+ *      source gone: dead, or done when already in the destination), then
+ *      one Email/set with ifInState = that state. stateMismatch (a change
+ *      between the read and the set) reads again once; a second one:
+ *      retry. A move is its Email's last change in a job (the lease stops
+ *      there), so running it after the flags keeps each Email's order.
  *   5. Appends (jmap_drain_append.c): Email/query for the Message-ID in
  *      the target mailbox (found: done, nothing imported), else upload +
  *      Email/import.
@@ -237,17 +240,6 @@ jdrain_call_release(struct jdrain_call *c)
 	memset(c, 0, sizeof(*c));
 }
 
-size_t
-jdrain_objects_per_call(const struct jdrain *d, bool get)
-{
-	size_t m = get ? d->s->max_objects_in_get : d->s->max_objects_in_set;
-
-	if (get && d->s->max_objects_in_set < m) {
-		m = d->s->max_objects_in_set; /* the expunge's Email/set */
-	}
-	return (m == 0 || m > JDRAIN_MAX_OBJECTS ? JDRAIN_MAX_OBJECTS : m);
-}
-
 /* Adds change i (patch taken; NULL: destroy) to call c. */
 int
 jdrain_call_add(
@@ -334,36 +326,14 @@ run_calls(struct jdrain *d, struct jdrain_call *c, size_t n)
 	return (rv != 0 ? rv : jdrain_flush(d));
 }
 
-/* The patch of update change i, or NULL with the change answered. */
+/* The patch of flag change i, or NULL with the change answered. */
 static json_t *
-update_patch(struct jdrain *d, size_t i)
+flag_patch(struct jdrain *d, size_t i)
 {
-	const struct proto_change *c = &d->job->changes[i];
-	const char *src = NULL, *dst = NULL;
 	json_t *patch = NULL;
 	int rv;
 
-	if (c->kind != CHANGE_FLAG) {
-		dst = jdrain_mailbox_id(d, c->to_mailbox);
-		src = jdrain_mailbox_id(d, c->mailbox);
-		if (dst == NULL) {
-			jdrain_answer_err(d, i, CHANGE_OUT_DEAD,
-			    "the destination mailbox '%.*s' does not exist on "
-			    "the server",
-			    (int)c->to_mailbox.len,
-			    c->to_mailbox.p != NULL ? c->to_mailbox.p : "");
-			return (NULL);
-		}
-		if (src == NULL) {
-			jdrain_answer_err(d, i, CHANGE_OUT_DEAD,
-			    "the source mailbox '%.*s' no longer exists on "
-			    "the server",
-			    (int)c->mailbox.len,
-			    c->mailbox.p != NULL ? c->mailbox.p : "");
-			return (NULL);
-		}
-	}
-	rv = jdrain_patch(c, src, dst, &patch);
+	rv = jdrain_patch(&d->job->changes[i], NULL, NULL, &patch);
 	if (rv == ERR_NOTFOUND) {
 		/* Only \Deleted: JMAP has no keyword for it. */
 		jdrain_answer(d, i, CHANGE_OUT_DONE, NULL, NULL, NULL);
@@ -376,101 +346,142 @@ update_patch(struct jdrain *d, size_t i)
 	return (patch);
 }
 
-static bool
-is_update(const struct jdrain *d, size_t i)
-{
-	const struct proto_change *c = &d->job->changes[i];
-
-	return (!d->answered[i]
-	    && (c->kind == CHANGE_FLAG || c->kind == CHANGE_MOVE
-	        || (c->kind == CHANGE_DELETE && !c->expunge)));
-}
-
-/* Calls being built: a growable array. */
-struct jcalls {
-	struct jdrain_call *v;
-	size_t n, cap;
+/* The flag changes of step 3, planned: object k is change i[k] with its
+ * patch (owned until handed to a call), its bytes and its round. */
+struct jflags {
+	size_t *idx, *i, *bytes;
+	const struct proto_change **chg;
+	uint32_t *round, *oround;
+	json_t **patch;
+	struct jdrain_slot *slot;
+	struct jdrain_call *cs;
+	size_t n, m, ncalls;
 };
 
-/* Starts a new (empty) call at the end of cs unless the last is empty. */
-static int
-jcalls_next(struct jcalls *cs)
+static void
+jflags_release(struct jflags *f)
 {
-	if (cs->n > 0 && cs->v[cs->n - 1].n == 0) {
-		return (ERR_OK);
-	}
-	if (cs->n == cs->cap) {
-		size_t ncap = cs->cap != 0 ? cs->cap * 2 : 8;
-		struct jdrain_call *v = realloc(cs->v, ncap * sizeof(*v));
+	size_t k;
 
-		if (v == NULL) {
-			return (ERR_NOMEM);
-		}
-		cs->v = v;
-		cs->cap = ncap;
+	for (k = 0; f->cs != NULL && k < f->ncalls; k++) {
+		jdrain_call_release(&f->cs[k]);
 	}
-	memset(&cs->v[cs->n++], 0, sizeof(struct jdrain_call));
-	return (ERR_OK);
+	for (k = 0; f->patch != NULL && k < f->m; k++) {
+		json_decref(f->patch[k]);
+	}
+	free(f->idx);
+	free(f->i);
+	free(f->bytes);
+	free(f->chg);
+	free(f->round);
+	free(f->oround);
+	free(f->patch);
+	free(f->slot);
+	free(f->cs);
 }
 
-/* Step 3: every flag, move and delete-to-mailbox change. */
+/* Builds the patches of the open flag changes, round by round (a change
+ * that cannot be sent is answered), and packs them under lim. */
 static int
-drain_updates(struct jdrain *d)
+jflags_plan(struct jdrain *d, const struct jdrain_limits *lim,
+    struct jflags *f, size_t *nreq_r)
 {
-	const struct proto_change **chg = NULL;
-	struct jcalls cs = { NULL, 0, 0 };
-	size_t *idx = NULL, n = 0, per, maxc, i, k;
-	uint32_t *round = NULL, nrounds, r;
 	char ibuf[JDRAIN_MAX_ID];
+	uint32_t nrounds, r;
+	size_t i, k, b;
+	json_t *patch;
 	int rv = ERR_OK;
 
-	per = jdrain_objects_per_call(d, false);
-	maxc
-	    = d->s->max_calls_in_request != 0 ? d->s->max_calls_in_request : 1;
-	idx = calloc(d->n + 1, sizeof(*idx));
-	chg = calloc(d->n + 1, sizeof(*chg));
-	round = calloc(d->n + 1, sizeof(*round));
-	if (idx == NULL || chg == NULL || round == NULL) {
-		rv = ERR_NOMEM;
-		goto out;
+	*nreq_r = 0;
+	f->idx = calloc(d->n + 1, sizeof(*f->idx));
+	f->i = calloc(d->n + 1, sizeof(*f->i));
+	f->bytes = calloc(d->n + 1, sizeof(*f->bytes));
+	f->chg = calloc(d->n + 1, sizeof(*f->chg));
+	f->round = calloc(d->n + 1, sizeof(*f->round));
+	f->oround = calloc(d->n + 1, sizeof(*f->oround));
+	f->patch = calloc(d->n + 1, sizeof(*f->patch));
+	f->slot = calloc(d->n + 1, sizeof(*f->slot));
+	if (f->idx == NULL || f->i == NULL || f->bytes == NULL
+	    || f->chg == NULL || f->round == NULL || f->oround == NULL
+	    || f->patch == NULL || f->slot == NULL) {
+		return (ERR_NOMEM);
 	}
 	for (i = 0; i < d->n; i++) {
-		if (is_update(d, i)) {
-			idx[n] = i;
-			chg[n++] = &d->job->changes[i];
+		if (!d->answered[i]
+		    && d->job->changes[i].kind == CHANGE_FLAG) {
+			f->idx[f->n] = i;
+			f->chg[f->n++] = &d->job->changes[i];
 		}
 	}
-	nrounds = jdrain_rounds(chg, n, round, &rv);
-	/* Each round starts a call: it must follow the previous round's. */
+	nrounds = jdrain_rounds(f->chg, f->n, f->round, &rv);
 	for (r = 0; rv == 0 && r < nrounds; r++) {
-		rv = jcalls_next(&cs);
-		for (k = 0; rv == 0 && k < n; k++) {
-			json_t *patch;
-
-			if (round[k] != r || d->answered[idx[k]]) {
+		for (k = 0; rv == 0 && k < f->n; k++) {
+			if (f->round[k] != r || d->answered[f->idx[k]]) {
 				continue;
 			}
-			patch = update_patch(d, idx[k]);
+			patch = flag_patch(d, f->idx[k]);
 			if (patch == NULL) {
 				continue;
 			}
-			if (cs.v[cs.n - 1].n == per) {
-				rv = jcalls_next(&cs);
-			}
-			if (rv == 0) {
-				rv = jdrain_call_add(&cs.v[cs.n - 1], idx[k],
-				    jdrain_email_id(
-				        d, idx[k], ibuf, sizeof(ibuf)),
-				    patch, per);
-			} else {
+			b = jdrain_entry_bytes(
+			    jdrain_email_id(d, f->idx[k], ibuf, sizeof(ibuf)),
+			    patch);
+			if (b == 0) {
 				json_decref(patch);
+				rv = ERR_NOMEM;
+			} else if (!jdrain_fits(lim, b)) {
+				json_decref(patch);
+				jdrain_answer_err(d, f->idx[k],
+				    CHANGE_OUT_DEAD,
+				    "its Email/set patch (%zu bytes) alone "
+				    "exceeds the server's maxSizeRequest (%zu "
+				    "bytes)",
+				    b, lim->bytes);
+			} else {
+				f->i[f->m] = f->idx[k];
+				f->patch[f->m] = patch;
+				f->bytes[f->m] = b;
+				f->oround[f->m++] = r;
 			}
 		}
 	}
-	if (cs.n > 0 && cs.v[cs.n - 1].n == 0) {
-		cs.n--;
+	if (rv != 0) {
+		return (rv);
 	}
-out:
+	*nreq_r
+	    = jdrain_pack(f->bytes, f->oround, f->m, lim, f->slot, &f->ncalls);
+	f->cs = calloc(f->ncalls + 1, sizeof(*f->cs));
+	if (f->cs == NULL) {
+		return (ERR_NOMEM);
+	}
+	for (k = 0; rv == 0 && k < f->m; k++) {
+		patch = f->patch[k];
+		f->patch[k] = NULL; /* taken by the call, also on error */
+		rv = jdrain_call_add(&f->cs[f->slot[k].call], f->i[k],
+		    jdrain_email_id(d, f->i[k], ibuf, sizeof(ibuf)), patch,
+		    lim->objects);
+	}
+	return (rv);
+}
+
+/*
+ * Step 3: every flag change as Email/set updates, packed by jdrain_pack
+ * under the session's maxObjectsInSet, maxCallsInRequest and
+ * maxSizeRequest (a large drain is several requests).
+ */
+static int
+drain_flags(struct jdrain *d)
+{
+	struct jdrain_limits lim;
+	struct jflags f;
+	size_t nreq = 0, k, e;
+	int rv;
+
+	memset(&f, 0, sizeof(f));
+	rv = jdrain_limits_of(d->s, false, &lim);
+	if (rv == 0) {
+		rv = jflags_plan(d, &lim, &f, &nreq);
+	}
 	if (rv != 0) {
 		rv = sync_fail(d->res, rv, RETRY_LATER, "out of memory");
 	}
@@ -478,16 +489,20 @@ out:
 	if (rv == 0) {
 		rv = jdrain_flush(d);
 	}
-	for (i = 0; rv == 0 && i < cs.n; i += maxc) {
-		rv = run_calls(d, &cs.v[i], cs.n - i < maxc ? cs.n - i : maxc);
+	/* The objects of one request are consecutive, and so are its calls. */
+	for (k = 0; rv == 0 && k < f.m; k = e) {
+		for (e = k; e < f.m && f.slot[e].request == f.slot[k].request;
+		     e++) { }
+		rv = run_calls(d, &f.cs[f.slot[k].call],
+		    f.slot[e - 1].call - f.slot[k].call + 1);
 	}
-	for (i = 0; i < cs.n; i++) {
-		jdrain_call_release(&cs.v[i]);
+	if (nreq > 1) {
+		log_debug(
+		    "job=%llu event=jmap_drain_split flags=%zu calls=%zu "
+		    "requests=%zu",
+		    (unsigned long long)d->job->job_id, f.m, f.ncalls, nreq);
 	}
-	free(cs.v);
-	free(idx);
-	free(chg);
-	free(round);
+	jflags_release(&f);
 	return (rv);
 }
 
@@ -623,10 +638,10 @@ sync_jmap_drain(const struct proto_job_run *job, const struct sync_limits *l,
 		rv = drain_sends(&d);
 	}
 	if (rv == 0) {
-		rv = drain_updates(&d);
+		rv = drain_flags(&d);
 	}
 	if (rv == 0) {
-		rv = jdrain_expunges(&d);
+		rv = jdrain_guarded(&d);
 	}
 	for (i = 0; rv == 0 && i < d.n; i++) {
 		if (!d.answered[i] && job->changes[i].kind == CHANGE_APPEND) {

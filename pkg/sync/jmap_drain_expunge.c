@@ -1,8 +1,25 @@
 /*
- * jmap_drain_expunge.c: delete --expunge of the JMAP drain job (step 4 of
- * jmap_drain.c): Email/get of the mailboxIds, then one Email/set guarded
- * by the state of that read: an Email also in other mailboxes only leaves
- * the source (patch), one only there is destroyed.
+ * jmap_drain_expunge.c: moves, deletes to a mailbox and delete --expunge
+ * of the JMAP drain job (step 4 of jmap_drain.c). Each acts on the Email
+ * in its source mailbox, so each first reads the Email's mailboxIds and
+ * decides on what the server holds, then sends one Email/set guarded by
+ * the state of that read (ifInState):
+ *
+ *   Email gone                      dead ("no longer exists")
+ *   source not among its mailboxes  a move whose destination is among
+ *                                   them: done (an earlier attempt
+ *                                   landed); else dead (another client
+ *                                   moved it): nothing is patched, so a
+ *                                   membership is never resurrected
+ *   move, delete to a mailbox       patch: leave the source, join the
+ *                                   destination
+ *   expunge, also in other mailboxes  patch: leave the source
+ *   expunge, only in the source     destroy
+ *
+ * A stateMismatch (a change between the read and the set) reads again
+ * once; a second one ends the attempt as retry. The changes are chunked
+ * by jdrain_pack: an Email at most once per chunk (rounds), the session's
+ * object and byte limits for both the read and the set.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,13 +27,73 @@
 
 #include "jmap_drain_int.h"
 
-/* Expunges ------------------------------------------------------------- */
+/* Change i is carried by this step. */
+static bool
+is_guarded(const struct jdrain *d, size_t i)
+{
+	const struct proto_change *c = &d->job->changes[i];
 
-/* Reads the mailboxIds of the expunges x[0..n) and plans each: answered
- * (gone, moved away), a patch leaving the source, or a destroy, into c.
- * *state_r: the Email state of that answer (malloc'd). */
+	return (!d->answered[i]
+	    && (c->kind == CHANGE_MOVE || c->kind == CHANGE_DELETE));
+}
+
+/* The destination of change c: its mailbox id, NULL for an expunge. */
+static const char *
+dest_id(const struct jdrain *d, const struct proto_change *c)
+{
+	return (c->expunge ? NULL : jdrain_mailbox_id(d, c->to_mailbox));
+}
+
+/* Decides change i from its Email's mailboxIds (mids, NULL: the Email is
+ * gone): answered, or added to c (a patch or a destroy). */
 static int
-expunge_read(struct jdrain *d, const size_t *x, size_t n,
+guarded_decide(struct jdrain *d, size_t i, json_t *mids, struct jdrain_call *c,
+    size_t cap)
+{
+	const struct proto_change *ch = &d->job->changes[i];
+	char ibuf[JDRAIN_MAX_ID], mbox[1024];
+	const char *id = jdrain_email_id(d, i, ibuf, sizeof(ibuf));
+	const char *src = jdrain_mailbox_id(d, ch->mailbox);
+	const char *dst = dest_id(d, ch);
+	json_t *patch = NULL;
+	int rv;
+
+	if (mids == NULL) {
+		jdrain_answer_err(d, i, CHANGE_OUT_DEAD,
+		    "Email %s no longer exists on the server "
+		    "(destroyed or moved by another client)",
+		    id);
+		return (ERR_OK);
+	}
+	if (src == NULL || json_object_get(mids, src) == NULL) {
+		if (dst != NULL && json_object_get(mids, dst) != NULL) {
+			snprintf(mbox, sizeof(mbox), "%.*s",
+			    (int)ch->to_mailbox.len, ch->to_mailbox.p);
+			jdrain_answer(d, i, CHANGE_OUT_DONE, NULL, mbox, id);
+		} else {
+			jdrain_answer_err(d, i, CHANGE_OUT_DEAD,
+			    "Email %s is no longer in mailbox '%.*s' on the "
+			    "server (moved by another client)",
+			    id, (int)ch->mailbox.len,
+			    ch->mailbox.p != NULL ? ch->mailbox.p : "");
+		}
+		return (ERR_OK);
+	}
+	if (ch->expunge && json_object_size(mids) == 1) {
+		return (jdrain_call_add(c, i, id, NULL, cap));
+	}
+	rv = jdrain_patch(ch, src, dst, &patch);
+	if (rv == 0) {
+		rv = jdrain_call_add(c, i, id, patch, cap);
+	}
+	return (rv);
+}
+
+/* Reads the mailboxIds of the changes x[0..n) and plans each: answered,
+ * a patch or a destroy, into c. *state_r: the Email state of that answer
+ * (malloc'd). */
+static int
+guarded_read(struct jdrain *d, const size_t *x, size_t n,
     struct jdrain_call *c, char **state_r)
 {
 	json_t *ids = json_array(), *calls = NULL, *resp = NULL, *args, *list;
@@ -69,10 +146,8 @@ expunge_read(struct jdrain *d, const size_t *x, size_t n,
 	list = json_object_get(args, "list");
 	*state_r = state != NULL ? strdup(state) : NULL;
 	for (k = 0; rv == 0 && k < n; k++) {
-		const struct proto_change *ch = &d->job->changes[x[k]];
 		const char *id = jdrain_email_id(d, x[k], ibuf, sizeof(ibuf));
-		const char *src = jdrain_mailbox_id(d, ch->mailbox);
-		json_t *mids = NULL, *patch;
+		json_t *mids = NULL;
 
 		json_array_foreach(list, j, o)
 		{
@@ -83,48 +158,32 @@ expunge_read(struct jdrain *d, const size_t *x, size_t n,
 				mids = json_object_get(o, "mailboxIds");
 			}
 		}
-		if (mids == NULL) {
-			jdrain_answer_err(d, x[k], CHANGE_OUT_DEAD,
-			    "Email %s no longer exists on the server "
-			    "(destroyed or moved by another client)",
-			    id);
-		} else if (src == NULL || json_object_get(mids, src) == NULL) {
-			jdrain_answer_err(d, x[k], CHANGE_OUT_DEAD,
-			    "Email %s is no longer in mailbox '%.*s' on the "
-			    "server (moved by another client)",
-			    id, (int)ch->mailbox.len,
-			    ch->mailbox.p != NULL ? ch->mailbox.p : "");
-		} else if (json_object_size(mids) > 1) {
-			rv = jdrain_patch(ch, src, NULL, &patch);
-			if (rv == 0) {
-				rv = jdrain_call_add(c, x[k], id, patch, n);
-			}
-		} else {
-			rv = jdrain_call_add(c, x[k], id, NULL, n);
-		}
+		rv = guarded_decide(
+		    d, x[k], json_is_object(mids) ? mids : NULL, c, n);
 	}
 	json_decref(resp);
 	if (rv == 0 && c->n > 0 && *state_r == NULL) {
-		rv = ERR_NOMEM;
+		rv = state == NULL ? ERR_PROTO : ERR_NOMEM;
 	}
 	if (rv != 0) {
 		free(*state_r);
 		*state_r = NULL;
-		return (sync_fail(d->res, rv, RETRY_LATER, "%s", err_str(rv)));
+		return (sync_fail(d->res, rv, RETRY_LATER, "%s",
+		    rv == ERR_PROTO ? "Email/get: answer without state"
+		                    : err_str(rv)));
 	}
 	return (ERR_OK);
 }
 
 /*
- * The expunges x[0..n): read, then Email/set guarded by the read's
- * state. The job's own Email state would not do as the guard: the
- * updates of step 3 (and earlier drains) moved the account past it, so
- * it would always mismatch; the read's state is what the decision
- * (destroy vs. leave the source) was made on, and any change after it
- * makes the server refuse the destroy.
+ * The changes x[0..n): read, then Email/set guarded by the read's state.
+ * The job's own Email state would not do as the guard: the flag updates
+ * of step 3 (and earlier drains) moved the account past it, so it would
+ * always mismatch; the read's state is what the decision was made on,
+ * and any change after it makes the server refuse the set.
  */
 static int
-drain_expunge_chunk(struct jdrain *d, size_t *x, size_t n)
+guarded_chunk(struct jdrain *d, size_t *x, size_t n)
 {
 	struct jdrain_call c;
 	json_t *calls, *resp, *args;
@@ -138,7 +197,7 @@ drain_expunge_chunk(struct jdrain *d, size_t *x, size_t n)
 		again = false;
 		resp = NULL;
 		memset(&c, 0, sizeof(c));
-		rv = expunge_read(d, x, n, &c, &state);
+		rv = guarded_read(d, x, n, &c, &state);
 		if (rv == 0 && c.n > 0) {
 			calls = json_array();
 			if (calls == NULL
@@ -173,7 +232,7 @@ drain_expunge_chunk(struct jdrain *d, size_t *x, size_t n)
 				snprintf(e.text, sizeof(e.text),
 				    "Email/set: stateMismatch twice: the "
 				    "Email changed on the server while it was "
-				    "being destroyed");
+				    "being changed");
 			}
 			jdrain_answer_set(d, &c, NULL,
 			    type[0] != '\0' ? type : "serverFail", e.text);
@@ -189,29 +248,117 @@ drain_expunge_chunk(struct jdrain *d, size_t *x, size_t n)
 	return (rv);
 }
 
-/* Step 4: every delete --expunge, in chunks. */
-int
-jdrain_expunges(struct jdrain *d)
+/* The bytes change i adds to its read or its set at most; 0: answered
+ * (its destination is gone, or it cannot be sent), or ERR_NOMEM in *rv. */
+static size_t
+guarded_bytes(
+    struct jdrain *d, size_t i, const struct jdrain_limits *lim, int *rv)
 {
-	size_t *x, n = 0, i, per = jdrain_objects_per_call(d, true);
-	int rv = ERR_OK;
+	const struct proto_change *c = &d->job->changes[i];
+	const char *src = jdrain_mailbox_id(d, c->mailbox);
+	const char *dst = dest_id(d, c);
+	char ibuf[JDRAIN_MAX_ID];
+	json_t *patch = NULL;
+	size_t b;
 
-	x = calloc(per, sizeof(*x));
-	if (x == NULL) {
-		return (sync_fail(
-		    d->res, ERR_NOMEM, RETRY_LATER, "out of memory"));
+	if (!c->expunge && dst == NULL) {
+		jdrain_answer_err(d, i, CHANGE_OUT_DEAD,
+		    "the destination mailbox '%.*s' does not exist on the "
+		    "server",
+		    (int)c->to_mailbox.len,
+		    c->to_mailbox.p != NULL ? c->to_mailbox.p : "");
+		return (0);
 	}
-	for (i = 0; rv == 0 && i <= d->n; i++) {
-		if (i < d->n && !d->answered[i]
-		    && d->job->changes[i].kind == CHANGE_DELETE
-		    && d->job->changes[i].expunge) {
-			x[n++] = i;
-		}
-		if (n > 0 && (n == per || i == d->n)) {
-			rv = drain_expunge_chunk(d, x, n);
-			n = 0;
+	/* The largest entry of the set (its read is an id only). */
+	*rv = jdrain_patch(c, src != NULL ? src : "", dst, &patch);
+	if (*rv == ERR_INVAL) {
+		*rv = ERR_OK;
+		jdrain_answer_err(d, i, CHANGE_OUT_DEAD,
+		    "a mailbox id of the change is too long for a patch");
+		return (0);
+	}
+	if (*rv != 0) {
+		return (0);
+	}
+	b = jdrain_entry_bytes(
+	    jdrain_email_id(d, i, ibuf, sizeof(ibuf)), patch);
+	json_decref(patch);
+	if (b == 0) {
+		*rv = ERR_NOMEM;
+	} else if (!jdrain_fits(lim, b)) {
+		jdrain_answer_err(d, i, CHANGE_OUT_DEAD,
+		    "its Email/set entry (%zu bytes) alone exceeds the "
+		    "server's maxSizeRequest (%zu bytes)",
+		    b, lim->bytes);
+		b = 0;
+	}
+	return (b);
+}
+
+/* Step 4: every move, delete to a mailbox and delete --expunge, in
+ * chunks of one read and one set each. */
+int
+jdrain_guarded(struct jdrain *d)
+{
+	const struct proto_change **chg = NULL;
+	struct jdrain_limits lim;
+	struct jdrain_slot *slot = NULL;
+	size_t *idx = NULL, *x = NULL, *bytes = NULL, n = 0, m = 0, i, k, e;
+	uint32_t *round = NULL, *oround = NULL, nrounds, r;
+	int rv;
+
+	rv = jdrain_limits_of(d->s, true, &lim);
+	idx = calloc(d->n + 1, sizeof(*idx));
+	x = calloc(d->n + 1, sizeof(*x));
+	bytes = calloc(d->n + 1, sizeof(*bytes));
+	chg = calloc(d->n + 1, sizeof(*chg));
+	round = calloc(d->n + 1, sizeof(*round));
+	oround = calloc(d->n + 1, sizeof(*oround));
+	slot = calloc(d->n + 1, sizeof(*slot));
+	if (idx == NULL || x == NULL || bytes == NULL || chg == NULL
+	    || round == NULL || oround == NULL || slot == NULL) {
+		rv = ERR_NOMEM;
+	}
+	for (i = 0; rv == 0 && i < d->n; i++) {
+		if (is_guarded(d, i)) {
+			idx[n] = i;
+			chg[n++] = &d->job->changes[i];
 		}
 	}
+	/* An Email once per chunk: one update map holds an id once. */
+	nrounds = rv == 0 ? jdrain_rounds(chg, n, round, &rv) : 0;
+	for (r = 0; rv == 0 && r < nrounds; r++) {
+		for (k = 0; rv == 0 && k < n; k++) {
+			size_t b;
+
+			if (round[k] != r || d->answered[idx[k]]) {
+				continue;
+			}
+			b = guarded_bytes(d, idx[k], &lim, &rv);
+			if (b != 0) {
+				x[m] = idx[k];
+				bytes[m] = b;
+				oround[m++] = r;
+			}
+		}
+	}
+	if (rv == 0) {
+		(void)jdrain_pack(bytes, oround, m, &lim, slot, &n);
+		rv = jdrain_flush(d);
+	} else {
+		rv = sync_fail(d->res, rv, RETRY_LATER, "%s", err_str(rv));
+	}
+	/* lim.calls is 1: each call is its own request (a read, a set). */
+	for (k = 0; rv == 0 && k < m; k = e) {
+		for (e = k; e < m && slot[e].call == slot[k].call; e++) { }
+		rv = guarded_chunk(d, &x[k], e - k);
+	}
+	free(idx);
 	free(x);
+	free(bytes);
+	free(chg);
+	free(round);
+	free(oround);
+	free(slot);
 	return (rv);
 }

@@ -5,10 +5,12 @@
  *
  *   jmap_drain_plan.c  pure: keyword paths, Email/set patches, rounds of
  *                      changes to one Email, SetError outcomes, the
- *                      submission envelope read from a message
+ *                      submission envelope read from a message, requests
+ *                      packed under the session's limits
  *   jmap_drain.c       the job: Mailbox/get, results, Email/set calls,
- *                      batched updates (flag, move, delete to a mailbox)
- *   jmap_drain_expunge.c  delete --expunge: Email/get + guarded Email/set
+ *                      batched flag updates
+ *   jmap_drain_expunge.c  move, delete (to a mailbox, --expunge): Email/get
+ *                      of the mailboxes + guarded Email/set
  *   jmap_drain_append.c   appends: Message-ID query, upload, Email/import
  *   jmap_drain_send.c  sends: upload, Email/import into Drafts and
  *                      EmailSubmission/set in one request
@@ -74,6 +76,56 @@ int jdrain_keywords(uint32_t flags, struct proto_str list, json_t **obj_r);
 uint32_t jdrain_rounds(const struct proto_change *const *chg, size_t n,
     uint32_t *round, int *rv_r);
 
+/* Request limits (jmap_drain_plan.c) ----------------------------------- */
+
+/* What one request may hold: the session's limits and the JSON bytes of
+ * what surrounds the objects (jdrain_limits_of fills it). */
+struct jdrain_limits {
+	size_t objects; /* objects in one call (>= 1) */
+	size_t calls; /* method calls in one request (>= 1) */
+	size_t bytes; /* bytes of one request's JSON body (maxSizeRequest) */
+	size_t envelope; /* bytes of a request with no method call */
+	size_t call; /* bytes one call adds besides its objects */
+};
+
+/* Where jdrain_pack puts an object. */
+struct jdrain_slot {
+	size_t call; /* its call: 0, 1, ... */
+	size_t request; /* its request: 0, 1, ...; a call is in one request */
+};
+
+/*
+ * Fills *l for Email/set calls (get: Email/get + guarded Email/set pairs,
+ * one pair per request) of session s (borrowed): objects =
+ * min(maxObjectsInSet (and maxObjectsInGet for get), JDRAIN_MAX_OBJECTS),
+ * calls = maxCallsInRequest (1 for get), bytes = maxSizeRequest, and the
+ * envelope and per-call bytes measured on the JSON the client sends, with
+ * room for the ifInState of a guarded call. ERR_NOMEM.
+ */
+int jdrain_limits_of(
+    const struct jmap_session *s, bool get, struct jdrain_limits *l);
+
+/* Bytes an Email/set entry adds to a request: "id":patch, or "id" in
+ * destroy (patch NULL), with its separator; 0 on ERR_NOMEM. Borrowed. */
+size_t jdrain_entry_bytes(const char *id, json_t *patch);
+
+/* True when an object of `bytes` fits a request alone. */
+bool jdrain_fits(const struct jdrain_limits *l, size_t bytes);
+
+/*
+ * Packs objects [0, n) of bytes[k] each (jdrain_entry_bytes), in order,
+ * into calls and requests: a call holds at most l->objects objects, all
+ * of one round (round[] does not decrease: a new round starts a new call,
+ * which the server runs after the previous one); a request at most
+ * l->calls calls and l->bytes bytes (envelope + calls + objects). An
+ * object that does not fit alone (callers check jdrain_fits first) gets
+ * a request of its own. slot[k] tells each object's call and request.
+ * Returns the number of requests (0 when n == 0); *ncalls_r the number
+ * of calls. Pure; arrays borrowed.
+ */
+size_t jdrain_pack(const size_t *bytes, const uint32_t *round, size_t n,
+    const struct jdrain_limits *l, struct jdrain_slot *slot, size_t *ncalls_r);
+
 /* CHANGE_OUT_RETRY for the SetError and method error types of a passing
  * condition (serverFail, serverUnavailable, serverPartialFail, rateLimit,
  * stateMismatch, tooManyChanges), CHANGE_OUT_DEAD for every other type
@@ -118,8 +170,8 @@ struct jdrain {
 };
 
 /* Emails in one Email/set or Email/get call at most (also capped by the
- * session's maxObjectsInSet / maxObjectsInGet): keeps one request well
- * under maxSizeRequest (a patch is about 100 bytes). */
+ * session's maxObjectsInSet / maxObjectsInGet; the bytes of a request
+ * are bounded by jdrain_pack): bounds one call's work at the server. */
 #define JDRAIN_MAX_OBJECTS 500u
 #define JDRAIN_MAX_ID 256u /* longest Email id carried (RFC 8620: 255) */
 
@@ -152,8 +204,6 @@ json_t *jdrain_call_json(const struct jdrain *d, const struct jdrain_call *c,
  * SetError's outcome. */
 void jdrain_answer_set(struct jdrain *d, const struct jdrain_call *c,
     json_t *args, const char *type, const char *text);
-/* Objects per Email/set call (get: per Email/get + Email/set pair). */
-size_t jdrain_objects_per_call(const struct jdrain *d, bool get);
 /* Change i's Email id NUL-terminated in buf (cap bytes); "" when none. */
 const char *jdrain_email_id(
     const struct jdrain *d, size_t i, char *buf, size_t cap);
@@ -162,10 +212,12 @@ const char *jdrain_email_id(
 int jdrain_request(
     struct jdrain *d, json_t *calls, bool submission, json_t **resp_r);
 
-/* Step 4 (jmap_drain_expunge.c): every delete --expunge still open.
- * Step 5 (jmap_drain_append.c): append change i. Both answer their
- * changes and flush; non-zero: a job-level error with res filled. */
-int jdrain_expunges(struct jdrain *d);
+/* Step 4 (jmap_drain_expunge.c): every move, delete to a mailbox and
+ * delete --expunge still open, each checked against the Email's current
+ * mailboxes first. Step 5 (jmap_drain_append.c): append change i. Both
+ * answer their changes and flush; non-zero: a job-level error with res
+ * filled. */
+int jdrain_guarded(struct jdrain *d);
 int jdrain_append(struct jdrain *d, size_t i);
 
 /* Queues change i's result (error: text, sanitized here; mailbox and

@@ -1,10 +1,12 @@
 /*
  * jmap_drain_plan.c: the pure part of the JMAP drain job
  * (jmap_drain_int.h): Email/set patches built from a change, rounds of
- * changes to one Email, what a SetError means for a change, and the
- * submission envelope read from the message. No I/O.
+ * changes to one Email, what a SetError means for a change, the
+ * submission envelope read from the message, and the packing of objects
+ * into calls and requests under the session's limits. No I/O.
  */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -390,4 +392,130 @@ jdrain_envelope(const char *msg, size_t len, json_t **env_r, char **from_r)
 		*from_r = NULL;
 	}
 	return (rv);
+}
+
+/* Request limits ------------------------------------------------------- */
+
+/* Room for ",\"ifInState\":\"<state>\"" of a guarded Email/set: the state
+ * strings of Cyrus and Fastmail are tens of bytes. */
+#define JDRAIN_STATE_ROOM 300u
+
+/* Bytes of o as the client sends it (compact), 0 on ERR_NOMEM. Stolen. */
+static size_t
+json_bytes(json_t *o)
+{
+	char *s
+	    = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	size_t n = s != NULL ? strlen(s) : 0;
+
+	free(s);
+	json_decref(o);
+	return (n);
+}
+
+int
+jdrain_limits_of(
+    const struct jmap_session *s, bool get, struct jdrain_limits *l)
+{
+	size_t set, rd;
+
+	memset(l, 0, sizeof(*l));
+	l->objects = s->max_objects_in_set;
+	if (get && s->max_objects_in_get < l->objects) {
+		l->objects = s->max_objects_in_get;
+	}
+	if (l->objects == 0 || l->objects > JDRAIN_MAX_OBJECTS) {
+		l->objects = JDRAIN_MAX_OBJECTS;
+	}
+	l->calls = get || s->max_calls_in_request == 0
+	    ? 1
+	    : s->max_calls_in_request;
+	l->bytes = s->max_size_request > SIZE_MAX
+	    ? SIZE_MAX
+	    : (size_t)s->max_size_request;
+	/* What pkg/jmap wraps the calls in (with every capability it may
+	 * name, so this is never short). */
+	l->envelope = json_bytes(json_pack("{s:[s,s,s],s:[]}", "using",
+	    "urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail",
+	    "urn:ietf:params:jmap:submission", "methodCalls"));
+	/* A call with no object, the longest call id, and its comma. */
+	set = json_bytes(json_pack("[s, {s:s, s:{}, s:[]}, s]", "Email/set",
+	    "accountId", s->account_id != NULL ? s->account_id : "", "update",
+	    "destroy", "u18446744073709551615"));
+	rd = json_bytes(json_pack("[s, {s:s, s:[], s:[s]}, s]", "Email/get",
+	    "accountId", s->account_id != NULL ? s->account_id : "", "ids",
+	    "properties", "mailboxIds", "g"));
+	if (l->envelope == 0 || set == 0 || rd == 0) {
+		return (ERR_NOMEM);
+	}
+	l->call = 1 + set;
+	if (get) {
+		l->call += JDRAIN_STATE_ROOM;
+		l->call = rd + 1 > l->call ? rd + 1 : l->call;
+	}
+	return (ERR_OK);
+}
+
+size_t
+jdrain_entry_bytes(const char *id, json_t *patch)
+{
+	size_t n = json_bytes(json_string(id));
+
+	if (n == 0) {
+		return (0);
+	}
+	if (patch == NULL) {
+		return (n + 1); /* "id", */
+	}
+	/* "id":{...}, (json_bytes steals: keep the caller's reference) */
+	return (n + 1 + json_bytes(json_incref(patch)) + 1);
+}
+
+bool
+jdrain_fits(const struct jdrain_limits *l, size_t bytes)
+{
+	return (l->envelope + l->call <= l->bytes
+	    && bytes <= l->bytes - l->envelope - l->call);
+}
+
+size_t
+jdrain_pack(const size_t *bytes, const uint32_t *round, size_t n,
+    const struct jdrain_limits *l, struct jdrain_slot *slot, size_t *ncalls_r)
+{
+	size_t k, call = 0, req = 0, in_call = 0, calls = 0, used = 0;
+	size_t max_obj = l->objects > 0 ? l->objects : 1;
+	size_t max_calls = l->calls > 0 ? l->calls : 1;
+
+	*ncalls_r = 0;
+	if (n == 0) {
+		return (0);
+	}
+	for (k = 0; k < n; k++) {
+		bool first = k == 0;
+
+		if (first || round[k] != round[k - 1] || in_call == max_obj
+		    || used + bytes[k] > l->bytes) {
+			/* a new call: in this request if it has room */
+			if (!first) {
+				call++;
+			}
+			if (first || calls == max_calls
+			    || used + l->call + bytes[k] > l->bytes) {
+				if (!first) {
+					req++;
+				}
+				calls = 0;
+				used = l->envelope;
+			}
+			calls++;
+			used += l->call;
+			in_call = 0;
+		}
+		in_call++;
+		used += bytes[k];
+		slot[k].call = call;
+		slot[k].request = req;
+	}
+	*ncalls_r = call + 1;
+	return (req + 1);
 }

@@ -3,7 +3,9 @@ by the real pipeline (pkg/sync/jmap_drain.c): flag, move, delete to Trash,
 delete --expunge (also of an Email in two mailboxes), append (twice: it
 lands once), send (EmailSubmission: one delivery at Cyrus's SMTP sink, Bcc
 in the envelope only, the Sent copy), a move to a mailbox destroyed on the
-server (dead, the row back), and another client racing our changes.
+server (dead, the row back), another client racing our changes (a move of
+an Email another client moved away is dead and adds no membership), and
+2,000 flag changes under small session limits (split requests).
 Server state through cyrus.py's JMAP client, local state in SQLite."""
 import http.client
 import http.server
@@ -46,6 +48,8 @@ class Proxy:
         self.before = lambda calls: None
         self.drop = lambda calls: False
         self.seen = []  # the methods of every API request, in order
+        self.session = lambda obj: obj  # rewrites the session object
+        self.requests = []  # (bytes, calls, largest Email/set) per request
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -61,6 +65,9 @@ class Proxy:
                 if body and self.headers.get("Content-Type", "").startswith("application/json"):
                     calls = json.loads(body).get("methodCalls", [])
                     proxy.seen.append(methods(calls))
+                    proxy.requests.append((len(body), len(calls), max(
+                        [len(c[1].get("update") or {}) + len(c[1].get("destroy") or [])
+                         for c in calls if c[0] == "Email/set"] or [0])))
                     proxy.before(calls)
                 c = http.client.HTTPConnection("127.0.0.1", proxy.target, timeout=60)
                 hdrs = dict((k, v) for k, v in self.headers.items()
@@ -69,6 +76,9 @@ class Proxy:
                 r = c.getresponse()
                 data = r.read()
                 c.close()
+                if (self.command == "GET" and r.status == 200 and b'"capabilities"' in data[:4096]
+                        and r.getheader("Content-Type", "").startswith("application/json")):
+                    data = json.dumps(proxy.session(json.loads(data))).encode()
                 if calls and proxy.drop(calls):
                     self.close_connection = True
                     self.connection.shutdown(2)
@@ -148,6 +158,7 @@ class JmapDrainTest(unittest.TestCase):
     def proxy_reset(self):
         self.proxy.before = lambda calls: None
         self.proxy.drop = lambda calls: False
+        self.proxy.session = lambda obj: obj
 
     # -- helpers -----------------------------------------------------------------
 
@@ -446,6 +457,112 @@ class JmapDrainTest(unittest.TestCase):
         self.assertEqual(self.pc(c["id"])["state"], "uncertain")
         subs = [m for m in self.proxy.seen if "EmailSubmission/set" in m]
         self.assertEqual(len(subs), 1, self.proxy.seen)
+
+
+    # -- the source of a move checked first ----------------------------------------
+
+    def new_email(self, n, box="Inbox"):
+        raw = fx.make_message(n)[0]
+        msgid = MSGID_RE.search(raw).group(1).decode()
+        eid = self.cy.import_messages("alice", box, [raw], [])[0]
+        self.sync()
+        return msgid, eid
+
+    def test_13_move_of_an_email_another_client_moved_away(self):
+        """Dead, nothing patched: the Email is not added to the destination
+        (no membership resurrected); the row follows the server."""
+        msgid, eid = self.new_email(930)
+        r = self.one_row(msgid)
+        self.pause_scheduler()
+        c = self.change("move", "ja", str(r["id"]), "--to", "Archive")
+        self.assertEqual(self.one_row(msgid)["box"], "Archive")  # the intent shows
+        self.cy.move("alice", eid, "Drafts")
+        self.resume_scheduler()
+        d = self.wait_state(c["id"], ("done", "dead"))
+        self.assertEqual(d["state"], "dead", dict(d))
+        self.assertIn("no longer in mailbox 'Inbox'", d["last_error"])
+        self.assertEqual(self.email(eid)["boxes"], ["Drafts"])
+        self.sync()
+        r2 = self.one_row(msgid)
+        self.assertEqual((r2["id"], r2["box"]), (r["id"], "Drafts"))
+
+    def test_14_move_already_in_the_destination_is_done(self):
+        """Another client (or an earlier attempt) put it there: done."""
+        msgid, eid = self.new_email(931)
+        r = self.one_row(msgid)
+        self.pause_scheduler()
+        c = self.change("move", "ja", str(r["id"]), "--to", "Archive")
+        self.cy.move("alice", eid, "Archive")
+        self.resume_scheduler()
+        d = self.wait_state(c["id"], ("done", "dead"))
+        self.assertEqual((d["state"], d["result_mailbox"]), ("done", "Archive"), dict(d))
+        self.assertEqual(self.email(eid)["boxes"], ["Archive"])
+        self.sync()
+        self.assertEqual(self.one_row(msgid)["box"], "Archive")
+
+    def test_15_delete_to_trash_of_a_destroyed_email_is_dead(self):
+        msgid, eid = self.new_email(932)
+        r = self.one_row(msgid)
+        self.pause_scheduler()
+        c = self.change("delete", "ja", str(r["id"]))
+        self.cy.destroy("alice", [eid])
+        self.resume_scheduler()
+        d = self.wait_state(c["id"], ("done", "dead"))
+        self.assertEqual(d["state"], "dead", dict(d))
+        self.assertIn("no longer exists", d["last_error"])
+        self.assertEqual(self.email(eid), {})
+        self.sync()
+        self.assertEqual(self.rows(msgid), [])
+
+    # -- requests within the session's limits (account jc, through the proxy) -----
+
+    def test_16_two_thousand_flag_changes_under_small_limits(self):
+        """1,000 Emails, two flag changes each: every request the drain
+        sends respects the (rewritten, small) maxSizeRequest,
+        maxCallsInRequest and maxObjectsInSet, and all 2,000 land."""
+        limits = {"maxSizeRequest": 4000, "maxCallsInRequest": 3, "maxObjectsInSet": 40}
+
+        def session(obj):
+            obj["capabilities"]["urn:ietf:params:jmap:core"].update(limits)
+            return obj
+        self.proxy.session = session
+        self.cy.add_user("carol", "carolpw")
+        msgs = [fx.make_message(3000 + i)[0] for i in range(1000)]
+        eids = self.cy.import_messages("carol", "Inbox", msgs, [])
+        pw = self.p.password_file("carolpw")
+        self.p.submit("account", "add", "jc", "--jmap", self.proxy.session_url, "--plaintext",
+                      "--user", "carol", "--password-file", pw, check=0)
+        self.p.submit("sync", "jc", "--wait", "--timeout", "120", check=0)
+        ids = [r["id"] for r in self.p.query(
+            "SELECT m.id FROM messages m JOIN accounts a ON a.id = m.account_id"
+            " WHERE a.name = 'jc' ORDER BY m.id")]
+        self.assertEqual(len(ids), 1000)
+        self.pause_scheduler()
+        from concurrent.futures import ThreadPoolExecutor
+        args = [(str(i), "--seen") for i in ids] + [(str(i), "--flagged") for i in ids]
+        with ThreadPoolExecutor(4) as ex:
+            cids = list(ex.map(lambda a: self.change("flag", "jc", *a)["id"], args))
+        self.assertEqual(len(cids), 2000)
+        start = len(self.proxy.requests)
+        self.resume_scheduler()
+        q = ("SELECT state, count(*) AS n FROM pending_changes c JOIN accounts a"
+             " ON a.id = c.account_id WHERE a.name = 'jc' GROUP BY state")
+        wait_for(lambda: (lambda r: r if r.get("done") == 2000 or r.get("dead") else None)(
+            dict((x["state"], x["n"]) for x in self.p.query(q))), 300, "2,000 changes")
+        self.assertEqual(dict((x["state"], x["n"]) for x in self.p.query(q)), {"done": 2000})
+        sets = [x for x in self.proxy.requests[start:] if x[2] > 0]
+        self.assertGreater(len(sets), 2000 * 55 // 4000)  # split, many requests
+        for size, ncalls, objs in self.proxy.requests[start:]:
+            self.assertLessEqual(size, 4000)
+            self.assertLessEqual(ncalls, 3)
+            self.assertLessEqual(objs, 40)
+        acc = self.cy.account_id("carol")
+        got = self.cy.call1("carol", "Email/get", {"accountId": acc, "ids": eids,
+                                                   "properties": ["keywords"]})["list"]
+        self.assertEqual(len(got), 1000)
+        for e in got:
+            self.assertEqual(sorted(k for k, v in e["keywords"].items() if v),
+                             ["$flagged", "$seen"], e["id"])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 /*
  * sync_jmap_drain_test.c: the pure planning of the JMAP drain job
  * (pkg/sync/jmap_drain_plan.c): keyword paths, Email/set patches built
- * from changes, rounds of changes to one Email, SetError outcomes and
- * the submission envelope read from a message.
+ * from changes, rounds of changes to one Email, SetError outcomes, the
+ * submission envelope read from a message, and the packing of Email/set
+ * objects into calls and requests under small session limits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -275,6 +276,231 @@ test_import_keywords(void **state)
 	assert_null(o);
 }
 
+/* Checks a packing of n objects against l: slots in order, calls and
+ * requests consecutive, each call of one round and at most l->objects
+ * objects, each request at most l->calls calls and l->bytes bytes. */
+static void
+check_pack(const size_t *bytes, const uint32_t *round, size_t n,
+    const struct jdrain_limits *l, const struct jdrain_slot *slot, size_t nreq,
+    size_t ncalls)
+{
+	size_t k, in_call = 0, calls = 0, used = 0;
+
+	for (k = 0; k < n; k++) {
+		bool new_call = k == 0 || slot[k].call != slot[k - 1].call;
+		bool new_req
+		    = k == 0 || slot[k].request != slot[k - 1].request;
+
+		if (k > 0) {
+			assert_true(slot[k].call == slot[k - 1].call
+			    || slot[k].call == slot[k - 1].call + 1);
+			assert_true(slot[k].request == slot[k - 1].request
+			    || slot[k].request == slot[k - 1].request + 1);
+			/* a round never shares a call with the next */
+			if (round[k] != round[k - 1]) {
+				assert_true(new_call);
+			}
+		}
+		if (new_req) {
+			assert_true(new_call);
+			calls = 0;
+			used = l->envelope;
+		}
+		if (new_call) {
+			calls++;
+			used += l->call;
+			in_call = 0;
+		}
+		in_call++;
+		used += bytes[k];
+		assert_true(in_call <= l->objects);
+		assert_true(calls <= l->calls);
+		assert_true(used <= l->bytes);
+	}
+	assert_int_equal(nreq, n > 0 ? slot[n - 1].request + 1 : 0);
+	assert_int_equal(ncalls, n > 0 ? slot[n - 1].call + 1 : 0);
+}
+
+static void
+test_pack(void **state)
+{
+	static const struct jdrain_limits l = { 7, 3, 1000, 100, 80 };
+	enum { N = 2000 };
+	size_t *bytes = calloc(N, sizeof(*bytes)), k, nreq, ncalls, total = 0;
+	uint32_t *round = calloc(N, sizeof(*round));
+	struct jdrain_slot *slot = calloc(N, sizeof(*slot));
+
+	(void)state;
+	assert_non_null(bytes);
+	assert_non_null(round);
+	assert_non_null(slot);
+	for (k = 0; k < N; k++) {
+		bytes[k] = 30 + (k * 37) % 90; /* 30 .. 119 bytes */
+		round[k] = k < 1500 ? 0 : (k < 1990 ? 1 : 2);
+		total += bytes[k];
+	}
+	nreq = jdrain_pack(bytes, round, N, &l, slot, &ncalls);
+	check_pack(bytes, round, N, &l, slot, nreq, ncalls);
+	/* Each request is filled: at least 800 - (3 calls * 80) of objects
+	 * bytes except at a limit of calls; far from one per object. */
+	assert_true(nreq >= total / (1000 - 100 - 80));
+	assert_true(nreq < N / 3);
+	assert_true(ncalls >= N / 7);
+
+	/* Objects limit alone: 7 per call, 3 calls per request. */
+	{
+		static const struct jdrain_limits big
+		    = { 7, 3, 1u << 30, 100, 80 };
+
+		memset(round, 0, N * sizeof(*round));
+		nreq = jdrain_pack(bytes, round, 50, &big, slot, &ncalls);
+		check_pack(bytes, round, 50, &big, slot, nreq, ncalls);
+		assert_int_equal(ncalls, 8); /* 7 * 7 + 1 */
+		assert_int_equal(nreq, 3); /* 3 + 3 + 2 calls */
+	}
+	/* Nothing to pack. */
+	assert_int_equal(jdrain_pack(bytes, round, 0, &l, slot, &ncalls), 0);
+	assert_int_equal(ncalls, 0);
+	/* An object that fits no request gets one of its own. */
+	bytes[0] = 50;
+	bytes[1] = 5000;
+	bytes[2] = 50;
+	assert_true(jdrain_fits(&l, 50));
+	assert_false(jdrain_fits(&l, 5000));
+	assert_true(jdrain_fits(&l, 1000 - 100 - 80));
+	assert_false(jdrain_fits(&l, 1000 - 100 - 80 + 1));
+	nreq = jdrain_pack(bytes, round, 3, &l, slot, &ncalls);
+	assert_int_equal(nreq, 3);
+	assert_int_equal(slot[1].request, 1);
+	assert_int_equal(slot[2].request, 2);
+	free(bytes);
+	free(round);
+	free(slot);
+}
+
+/*
+ * The real JSON: 600 flag changes (some Emails twice) packed under small
+ * session limits, each request built as pkg/jmap sends it, is within
+ * maxSizeRequest, maxCallsInRequest and maxObjectsInSet, and carries
+ * every change once.
+ */
+static void
+test_pack_real_requests(void **state)
+{
+	enum { N = 600 };
+	struct jmap_session s;
+	struct jdrain_limits l;
+	struct jdrain d;
+	struct proto_change *chg = calloc(N, sizeof(*chg));
+	const struct proto_change **pc = calloc(N, sizeof(*pc));
+	char(*ids)[32] = calloc(N, sizeof(*ids));
+	json_t **patch = calloc(N, sizeof(*patch));
+	size_t *bytes = calloc(N, sizeof(*bytes)),
+	       *order = calloc(N, sizeof(*order));
+	uint32_t *round = calloc(N, sizeof(*round)),
+	         *oround = calloc(N, sizeof(*oround));
+	struct jdrain_slot *slot = calloc(N, sizeof(*slot));
+	size_t k, m = 0, nreq, ncalls, q, seen = 0;
+	uint32_t r, nrounds;
+	int rv;
+
+	(void)state;
+	assert_non_null(chg);
+	assert_non_null(slot);
+	memset(&s, 0, sizeof(s));
+	s.account_id = "uf1f2e3d4";
+	s.max_calls_in_request = 4;
+	s.max_objects_in_set = 25;
+	s.max_objects_in_get = 500;
+	s.max_size_request = 3000;
+	memset(&d, 0, sizeof(d));
+	d.s = &s;
+	assert_int_equal(jdrain_limits_of(&s, false, &l), 0);
+	assert_int_equal(l.objects, 25);
+	assert_int_equal(l.calls, 4);
+	assert_int_equal(l.bytes, 3000);
+	for (k = 0; k < N; k++) {
+		/* Emails 0..499, the first 100 with a second change */
+		snprintf(ids[k], sizeof(ids[k]), "M%024zu", k % 500);
+		chg[k].kind = CHANGE_FLAG;
+		chg[k].remote_id = S(ids[k]);
+		chg[k].flags_add
+		    = k % 2 ? PROTO_FLAG_SEEN : PROTO_FLAG_FLAGGED;
+		chg[k].keywords_add = S(k % 3 ? "" : "$label1 $work");
+		pc[k] = &chg[k];
+	}
+	nrounds = jdrain_rounds(pc, N, round, &rv);
+	assert_int_equal(rv, 0);
+	assert_int_equal(nrounds, 2);
+	for (r = 0; r < nrounds; r++) {
+		for (k = 0; k < N; k++) {
+			if (round[k] != r) {
+				continue;
+			}
+			assert_int_equal(
+			    jdrain_patch(&chg[k], NULL, NULL, &patch[m]), 0);
+			bytes[m] = jdrain_entry_bytes(ids[k], patch[m]);
+			assert_true(jdrain_fits(&l, bytes[m]));
+			order[m] = k;
+			oround[m++] = r;
+		}
+	}
+	nreq = jdrain_pack(bytes, oround, m, &l, slot, &ncalls);
+	check_pack(bytes, oround, m, &l, slot, nreq, ncalls);
+	assert_true(nreq > 1);
+	for (k = 0, q = 0; q < nreq; q++) {
+		json_t *calls = json_array(), *req;
+		struct jdrain_call c;
+		size_t call = slot[k].call, n_calls = 0;
+		char *body, cid[32];
+
+		memset(&c, 0, sizeof(c));
+		for (; k <= m; k++) {
+			if (k == m || slot[k].call != call) {
+				snprintf(cid, sizeof(cid), "u%zu", n_calls++);
+				assert_int_equal(
+				    json_array_append_new(calls,
+				        jdrain_call_json(&d, &c, cid, NULL)),
+				    0);
+				assert_true(c.n <= 25);
+				seen += c.n;
+				jdrain_call_release(&c);
+				if (k == m || slot[k].request != q) {
+					break;
+				}
+				call = slot[k].call;
+			}
+			assert_int_equal(
+			    jdrain_call_add(&c, order[k], ids[order[k]],
+			        json_incref(patch[k]), 25),
+			    0);
+		}
+		assert_true(n_calls <= 4);
+		/* as pkg/jmap/client.c wraps it */
+		req = json_pack("{s:[s,s],s:o}", "using",
+		    "urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail",
+		    "methodCalls", calls);
+		body = json_dumps(req, JSON_COMPACT);
+		assert_non_null(body);
+		assert_true(strlen(body) <= 3000);
+		free(body);
+		json_decref(req);
+	}
+	assert_int_equal(seen, N);
+	for (k = 0; k < m; k++) {
+		json_decref(patch[k]);
+	}
+	free(chg);
+	free(pc);
+	free(ids);
+	free(patch);
+	free(bytes);
+	free(order);
+	free(round);
+	free(oround);
+	free(slot);
+}
+
 int
 main(void)
 {
@@ -286,6 +512,8 @@ main(void)
 		cmocka_unit_test(test_error_outcome),
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_import_keywords),
+		cmocka_unit_test(test_pack),
+		cmocka_unit_test(test_pack_real_requests),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
