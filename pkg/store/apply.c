@@ -166,10 +166,18 @@ static const char SQL_MAILBOX_INSERT[]
 static const char SQL_MAILBOX_UPDATE[]
     = "UPDATE mailboxes SET delimiter = ?2, role = ?3, remote_id = ?4,"
       " uidvalidity = coalesce(?5, uidvalidity) WHERE id = ?1";
-/* Placeholders of active changes (uid NULL) are not the server's rows. */
+/* Placeholders of active changes (uid NULL) are not the server's rows;
+ * nor are JMAP rows (uid NULL) an active change holds: its row, and every
+ * row of an Email being moved or deleted (jmap.c skips those). */
 static const char SQL_MAILBOX_RESET_ROWS[]
     = "DELETE FROM messages WHERE mailbox_id = ?1"
-      " AND NOT (uid IS NULL AND remote_id LIKE '" STORE_PLACEHOLDER_PFX "%')";
+      " AND NOT (uid IS NULL AND (remote_id LIKE '" STORE_PLACEHOLDER_PFX "%'"
+      " OR id IN (SELECT message_id FROM pending_changes WHERE state IN "
+      STORE_CHANGE_ACTIVE " AND message_id IS NOT NULL)"
+      " OR remote_id IN (SELECT remote_id FROM pending_changes WHERE"
+      " account_id = (SELECT account_id FROM mailboxes WHERE id = ?1)"
+      " AND state IN " STORE_CHANGE_ACTIVE
+      " AND kind IN ('move', 'delete') AND remote_id IS NOT NULL)))";
 static const char SQL_MAILBOX_RESET[]
     = "UPDATE mailboxes SET uidnext = NULL, highestmodseq = NULL, total = 0,"
       " unread = 0 WHERE id = ?1";

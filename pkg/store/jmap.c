@@ -17,6 +17,9 @@
  *     only with a successful done, like IMAP checkpoints.
  *   - While the Email has an active move or delete, its rows are the
  *     user's (skipped, as the IMAP guard skips the source UID).
+ *   - A reset (cannotCalculateChanges) keeps the rows active changes
+ *     hold (apply.c, SQL_MAILBOX_RESET_ROWS); the listing after it
+ *     updates them in place or skips them, as above.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,8 +4,9 @@ delete --expunge (also of an Email in two mailboxes), append (twice: it
 lands once), send (EmailSubmission: one delivery at Cyrus's SMTP sink, Bcc
 in the envelope only, the Sent copy), a move to a mailbox destroyed on the
 server (dead, the row back), another client racing our changes (a move of
-an Email another client moved away is dead and adds no membership), and
-2,000 flag changes under small session limits (split requests).
+an Email another client moved away is dead and adds no membership),
+2,000 flag changes under small session limits (split requests), and a
+cannotCalculateChanges resync that keeps the rows of pending changes.
 Server state through cyrus.py's JMAP client, local state in SQLite."""
 import http.client
 import http.server
@@ -49,6 +50,8 @@ class Proxy:
         self.drop = lambda calls: False
         self.seen = []  # the methods of every API request, in order
         self.session = lambda obj: obj  # rewrites the session object
+        self.answer = lambda resps: resps  # rewrites methodResponses
+        self.fail = lambda calls: False  # true: 503, nothing forwarded
         self.requests = []  # (bytes, calls, largest Email/set) per request
         proxy = self
 
@@ -69,6 +72,11 @@ class Proxy:
                         [len(c[1].get("update") or {}) + len(c[1].get("destroy") or [])
                          for c in calls if c[0] == "Email/set"] or [0])))
                     proxy.before(calls)
+                if calls and proxy.fail(calls):
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 c = http.client.HTTPConnection("127.0.0.1", proxy.target, timeout=60)
                 hdrs = dict((k, v) for k, v in self.headers.items()
                             if k.lower() not in ("host", "connection"))
@@ -79,6 +87,10 @@ class Proxy:
                 if (self.command == "GET" and r.status == 200 and b'"capabilities"' in data[:4096]
                         and r.getheader("Content-Type", "").startswith("application/json")):
                     data = json.dumps(proxy.session(json.loads(data))).encode()
+                if calls and r.status == 200:
+                    obj = json.loads(data)
+                    obj["methodResponses"] = proxy.answer(obj["methodResponses"])
+                    data = json.dumps(obj).encode()
                 if calls and proxy.drop(calls):
                     self.close_connection = True
                     self.connection.shutdown(2)
@@ -159,6 +171,8 @@ class JmapDrainTest(unittest.TestCase):
         self.proxy.before = lambda calls: None
         self.proxy.drop = lambda calls: False
         self.proxy.session = lambda obj: obj
+        self.proxy.answer = lambda resps: resps
+        self.proxy.fail = lambda calls: False
 
     # -- helpers -----------------------------------------------------------------
 
@@ -563,6 +577,52 @@ class JmapDrainTest(unittest.TestCase):
         for e in got:
             self.assertEqual(sorted(k for k, v in e["keywords"].items() if v),
                              ["$flagged", "$seen"], e["id"])
+
+
+    def test_17_reset_keeps_the_rows_of_pending_changes(self):
+        """cannotCalculateChanges (the proxy rewrites Email/changes) while
+        a move and a flag change wait (their Email/set fails with 503):
+        the resync keeps both rows (same ids, no duplicate, the user's
+        flag on top) while the other rows are listed again."""
+        raws = [fx.make_message(960 + i)[0] for i in range(2)]
+        mids = [MSGID_RE.search(m).group(1).decode() for m in raws]
+        eids = self.cy.import_messages("bob", "Inbox", raws, [])
+        self.p.submit("sync", "jp", "--wait", "--timeout", "60", check=0)
+        x, y = self.bob_row(mids[0]), self.bob_row(mids[1])
+        other = self.bob_row(self.bob_msgids[2])
+        self.proxy.fail = lambda calls: "Email/set" in methods(calls)
+        self.pause_scheduler()
+        m = self.change("move", "jp", str(x["id"]), "--to", "Archive")
+        f = self.change("flag", "jp", str(y["id"]), "--flagged")
+        self.resume_scheduler()
+        for cid in (m["id"], f["id"]):
+            wait_for(lambda: (lambda c: c if c["attempts"] >= 1 and c["state"] == "pending"
+                              else None)(self.pc(cid)), 60, "a failed drain attempt")
+
+        def cannot(resps):
+            return [["error", {"type": "cannotCalculateChanges"}, r[2]]
+                    if r[0] == "Email/changes" else r for r in resps]
+        self.proxy.answer = cannot
+        self.p.submit("sync", "jp", "--wait", "--timeout", "60", check=0)
+        self.proxy.answer = lambda resps: resps
+        self.assertNotEqual(self.bob_row(self.bob_msgids[2])["id"], other["id"])  # relisted
+        x2, y2 = self.bob_row(mids[0]), self.bob_row(mids[1])
+        self.assertEqual((x2["id"], x2["box"]), (x["id"], "Archive"))
+        self.assertEqual((y2["id"], y2["flagged"]), (y["id"], 1))
+        self.proxy.fail = lambda calls: False
+        for cid in (m["id"], f["id"]):
+            self.assertEqual(self.wait_state(cid, ("done", "dead"))["state"], "done")
+        self.p.submit("sync", "jp", "--wait", "--timeout", "60", check=0)
+        x3, y3 = self.bob_row(mids[0]), self.bob_row(mids[1])
+        self.assertEqual((x3["id"], x3["box"]), (x["id"], "Archive"))
+        self.assertEqual((y3["id"], y3["flagged"]), (y["id"], 1))
+        acc = self.cy.account_id("bob")
+        got = self.cy.call1("bob", "Email/get", {"accountId": acc, "ids": eids,
+                                                 "properties": ["mailboxIds", "keywords"]})
+        boxes = dict((b["id"], n) for n, b in self.cy.mailboxes("bob").items())
+        e = dict((g["id"], g) for g in got["list"])
+        self.assertEqual([boxes[b] for b in e[eids[0]]["mailboxIds"]], ["Archive"])
+        self.assertTrue(e[eids[1]]["keywords"].get("$flagged"))
 
 
 if __name__ == "__main__":

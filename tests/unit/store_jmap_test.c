@@ -3,7 +3,8 @@
  * one row per mailbox, idempotent, server-side moves keep messages.id,
  * renames by Mailbox id, destroyed Emails, attachments and bodies keyed
  * by Email id, the state strings carried from done to the next lease,
- * and bad rows refused.
+ * bad rows refused, and a reset (cannotCalculateChanges) that keeps the
+ * rows of active changes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -221,6 +222,102 @@ test_jmap_bad_rows(void **state)
 	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 0);
 }
 
+/* Adds a change of account j; returns its id. */
+static uint64_t
+jchange(struct fx *f, uint8_t kind, int64_t row, uint32_t flags_add,
+    const char *to)
+{
+	struct proto_change_add c;
+
+	memset(&c, 0, sizeof(c));
+	c.account = S("j");
+	c.kind = kind;
+	c.message_id = (uint64_t)row;
+	c.flags_add = flags_add;
+	c.mailbox = proto_str_c(to);
+	if (store_change_add(f->st, &c, T0 + 5, fx_out(f)) != 0) {
+		fail_msg("change_add: %s", f->out.errtext);
+	}
+	return (f->out.reply.id);
+}
+
+/*
+ * cannotCalculateChanges: every mailbox is reset and listed again. The
+ * rows that active changes hold (the moved row in its destination, a
+ * flagged row, every row of an Email being moved) survive the reset
+ * with their ids, and the listing that follows duplicates none of them
+ * (the move's rows are skipped, the flagged row is updated in place with
+ * the user's flag on top); only the other rows are new.
+ */
+static void
+test_jmap_reset_keeps_rows_of_active_changes(void **state)
+{
+	struct fx *f = *state;
+	struct proto_message_row m[5] = { email("Inbox", "E1", "mI"),
+		email("Inbox", "E2", "mI"), email("Inbox", "E3", "mI mA"),
+		email("Archive", "E3", "mI mA"), email("Inbox", "E4", "mI") };
+	struct proto_mailbox_row reset[2];
+	struct proto_batch b;
+	int64_t e1, e2, e3i, e3a, e4;
+	uint64_t j;
+
+	j = jmap_job(f);
+	apply_ok(f, j, 1, m, 5);
+	e1 = row_id(f, "Inbox", "E1");
+	e2 = row_id(f, "Inbox", "E2");
+	e3i = row_id(f, "Inbox", "E3");
+	e3a = row_id(f, "Archive", "E3");
+	e4 = row_id(f, "Inbox", "E4");
+	(void)jchange(f, CHANGE_MOVE, e1, 0, "Archive");
+	(void)jchange(f, CHANGE_FLAG, e2, PROTO_FLAG_FLAGGED, NULL);
+	/* E3's Inbox row cannot join Archive (E3 has a row there): it stays
+	 * in Inbox; both rows of E3 are the move's */
+	(void)jchange(f, CHANGE_MOVE, e3i, 0, "Archive");
+	assert_int_equal(row_id(f, "Archive", "E1"), e1);
+	assert_int_equal(
+	    fx_q(f, "SELECT flagged FROM messages WHERE id = %lld",
+	        (long long)e2),
+	    1);
+
+	/* the reset: both mailboxes, no message yet */
+	memcpy(reset, mbx, sizeof(reset));
+	reset[0].reset = reset[1].reset = true;
+	memset(&b, 0, sizeof(b));
+	b.job_id = j;
+	b.attempt = 1;
+	b.seq = 2;
+	b.mailboxes = reset;
+	b.nmailboxes = 2;
+	assert_int_equal(store_apply_batch(f->st, &b, T0 + 10, fx_out(f)), 0);
+	assert_int_equal(row_id(f, "Archive", "E1"), e1);
+	assert_int_equal(row_id(f, "Inbox", "E2"), e2);
+	assert_int_equal(row_id(f, "Inbox", "E3"), e3i);
+	assert_int_equal(row_id(f, "Archive", "E3"), e3a);
+	assert_true(e4 > 0);
+	assert_true(row_id(f, "Inbox", "E4") <= 0); /* the server's: gone */
+	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 4);
+	assert_int_equal(fx_q(f,
+	                     "SELECT count(*) FROM pending_changes WHERE"
+	                     " message_id IS NULL"),
+	    0);
+
+	/* the listing: the server still has E1 in Inbox, E2 without the
+	 * user's flag */
+	apply_ok(f, j, 3, m, 5);
+	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages"), 5);
+	assert_int_equal(
+	    fx_q(f, "SELECT count(*) FROM messages WHERE remote_id = 'E1'"), 1);
+	assert_int_equal(row_id(f, "Archive", "E1"), e1);
+	assert_int_equal(row_id(f, "Inbox", "E2"), e2);
+	assert_int_equal(
+	    fx_q(f, "SELECT flagged + 2 * seen FROM messages WHERE id = %lld",
+	        (long long)e2),
+	    3);
+	assert_int_equal(row_id(f, "Inbox", "E3"), e3i);
+	assert_int_equal(row_id(f, "Archive", "E3"), e3a);
+	assert_true(row_id(f, "Inbox", "E4") > 0);
+}
+
 int
 main(void)
 {
@@ -232,6 +329,9 @@ main(void)
 		    test_jmap_rename_destroy_states, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_jmap_bad_rows, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_jmap_reset_keeps_rows_of_active_changes, fx_setup,
+		    fx_teardown),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
