@@ -634,16 +634,18 @@ sync_jmap_drain(const struct proto_job_run *job, const struct sync_limits *l,
 			rv = sync_jmap_get_mailboxes(d.cl, &d.mb, res);
 		}
 	}
-	if (rv == 0) {
+	/* Nothing to carry out (a lease whose changes all wait for their
+	 * backoff, or all answered above): no session, no request. */
+	if (rv == 0 && need) {
 		rv = drain_sends(&d);
 	}
-	if (rv == 0) {
+	if (rv == 0 && need) {
 		rv = drain_flags(&d);
 	}
-	if (rv == 0) {
+	if (rv == 0 && need) {
 		rv = jdrain_guarded(&d);
 	}
-	for (i = 0; rv == 0 && i < d.n; i++) {
+	for (i = 0; rv == 0 && need && i < d.n; i++) {
 		if (!d.answered[i] && job->changes[i].kind == CHANGE_APPEND) {
 			rv = jdrain_append(&d, i);
 		}

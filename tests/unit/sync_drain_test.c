@@ -436,6 +436,39 @@ test_reset_and_trycreate(void **state)
 	assert_null(strstr(f.log, "UID STORE"));
 }
 
+/*
+ * A lease can carry no change at all (every change waits for its
+ * backoff): a JMAP drain then opens no session and ends well (it once
+ * read the absent session and crashed the worker). Port 1 refuses: any
+ * connection attempt would fail the job.
+ */
+static void
+test_jmap_drain_of_nothing(void **state)
+{
+	struct proto_job_run job;
+	struct seen s;
+	struct sync_sink sink = { sink_fn, &s };
+	struct sync_result res;
+	struct sync_limits l;
+
+	(void)state;
+	memset(&job, 0, sizeof(job));
+	job.job_id = 9;
+	job.attempt = 1;
+	job.kind = JOB_KIND_DRAIN;
+	job.protocol = proto_str_c("jmap");
+	job.server = proto_str_c("http://127.0.0.1:1/.well-known/jmap");
+	job.username = proto_str_c("u");
+	job.password = proto_str_c("p");
+	job.plaintext = true;
+	sync_limits_default(&l);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(sync_run(&job, &l, NULL, &sink, &res), 0);
+	assert_int_equal(res.status, 0);
+	assert_int_equal(s.n, 0);
+	sync_result_release(&res);
+}
+
 int
 main(void)
 {
@@ -444,6 +477,7 @@ main(void)
 		cmocka_unit_test(test_connection_lost),
 		cmocka_unit_test(test_login_refused),
 		cmocka_unit_test(test_reset_and_trycreate),
+		cmocka_unit_test(test_jmap_drain_of_nothing),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
