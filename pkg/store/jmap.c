@@ -20,6 +20,10 @@
  *   - A reset (cannotCalculateChanges) keeps the rows active changes
  *     hold (apply.c, SQL_MAILBOX_RESET_ROWS); the listing after it
  *     updates them in place or skips them, as above.
+ *   - A sync lease names in "EmailRefresh" the Emails whose flag, move or
+ *     delete change ended dead or cancelled since the Email state was
+ *     stored: the worker reads them again, so their rows follow the
+ *     server (the IMAP undo lowers uidnext / highestmodseq instead).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,13 +33,33 @@
 
 #define STORE_MAX_STATE 1024u
 #define STORE_MAX_RESOURCE 16u
+/* job_run.states of a sync: "EmailRefresh", the Email ids (space-
+ * separated, at most STORE_REFRESH_MAX) whose rows the worker reads again
+ * (docs/schema.md, "JMAP mapping") */
+#define STORE_REFRESH "EmailRefresh"
+#define STORE_REFRESH_MAX 1000
 
 static const char SQL_STATES[]
     = "SELECT resource, state FROM sync_state WHERE account_id = ?1"
       " ORDER BY resource";
+/* Emails of changes that ended dead or cancelled since the Email state
+ * was stored: the next sync reads them again (STORE_REFRESH). */
+static const char SQL_REFRESH[]
+    = "SELECT DISTINCT c.remote_id FROM pending_changes c"
+      " JOIN sync_state s ON s.account_id = c.account_id"
+      " AND s.resource = 'Email' WHERE c.account_id = ?1"
+      " AND c.state IN ('dead', 'cancelled')"
+      " AND c.kind IN ('flag', 'move', 'delete') AND c.remote_id IS NOT NULL"
+      " AND c.remote_id NOT LIKE '" STORE_PLACEHOLDER_PFX "%'"
+      " AND c.updated_at >= s.updated_at ORDER BY c.remote_id LIMIT ?2";
+/* updated_at: when the job that read the state was leased (?5), so a
+ * change that ended while that job ran is still named by STORE_REFRESH
+ * (the job's guards may have skipped its rows) */
 static const char SQL_STATE_PUT[]
     = "INSERT INTO sync_state(account_id, resource, state, updated_at)"
-      " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, resource)"
+      " VALUES (?1, ?2, ?3,"
+      " COALESCE((SELECT leased_at FROM jobs WHERE id = ?5), ?4))"
+      " ON CONFLICT (account_id, resource)"
       " DO UPDATE SET state = excluded.state,"
       " updated_at = excluded.updated_at";
 static const char SQL_MAILBOX_BY_REMOTE[]
@@ -111,6 +135,54 @@ store_row_is_jmap(uint32_t uid, struct proto_str remote_id)
 	            == 0));
 }
 
+/*
+ * The Email ids of the account's flag, move and delete changes that ended
+ * dead or cancelled since the Email state was last stored, as one space-
+ * separated string in out (nil when none): the server kept no trace a
+ * sync would see (the Email did not change, or its change was consumed
+ * while the guards skipped its rows), so the next sync reads those Emails
+ * again and their rows follow the server, as the IMAP undo's lowered
+ * uidnext / highestmodseq make an IMAP sync fetch them again.
+ */
+static int
+refresh_ids(struct store *st, uint64_t account_id, struct store_out *out,
+    struct proto_str *ids_r)
+{
+	sqlite3_stmt *stmt = NULL;
+	struct buf b;
+	int rc = SQLITE_DONE, rv = ERR_OK;
+
+	ids_r->p = NULL;
+	ids_r->len = 0;
+	rv = store_stmt(st, SQL_REFRESH, &stmt);
+	if (rv != 0) {
+		return (rv);
+	}
+	sqlite3_bind_int64(stmt, 1, (int64_t)account_id);
+	sqlite3_bind_int(stmt, 2, STORE_REFRESH_MAX);
+	buf_init(&b, (size_t)STORE_REFRESH_MAX * 257);
+	while (rv == 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(stmt, 0);
+
+		if (id == NULL || id[0] == '\0' || strchr(id, ' ') != NULL
+		    || strlen(id) > 256) {
+			continue;
+		}
+		rv = b.len > 0 ? buf_addstr(&b, " ") : ERR_OK;
+		rv = rv != 0 ? rv : buf_addstr(&b, id);
+	}
+	store_stmt_done(stmt);
+	if (rv == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		rv = store_err(rc);
+	}
+	if (rv == 0 && b.len > 0) {
+		rv = store_out_str(
+		    out, b.data, ids_r); /* b is NUL-terminated */
+	}
+	buf_release(&b);
+	return (rv);
+}
+
 int
 store_lease_states(
     struct store *st, struct proto_job_run *run, struct store_out *out)
@@ -150,6 +222,16 @@ store_lease_states(
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
 		free(v);
 		return (store_err(rc));
+	}
+	if (run->kind == JOB_KIND_SYNC && n < 16) {
+		rv = refresh_ids(st, run->account_id, out, &v[n].state);
+		if (rv != 0) {
+			free(v);
+			return (rv);
+		}
+		if (v[n].state.p != NULL) {
+			v[n++].resource = proto_str_c(STORE_REFRESH);
+		}
 	}
 	run->states = v;
 	run->nstates = n;
@@ -195,6 +277,7 @@ store_done_states(struct store *st, uint64_t account_id,
 		store_bind_str(stmt, 2, d->states[i].resource);
 		store_bind_str(stmt, 3, d->states[i].state);
 		sqlite3_bind_int64(stmt, 4, now_ms);
+		sqlite3_bind_int64(stmt, 5, (int64_t)d->job_id);
 		rv = store_stmt_exec(stmt);
 		if (rv != 0) {
 			return (rv);

@@ -16,7 +16,9 @@
  *     until hasMoreChanges is false. A no-change sync is that one
  *     request. cannotCalculateChanges resets every mailbox (the store
  *     keeps placeholders and the rows held by pending changes) and lists
- *     everything again.
+ *     everything again. Otherwise the Emails the store names in the
+ *     "EmailRefresh" state (a local change on them ended dead or
+ *     cancelled) are read again, so their rows follow the server.
  * One Email in n mailboxes is n rows keyed by the Email id; each carries
  * the ids of all n mailboxes so the store follows server-side moves.
  * The new Mailbox and Email states go back in done.states.
@@ -645,6 +647,81 @@ changes(struct jsync *x, const char *since, bool *reset_r)
 	        : rv);
 }
 
+/*
+ * The Emails the store asks to read again (job state "EmailRefresh", ids
+ * separated by spaces: a local change on them ended dead or cancelled, so
+ * their rows must follow the server even though /changes may not list
+ * them): Email/get in pages; the ones found are full rows (with their
+ * mailboxes, so a row in the wrong mailbox moves), notFound ones are
+ * destroyed.
+ */
+static int
+refresh(struct jsync *x)
+{
+	json_t *ids = NULL, *calls, *resp, *g;
+	const char *p, *end, *q;
+	size_t len;
+	int rv = ERR_OK;
+
+	p = sync_jmap_job_state(x->job, "EmailRefresh", &len);
+	end = p != NULL ? p + len : NULL;
+	while (rv == 0 && p != NULL && p < end) {
+		ids = json_array(); /* a page of ids */
+		rv = ids != NULL ? ERR_OK : ERR_NOMEM;
+		while (rv == 0 && p < end && json_array_size(ids) < x->page) {
+			while (p < end && *p == ' ') {
+				p++;
+			}
+			for (q = p; q < end && *q != ' '; q++) { }
+			if (q > p
+			    && json_array_append_new(
+			           ids, json_stringn(p, (size_t)(q - p)))
+			        != 0) {
+				rv = ERR_NOMEM;
+			}
+			p = q;
+		}
+		if (rv != 0 || json_array_size(ids) == 0) {
+			break;
+		}
+		calls = json_pack("[[s, {s:s, s:o, s:o, s:o}, s]]",
+		    "Email/get", "accountId", x->s->account_id, "ids", ids,
+		    "properties",
+		    str_array(jsync_props, ARRAY_LEN(jsync_props)),
+		    "bodyProperties",
+		    str_array(jsync_body_props, ARRAY_LEN(jsync_body_props)),
+		    "r");
+		ids = NULL; /* stolen */
+		rv = call(x, calls, &resp);
+		if (rv == 0) {
+			rv = answer(x, resp, "r", "Email/get", &g,
+			    "invalidArguments");
+		}
+		if (rv == ERR_SERVER) {
+			/* an id the server refuses must not fail every sync:
+			 * the request ends with this job's done */
+			log_warnx("job=%llu event=jmap_refresh_refused",
+			    (unsigned long long)x->job->job_id);
+			rv = ERR_OK;
+			g = NULL;
+		}
+		if (rv == 0 && g != NULL) {
+			rv = add_emails(x, g);
+		}
+		if (rv == 0 && g != NULL) {
+			rv = add_destroyed(x, json_object_get(g, "notFound"));
+		}
+		if (rv == 0) {
+			rv = sync_jmap_prefetch_run(x->pf);
+		}
+		json_decref(resp);
+	}
+	json_decref(ids);
+	return (rv != 0 && x->res->status == 0
+	        ? sync_fail(x->res, rv, RETRY_LATER, "%s", err_str(rv))
+	        : rv);
+}
+
 /* done: the mailbox names and the two state strings. */
 static int
 finish(struct jsync *x)
@@ -715,6 +792,9 @@ jsync_body(struct jsync *x)
 		rv = add_mailboxes(x, false);
 		if (rv == 0) {
 			rv = changes(x, since, &reset);
+		}
+		if (rv == 0 && !reset) {
+			rv = refresh(x); /* a reset lists everything anyway */
 		}
 		if (rv == 0 && reset) {
 			log_info("job=%llu event=jmap_resync "

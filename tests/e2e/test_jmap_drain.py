@@ -196,8 +196,11 @@ class JmapDrainTest(unittest.TestCase):
 
     def wait_state(self, cid, states, timeout=60):
         states = (states,) if isinstance(states, str) else states
-        return wait_for(lambda: (lambda r: r if r["state"] in states else None)(self.pc(cid)),
-                        timeout, "change %d to be %s" % (cid, "/".join(states)))
+        try:
+            return wait_for(lambda: (lambda r: r if r["state"] in states else None)(self.pc(cid)),
+                            timeout, "change %d to be %s" % (cid, "/".join(states)))
+        except AssertionError as e:  # say where the change stands
+            raise AssertionError("%s: %r" % (e, dict(self.pc(cid))))
 
     def rows(self, msgid):
         return self.p.query(
@@ -623,6 +626,38 @@ class JmapDrainTest(unittest.TestCase):
         e = dict((g["id"], g) for g in got["list"])
         self.assertEqual([boxes[b] for b in e[eids[0]]["mailboxIds"]], ["Archive"])
         self.assertTrue(e[eids[1]]["keywords"].get("$flagged"))
+
+
+    def test_18_dead_move_row_follows_the_server(self):
+        """Another client moves the Email away and our sync sees that while
+        our move waits (the guard skips the Email: /changes will not list
+        it again); the move then ends dead, and the next sync reads the
+        Email again (EmailRefresh): the row follows the server."""
+        raw = fx.make_message(970)[0]
+        msgid = MSGID_RE.search(raw).group(1).decode()
+        eid = self.cy.import_messages("bob", "Inbox", [raw], [])[0]
+        self.p.submit("sync", "jp", "--wait", "--timeout", "60", check=0)
+        x = self.bob_row(msgid)
+        # the drain's first request: Mailbox/get with properties (the
+        # sync's asks for every property)
+        self.proxy.fail = lambda calls: (methods(calls) == ["Mailbox/get"]
+                                         and "properties" in calls[0][1])
+        self.pause_scheduler()
+        m = self.change("move", "jp", str(x["id"]), "--to", "Archive")
+        self.resume_scheduler()
+        wait_for(lambda: (lambda c: c if c["attempts"] >= 1 and c["state"] == "pending"
+                          else None)(self.pc(m["id"])), 60, "a failed drain attempt")
+        self.cy.move("bob", eid, "Drafts")
+        self.p.submit("sync", "jp", "--wait", "--timeout", "60", check=0)
+        self.assertEqual(self.bob_row(msgid)["box"], "Archive")  # the intent still shows
+        self.proxy.fail = lambda calls: False
+        # (the failed attempts' backoff: 5 s doubling, with jitter)
+        d = self.wait_state(m["id"], ("done", "dead"), timeout=180)
+        self.assertEqual(d["state"], "dead", dict(d))
+        self.assertIn("no longer in mailbox 'Inbox'", d["last_error"])
+        self.p.submit("sync", "jp", "--wait", "--timeout", "60", check=0)
+        x2 = self.bob_row(msgid)
+        self.assertEqual((x2["id"], x2["box"]), (x["id"], "Drafts"))
 
 
 if __name__ == "__main__":
