@@ -302,6 +302,11 @@ struct proto_checkpoint {
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 	uint64_t highestmodseq;
+	/* job_run of a JMAP account: the Mailbox id and role the store holds
+	 * (the worker's mailbox table when Mailbox/changes shows no change);
+	 * nil for IMAP and in done */
+	struct proto_str remote_id;
+	struct proto_str role;
 };
 
 /*

@@ -197,6 +197,8 @@ static const struct proto_field f_checkpoint[] = {
 	F_(proto_checkpoint, uidvalidity, U32, REQ, 0),
 	F_(proto_checkpoint, uidnext, U32, OPT, 0),
 	F_(proto_checkpoint, highestmodseq, U64, OPT, 0),
+	F_(proto_checkpoint, remote_id, STR, OPT, MAX_SHORT),
+	F_(proto_checkpoint, role, STR, OPT, MAX_SHORT),
 };
 TABLE_(t_checkpoint, proto_checkpoint, f_checkpoint);
 

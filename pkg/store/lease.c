@@ -239,10 +239,11 @@ static const char SQL_LEASE_TARGET[]
     = "SELECT x.name, x.uidvalidity, m.uid, m.remote_id FROM messages m"
       " JOIN mailboxes x ON x.id = m.mailbox_id WHERE m.id = ?1";
 static const char SQL_LEASE_CHECKPOINTS[]
-    = "SELECT name, uidvalidity, uidnext, highestmodseq FROM mailboxes"
-      " WHERE account_id = ?1 ORDER BY name";
+    = "SELECT name, uidvalidity, uidnext, highestmodseq, remote_id, role"
+      " FROM mailboxes WHERE account_id = ?1 ORDER BY name";
 
-/* Fills run's checkpoints: every mailbox of the account (NULL -> 0). */
+/* Fills run's checkpoints: every mailbox of the account (NULL -> 0; the
+ * JMAP Mailbox id and role, NULL -> nil). */
 static int
 store_lease_checkpoints(
     struct store *st, struct proto_job_run *run, struct store_out *out)
@@ -270,6 +271,8 @@ store_lease_checkpoints(
 		cp = &run->checkpoints[run->ncheckpoints];
 		memset(cp, 0, sizeof(*cp));
 		rv = store_out_col(out, stmt, 0, &cp->mailbox);
+		rv = rv != 0 ? rv : store_out_col(out, stmt, 4, &cp->remote_id);
+		rv = rv != 0 ? rv : store_out_col(out, stmt, 5, &cp->role);
 		if (rv != 0) {
 			store_stmt_done(stmt);
 			return (rv);

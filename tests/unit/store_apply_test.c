@@ -351,7 +351,7 @@ test_done_success(void **state)
 {
 	struct fx *f = *state;
 	struct proto_mailbox_row old = { .name = { "Old", 3 } };
-	struct proto_checkpoint cp = { S("INBOX"), 100, 4, 777 };
+	struct proto_checkpoint cp = { S("INBOX"), 100, 4, 777, { 0 }, { 0 } };
 	struct proto_str keep[] = { S("INBOX") };
 	struct proto_job_submit js = { .account = S("a"), .kind = JOB_KIND_SYNC };
 	struct proto_batch b;
@@ -439,7 +439,7 @@ static void
 test_done_lost_batch(void **state)
 {
 	struct fx *f = *state;
-	struct proto_checkpoint cp = { S("INBOX"), 100, 4, 777 };
+	struct proto_checkpoint cp = { S("INBOX"), 100, 4, 777, { 0 }, { 0 } };
 	struct proto_done d;
 	struct three t;
 	uint64_t j;
@@ -548,7 +548,7 @@ static void
 test_done_malformed(void **state)
 {
 	struct fx *f = *state;
-	struct proto_checkpoint cp = { S("IN\x01"), 1, 2, 3 };
+	struct proto_checkpoint cp = { S("IN\x01"), 1, 2, 3, { 0 }, { 0 } };
 	struct proto_done d;
 	uint64_t j;
 	char buf[128];
@@ -580,7 +580,7 @@ static void
 test_batch_reset(void **state)
 {
 	struct fx *f = *state;
-	struct proto_checkpoint cp = { S("INBOX"), 100, 4, 777 };
+	struct proto_checkpoint cp = { S("INBOX"), 100, 4, 777, { 0 }, { 0 } };
 	struct proto_job_submit js = { .account = S("a"), .kind = JOB_KIND_SYNC };
 	struct proto_mailbox_row mb;
 	struct proto_message_row m;

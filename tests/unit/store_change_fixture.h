@@ -128,9 +128,12 @@ static inline uint64_t
 world(struct fx *f)
 {
 	struct proto_message_row m[4];
-	struct proto_checkpoint cp[]
-	    = { { S("INBOX"), 100, 4, 50 }, { S("Trash"), 200, 6, 60 },
-		      { S("Sent"), 300, 1, 1 }, { S("Archive"), 400, 1, 1 } };
+	struct proto_checkpoint cp[] = {
+		{ .mailbox = S("INBOX"), 100, 4, 50 },
+		{ .mailbox = S("Trash"), 200, 6, 60 },
+		{ .mailbox = S("Sent"), 300, 1, 1 },
+		{ .mailbox = S("Archive"), 400, 1, 1 },
+	};
 	uint64_t acct = acct_add(f, "a", true, NULL);
 
 	m[0] = row("INBOX", 1, 0, "<m1@x>");

@@ -632,7 +632,7 @@ test_retarget_after_reset(void **state)
 	struct fx *f = *state;
 	struct proto_mailbox_row mb = mailboxes[0];
 	struct proto_message_row m[2];
-	struct proto_checkpoint cp = { S("INBOX"), 101, 20, 90 };
+	struct proto_checkpoint cp = { S("INBOX"), 101, 20, 90, { 0 }, { 0 } };
 	uint64_t m2, m3, c2, c3, c1, m1;
 	int64_t nrow;
 	char buf[128];

@@ -104,7 +104,7 @@ test_done_aborted_midway(void **state)
 	struct fx *f = *state;
 	struct proto_mailbox_row mb
 	    = { .name = { "INBOX", 5 }, .uidvalidity = 9 };
-	struct proto_checkpoint cp = { S("INBOX"), 9, 50, 0 };
+	struct proto_checkpoint cp = { S("INBOX"), 9, 50, 0, { 0 }, { 0 } };
 	struct proto_str keep[] = { S("INBOX") };
 	struct proto_batch b;
 	struct proto_done d;
