@@ -1,10 +1,17 @@
 /*
  * jmap_sync.c: the sync job of a JMAP account (RFC 8620, RFC 8621).
  *
- * Every attempt starts with one request: Mailbox/get of every mailbox
- * (the worker is stateless and needs the id -> name table to key rows;
- * for the tens of mailboxes of an account this is a few KB, and it also
- * carries renames and deletions) plus either
+ * The worker is stateless and needs the Mailbox id -> name table to key
+ * rows. A later sync takes it from the lease (the store's mailboxes with
+ * their ids) when Mailbox/changes since the stored Mailbox state, in the
+ * first request, shows no mailbox created or destroyed and no updated one
+ * renamed, moved or given another role (updates of counts are the common
+ * case: Mailbox/get of the updated ids rides in the same request, so a
+ * no-change sync is one request). Otherwise, and for a first sync, it is
+ * one Mailbox/get of every mailbox (a few KB for tens of mailboxes; it
+ * carries renames and deletions). An Email in a mailbox the table lacks
+ * (created since it was read) makes the worker read the table again.
+ * Then either
  *   - a first sync: Email/get with no ids, which gives the Email state
  *     BEFORE the listing, so that nothing created while pages are read
  *     slips between the listing and the next /changes; then pages of
@@ -12,9 +19,9 @@
  *     pages cannot shift one Email out of view) each with an Email/get of
  *     its ids by back-reference, in one request;
  *   - a later sync: Email/changes since the stored state with Email/get
- *     of the created and of the updated ids by back-reference, looped
- *     until hasMoreChanges is false. A no-change sync is that one
- *     request. cannotCalculateChanges resets every mailbox (the store
+ *     of the created and of the updated ids by back-reference (its first
+ *     round in the Mailbox/changes request), looped until
+ *     hasMoreChanges is false. cannotCalculateChanges resets every mailbox (the store
  *     keeps placeholders and the rows held by pending changes) and lists
  *     everything again. Otherwise the Emails the store names in the
  *     "EmailRefresh" state (a local change on them ended dead or
@@ -41,6 +48,10 @@ static const char *const jsync_props[] = { "id", "blobId", "mailboxIds",
 	"sentAt", "size", "hasAttachment", "attachments" };
 static const char *const jsync_body_props[]
     = { "partId", "size", "name", "type", "disposition", "cid" };
+static const char *const jsync_mailbox_props[]
+    = { "id", "name", "parentId", "role" };
+/* Mailbox/changes asked for at once: more is a structural change anyway */
+#define JSYNC_MAILBOX_CHANGES 256
 
 struct jsync {
 	const struct proto_job_run *job;
@@ -393,6 +404,56 @@ add_email(struct jsync *x, json_t *e)
 	                                       : rv);
 }
 
+static int add_mailboxes(struct jsync *x, bool reset);
+
+/* The account's mailboxes within the worker's limit. */
+static int
+mailbox_limit(struct jsync *x)
+{
+	return (x->mb.n > x->l->max_mailboxes
+	        ? sync_fail(x->res, ERR_TOOBIG, RETRY_NEVER,
+	              "account has %zu mailboxes (limit %u)", x->mb.n,
+	              x->l->max_mailboxes)
+	        : ERR_OK);
+}
+
+/*
+ * Every mailbox the Emails of list are in must be in the table, or the
+ * Email's row there would be lost (the Email state moves past it): one
+ * unknown (created since the table was read) makes the worker read the
+ * table again with Mailbox/get, which, sent after this answer, lists any
+ * mailbox it names, and send the mailbox rows again. One still unknown
+ * is hidden from this user: add_email skips it.
+ */
+static int
+known_mailboxes(struct jsync *x, json_t *list)
+{
+	json_t *e, *v;
+	const char *k;
+	size_t i;
+	bool unknown = false;
+	int rv;
+
+	json_array_foreach(list, i, e)
+	{
+		json_object_foreach(json_object_get(e, "mailboxIds"), k, v)
+		{
+			unknown = unknown
+			    || (json_is_true(v)
+			        && sync_jmap_mailbox_by_id(&x->mb, k) == NULL);
+		}
+	}
+	if (!unknown) {
+		return (ERR_OK);
+	}
+	log_info("job=%llu event=jmap_mailboxes_read why=unknown_mailbox",
+	    (unsigned long long)x->job->job_id);
+	sync_jmap_mailboxes_release(&x->mb);
+	rv = sync_jmap_get_mailboxes(x->cl, &x->mb, x->res);
+	rv = rv != 0 ? rv : mailbox_limit(x);
+	return (rv != 0 ? rv : add_mailboxes(x, false));
+}
+
 static int
 add_emails(struct jsync *x, json_t *get_args)
 {
@@ -403,6 +464,10 @@ add_emails(struct jsync *x, json_t *get_args)
 	if (!json_is_array(list)) {
 		return (sync_fail(x->res, ERR_PROTO, RETRY_LATER,
 		    "Email/get: answer without list"));
+	}
+	rv = known_mailboxes(x, list);
+	if (rv != 0) {
+		return (rv);
 	}
 	json_array_foreach(list, i, e)
 	{
@@ -568,10 +633,35 @@ list_all(struct jsync *x)
 	return (rv);
 }
 
-/* Email/changes rounds from since until hasMoreChanges is false. *reset_r
- * when the server cannot calculate them (a full listing is needed). */
+/* Email/changes since `state` with Email/get of the created and the
+ * updated ids: three calls, appended to calls (NULL: out of memory). */
+static json_t *
+email_changes(struct jsync *x, json_t *calls, const char *state)
+{
+	if (calls != NULL
+	    && (json_array_append_new(calls,
+	            json_pack("[s, {s:s, s:s, s:I}, s]", "Email/changes",
+	                "accountId", x->s->account_id, "sinceState", state,
+	                "maxChanges", (json_int_t)x->page, "c"))
+	            != 0
+	        || json_array_append_new(calls,
+	               email_get_ref(x, "gc", "c", "Email/changes", "/created"))
+	            != 0
+	        || json_array_append_new(calls,
+	               email_get_ref(x, "gu", "c", "Email/changes", "/updated"))
+	            != 0)) {
+		json_decref(calls);
+		return (NULL);
+	}
+	return (calls);
+}
+
+/* Email/changes rounds from since until hasMoreChanges is false, the
+ * first from `first` when not NULL (an answer that holds the calls of
+ * email_changes; stolen). *reset_r when the server cannot calculate them
+ * (a full listing is needed). */
 static int
-changes(struct jsync *x, const char *since, bool *reset_r)
+changes(struct jsync *x, const char *since, json_t *first, bool *reset_r)
 {
 	json_t *calls, *resp, *c, *g;
 	char *state = xstrdup(since);
@@ -580,15 +670,15 @@ changes(struct jsync *x, const char *since, bool *reset_r)
 
 	*reset_r = false;
 	while (rv == 0) {
-		calls = json_pack("[[s, {s:s, s:s, s:I}, s], o, o]",
-		    "Email/changes", "accountId", x->s->account_id,
-		    "sinceState", state, "maxChanges", (json_int_t)x->page,
-		    "c",
-		    email_get_ref(x, "gc", "c", "Email/changes", "/created"),
-		    email_get_ref(x, "gu", "c", "Email/changes", "/updated"));
-		rv = call(x, calls, &resp);
-		if (rv != 0) {
-			break;
+		if (first != NULL) {
+			resp = first;
+			first = NULL;
+		} else {
+			calls = email_changes(x, json_array(), state);
+			rv = call(x, calls, &resp);
+			if (rv != 0) {
+				break;
+			}
 		}
 		rv = answer(x, resp, "c", "Email/changes", &c,
 		    "cannotCalculateChanges");
@@ -636,6 +726,7 @@ changes(struct jsync *x, const char *since, bool *reset_r)
 			break;
 		}
 	}
+	json_decref(first); /* left when state could not be copied */
 	if (rv == 0) {
 		free(x->email_state);
 		x->email_state = state;
@@ -758,40 +849,258 @@ finish(struct jsync *x)
 	return (ERR_OK);
 }
 
+/* Lease table --------------------------------------------------------- */
+
+/* A JMAP role as the store keeps it: one of jsync_roles, else NULL. */
+static const char *
+known_role(const char *role)
+{
+	size_t k;
+
+	for (k = 0; role != NULL && k < ARRAY_LEN(jsync_roles); k++) {
+		if (strcmp(role, jsync_roles[k]) == 0) {
+			return (jsync_roles[k]);
+		}
+	}
+	return (NULL);
+}
+
+/*
+ * The store's mailboxes (the lease's checkpoints with their Mailbox ids)
+ * as the table in *m, with state; *ok_r false (m empty) when there is
+ * none or one lacks an id (then Mailbox/get reads the table).
+ * sync_jmap_mailboxes_release frees.
+ */
+static int
+lease_table(const struct proto_job_run *job, const char *state,
+    struct sync_jmap_mailboxes *m, bool *ok_r)
+{
+	const struct proto_checkpoint *cp;
+	size_t i;
+
+	memset(m, 0, sizeof(*m));
+	*ok_r = false;
+	for (i = 0; i < job->ncheckpoints; i++) {
+		if (job->checkpoints[i].remote_id.len == 0) {
+			return (ERR_OK);
+		}
+	}
+	if (job->ncheckpoints == 0) {
+		return (ERR_OK);
+	}
+	m->v = calloc(job->ncheckpoints, sizeof(*m->v));
+	m->state = xstrdup(state);
+	if (m->v == NULL || m->state == NULL) {
+		sync_jmap_mailboxes_release(m);
+		return (ERR_NOMEM);
+	}
+	for (i = 0; i < job->ncheckpoints; i++) {
+		cp = &job->checkpoints[i];
+		m->v[i].id = xstrndup(cp->remote_id.p, cp->remote_id.len);
+		m->v[i].name = xstrndup(cp->mailbox.p, cp->mailbox.len);
+		m->v[i].role = cp->role.p != NULL
+		    ? xstrndup(cp->role.p, cp->role.len)
+		    : NULL;
+		m->n = i + 1;
+		if (m->v[i].id == NULL || m->v[i].name == NULL
+		    || (cp->role.p != NULL && m->v[i].role == NULL)) {
+			sync_jmap_mailboxes_release(m);
+			return (ERR_NOMEM);
+		}
+	}
+	*ok_r = true;
+	return (ERR_OK);
+}
+
+/* Is o (a Mailbox/get entry) the mailbox t holds under its id: same full
+ * name (its parent's full name in t, "/", its name) and role? */
+static bool
+mailbox_same(const struct sync_jmap_mailboxes *t, json_t *o)
+{
+	const char *id = json_string_value(json_object_get(o, "id"));
+	const char *name = json_string_value(json_object_get(o, "name"));
+	const char *parent
+	    = json_string_value(json_object_get(o, "parentId"));
+	const char *role = known_role(
+	    json_string_value(json_object_get(o, "role")));
+	const struct sync_jmap_mailbox *cur, *up = NULL;
+	size_t pl = 0;
+
+	cur = id != NULL ? sync_jmap_mailbox_by_id(t, id) : NULL;
+	if (cur == NULL || name == NULL
+	    || (parent != NULL
+	        && (up = sync_jmap_mailbox_by_id(t, parent)) == NULL)) {
+		return (false);
+	}
+	if (up != NULL) {
+		pl = strlen(up->name);
+		if (strncmp(cur->name, up->name, pl) != 0
+		    || strncmp(cur->name + pl, SYNC_JMAP_DELIM,
+		           strlen(SYNC_JMAP_DELIM))
+		        != 0) {
+			return (false);
+		}
+		pl += strlen(SYNC_JMAP_DELIM);
+	}
+	return (strcmp(cur->name + pl, name) == 0
+	    && ((role == NULL && cur->role == NULL)
+	        || (role != NULL && cur->role != NULL
+	            && strcmp(role, cur->role) == 0)));
+}
+
+/*
+ * Does the answer to Mailbox/changes ("mc") and Mailbox/get of its
+ * updated ids ("mu") in resp leave table t as it is? Then *state_r is
+ * its newState (borrowed from resp). Any method error, more changes, a
+ * created or destroyed mailbox, or an updated one renamed, moved or given
+ * another role: no.
+ */
+static bool
+mailboxes_unchanged(struct jsync *x, json_t *resp,
+    const struct sync_jmap_mailboxes *t, const char **state_r)
+{
+	struct jmap_err e;
+	json_t *mc, *mu, *o;
+	size_t i;
+
+	*state_r = NULL;
+	memset(&e, 0, sizeof(e));
+	if (jmap_response(resp, "mc", "Mailbox/changes", &mc, NULL, 0, &e)
+	        != 0
+	    || jmap_response(resp, "mu", "Mailbox/get", &mu, NULL, 0, &e)
+	        != 0) {
+		log_info("job=%llu event=jmap_mailbox_changes_refused "
+		         "error=\"%s\"",
+		    (unsigned long long)x->job->job_id, e.text);
+		return (false);
+	}
+	if (json_is_true(json_object_get(mc, "hasMoreChanges"))
+	    || json_array_size(json_object_get(mc, "created")) > 0
+	    || json_array_size(json_object_get(mc, "destroyed")) > 0
+	    || json_array_size(json_object_get(mu, "notFound")) > 0
+	    || json_array_size(json_object_get(mu, "list"))
+	        != json_array_size(json_object_get(mc, "updated"))) {
+		return (false);
+	}
+	json_array_foreach(json_object_get(mu, "list"), i, o)
+	{
+		if (!mailbox_same(t, o)) {
+			return (false);
+		}
+	}
+	*state_r = json_string_value(json_object_get(mc, "newState"));
+	return (*state_r != NULL);
+}
+
+/*
+ * A later sync's first request, when the lease holds the mailbox table:
+ * Mailbox/changes since mstate, Mailbox/get of its updated ids and the
+ * first Email/changes round. x->mb is then the lease's table (moved out
+ * of *lease) when the mailboxes did not change structurally, else a
+ * Mailbox/get read afterwards. The answer goes to *resp_r for changes()
+ * (caller decrefs; NULL when the session takes fewer than five calls in
+ * a request: the mailbox pair went alone).
+ */
+static int
+begin_changes(struct jsync *x, struct sync_jmap_mailboxes *lease,
+    const char *mstate, const char *since, json_t **resp_r)
+{
+	json_t *calls, *mresp = NULL;
+	const char *st;
+	bool same;
+	int rv;
+
+	*resp_r = NULL;
+	calls = json_pack("[[s, {s:s, s:s, s:I}, s],"
+	                  " [s, {s:s, s:{s:s, s:s, s:s}, s:o}, s]]",
+	    "Mailbox/changes", "accountId", x->s->account_id, "sinceState",
+	    mstate, "maxChanges", (json_int_t)JSYNC_MAILBOX_CHANGES, "mc",
+	    "Mailbox/get", "accountId", x->s->account_id, "#ids", "resultOf",
+	    "mc", "name", "Mailbox/changes", "path", "/updated", "properties",
+	    str_array(jsync_mailbox_props, ARRAY_LEN(jsync_mailbox_props)),
+	    "mu");
+	/* the five calls in one request where the session allows it; else
+	 * the mailbox pair alone, and changes() sends Email/changes */
+	if (x->s->max_calls_in_request >= 5) {
+		rv = call(x, email_changes(x, calls, since), resp_r);
+		mresp = *resp_r;
+	} else {
+		rv = call(x, calls, &mresp);
+	}
+	if (rv != 0) {
+		return (rv);
+	}
+	same = mailboxes_unchanged(x, mresp, lease, &st);
+	if (same) {
+		x->mb = *lease;
+		memset(lease, 0, sizeof(*lease)); /* moved to x->mb */
+		free(x->mb.state);
+		x->mb.state = xstrdup(st);
+	}
+	if (mresp != *resp_r) {
+		json_decref(mresp);
+	}
+	if (same) {
+		return (x->mb.state == NULL ? sync_fail(x->res, ERR_NOMEM,
+		                                  RETRY_LATER, "out of memory")
+		                            : ERR_OK);
+	}
+	log_info("job=%llu event=jmap_mailboxes_read why=mailbox_changes",
+	    (unsigned long long)x->job->job_id);
+	return (sync_jmap_get_mailboxes(x->cl, &x->mb, x->res));
+}
+
 static int
 jsync_body(struct jsync *x)
 {
-	json_t *resp = NULL, *args;
+	struct sync_jmap_mailboxes lease;
+	json_t *resp = NULL, *first = NULL, *args;
 	const char *since_p, *st;
-	char *since = NULL;
+	char *since = NULL, *mstate = NULL;
 	size_t since_len;
-	bool reset = false;
-	int rv;
+	bool reset = false, use_lease = false;
+	int rv = ERR_OK;
 
+	memset(&lease, 0, sizeof(lease));
 	since_p = sync_jmap_job_state(x->job, "Email", &since_len);
 	if (since_p != NULL) {
 		since = xstrndup(since_p, since_len);
-		if (since == NULL) {
-			return (sync_fail(
-			    x->res, ERR_NOMEM, RETRY_LATER, "out of memory"));
+		st = sync_jmap_job_state(x->job, "Mailbox", &since_len);
+		mstate = st != NULL ? xstrndup(st, since_len) : NULL;
+		if (since == NULL || (st != NULL && mstate == NULL)) {
+			rv = ERR_NOMEM;
 		}
 	}
-	rv = begin(x, since, &resp);
-	if (rv == 0) {
-		rv = answer(x, resp, "m", "Mailbox/get", &args, NULL);
+	if (rv == 0 && mstate != NULL) {
+		rv = lease_table(x->job, mstate, &lease, &use_lease);
 	}
-	if (rv == 0) {
-		rv = sync_jmap_mailboxes_parse(args, &x->mb, x->res);
+	if (rv != 0) {
+		free(since);
+		free(mstate);
+		return (sync_fail(
+		    x->res, ERR_NOMEM, RETRY_LATER, "out of memory"));
 	}
-	if (rv == 0 && x->mb.n > x->l->max_mailboxes) {
-		rv = sync_fail(x->res, ERR_TOOBIG, RETRY_NEVER,
-		    "account has %zu mailboxes (limit %u)", x->mb.n,
-		    x->l->max_mailboxes);
+	if (use_lease) {
+		rv = begin_changes(x, &lease, mstate, since, &first);
+	} else {
+		rv = begin(x, since, &resp);
+		if (rv == 0) {
+			rv = answer(x, resp, "m", "Mailbox/get", &args, NULL);
+		}
+		if (rv == 0) {
+			rv = sync_jmap_mailboxes_parse(args, &x->mb, x->res);
+		}
+	}
+	sync_jmap_mailboxes_release(&lease);
+	free(mstate);
+	if (rv == 0) {
+		rv = mailbox_limit(x);
 	}
 	if (rv == 0 && since != NULL) {
 		rv = add_mailboxes(x, false);
 		if (rv == 0) {
-			rv = changes(x, since, &reset);
+			rv = changes(x, since, first, &reset);
+			first = NULL; /* stolen */
 		}
 		if (rv == 0 && !reset) {
 			rv = refresh(x); /* a reset lists everything anyway */
@@ -807,6 +1116,7 @@ jsync_body(struct jsync *x)
 			rv = begin(x, NULL, &resp);
 		}
 	}
+	json_decref(first);
 	if (rv == 0 && since == NULL) {
 		if (!reset) {
 			rv = add_mailboxes(x, false);
