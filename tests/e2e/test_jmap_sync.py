@@ -239,6 +239,35 @@ class JmapPushTest(unittest.TestCase):
                  "the new Email to reach SQLite")
         self.assertLess(time.time() - t0, 15)
 
+    def test_poll_outage_backs_off_and_recovers(self):
+        """The server answers every API request 503 for 8 s (a restart):
+        the watcher backs off instead of polling each second, and once
+        the server is back a change made meanwhile still reaches SQLite
+        without a periodic sync."""
+        from test_jmap_drain import Proxy
+        self.cy.add_user("olga", "olgapw")
+        proxy = Proxy(self.cy.http_port)
+        self.addCleanup(proxy.stop)
+        pw = self.p.password_file("olgapw")
+        self.p.submit("account", "add", "jo", "--jmap", proxy.session_url, "--plaintext",
+                      "--user", "olga", "--password-file", pw, check=0)
+        acct = self.p.query("SELECT id FROM accounts WHERE name = 'jo'")[0]["id"]
+        watching = "account=%d event=watching" % acct
+        wait_for(lambda: watching in self.p.log_text("watch"), 30, "the watcher to poll jo")
+        proxy.fail = lambda calls: True
+        start = len(proxy.seen)
+        time.sleep(8)
+        during = len(proxy.seen) - start
+        self.cy.import_messages("olga", "Archive", [fx.make_message(9)[0]], [])
+        proxy.fail = lambda calls: False
+        n = "SELECT count(*) AS n FROM messages WHERE account_id = ?"
+        wait_for(lambda: self.p.query(n, acct)[0]["n"] == 1, 60,
+                 "the Email made during the outage to reach SQLite")
+        # polls every second would be 8; the backoff (1 s doubling, with
+        # jitter) sends about 4
+        self.assertLessEqual(during, 6, "requests during the outage")
+        self.assertIn("account=%d event=connection_lost" % acct, self.p.log_text("watch"))
+
 
 if __name__ == "__main__":
     unittest.main()
