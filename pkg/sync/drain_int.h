@@ -223,7 +223,7 @@ void smtp_send(const struct proto_job_run *job, const struct proto_change *c,
 
 /* The IMAP drain job (imap_drain.c); called by sync_run. */
 int sync_imap_drain(const struct proto_job_run *job,
-    const struct sync_limits *l, const struct sync_sink *sink,
-    struct sync_result *res);
+    const struct sync_limits *l, struct sync_conns *conns,
+    const struct sync_sink *sink, struct sync_result *res);
 
 #endif

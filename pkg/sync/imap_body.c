@@ -248,8 +248,8 @@ body_examine(struct body_fetch *ib, const struct proto_job_run *job)
 
 int
 sync_imap_fetch_body(const struct proto_job_run *job,
-    const struct sync_limits *l, const struct sync_sink *sink,
-    struct sync_result *res)
+    const struct sync_limits *l, struct sync_conns *conns,
+    const struct sync_sink *sink, struct sync_result *res)
 {
 	struct imap_session *s = NULL;
 	struct sync_batcher *b = NULL;
@@ -274,7 +274,7 @@ sync_imap_fetch_body(const struct proto_job_run *job,
 		    res, rv, RETRY_LATER, "batcher: %s", err_str(rv));
 		goto out;
 	}
-	rv = imap_session_open_job(job, l, &s, res);
+	rv = imap_session_acquire(job, l, conns, &s, res);
 	if (rv != 0) {
 		goto out;
 	}
@@ -314,7 +314,7 @@ out:
 	}
 	body_release(&ib);
 	sync_batcher_free(&b);
-	imap_session_close(&s);
+	imap_session_release(conns, job, &s, res);
 	free(mailbox);
 	return (rv);
 }

@@ -576,7 +576,8 @@ is_source(const struct drain_chg *c)
 
 int
 sync_imap_drain(const struct proto_job_run *job, const struct sync_limits *l,
-    const struct sync_sink *sink, struct sync_result *res)
+    struct sync_conns *conns, const struct sync_sink *sink,
+    struct sync_result *res)
 {
 	struct drain d;
 	size_t i;
@@ -619,7 +620,7 @@ sync_imap_drain(const struct proto_job_run *job, const struct sync_limits *l,
 		need = need || !d.ch[i].answered;
 	}
 	if (need) {
-		rv = imap_session_open_job(job, l, &d.s, res);
+		rv = imap_session_acquire(job, l, conns, &d.s, res);
 	}
 	for (i = 0; rv == 0 && i < d.n; i++) {
 		if (is_source(&d.ch[i])) {
@@ -649,7 +650,7 @@ out:
 	    d.counts[CHANGE_OUT_SENT], d.counts[CHANGE_OUT_RETRY],
 	    d.counts[CHANGE_OUT_DEAD], d.counts[CHANGE_OUT_UNCERTAIN]);
 	sync_batcher_free(&d.b);
-	imap_session_close(&d.s);
+	imap_session_release(conns, job, &d.s, res);
 	free(d.ch);
 	free(d.grp);
 	return (rv);

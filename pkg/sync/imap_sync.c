@@ -695,7 +695,8 @@ find_renames(struct isync *x)
 
 int
 sync_imap_run(const struct proto_job_run *job, const struct sync_limits *l,
-    const struct sync_sink *sink, struct sync_result *res)
+    struct sync_conns *conns, const struct sync_sink *sink,
+    struct sync_result *res)
 {
 	struct proto_checkpoint *cps = NULL;
 	struct isync x;
@@ -708,7 +709,7 @@ sync_imap_run(const struct proto_job_run *job, const struct sync_limits *l,
 	x.job = job;
 	x.lim = l;
 	x.res = res;
-	rv = imap_session_open_job(job, l, &x.s, res);
+	rv = imap_session_acquire(job, l, conns, &x.s, res);
 	if (rv != 0) {
 		goto out;
 	}
@@ -762,7 +763,7 @@ out:
 		res->messages = sync_batcher_nmessages(x.b);
 	}
 	sync_batcher_free(&x.b);
-	imap_session_close(&x.s);
+	imap_session_release(conns, job, &x.s, res);
 	for (i = 0; i < x.nmbx; i++) {
 		imap_list_item_release(&x.mbx[i].item);
 	}

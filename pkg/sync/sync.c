@@ -77,11 +77,12 @@ sync_run(const struct proto_job_run *job, const struct sync_limits *l,
 	if (proto_str_eq(job->protocol, "imap")) {
 		switch (job->kind) {
 		case JOB_KIND_FETCH_BODY:
-			return (sync_imap_fetch_body(job, l, sink, res));
+			return (
+			    sync_imap_fetch_body(job, l, conns, sink, res));
 		case JOB_KIND_DRAIN:
-			return (sync_imap_drain(job, l, sink, res));
+			return (sync_imap_drain(job, l, conns, sink, res));
 		default:
-			return (sync_imap_run(job, l, sink, res));
+			return (sync_imap_run(job, l, conns, sink, res));
 		}
 	}
 	if (proto_str_eq(job->protocol, "jmap")) {

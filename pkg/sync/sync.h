@@ -186,6 +186,7 @@ uint64_t sync_batcher_nmessages(const struct sync_batcher *b);
 #define SYNC_CAP_AUTH_OAUTHBEARER (1u << 16)
 #define SYNC_CAP_AUTH_XOAUTH2 (1u << 17)
 #define SYNC_CAP_ESEARCH (1u << 18)
+#define SYNC_CAP_UNSELECT (1u << 19)
 
 struct imap_session;
 
@@ -225,6 +226,23 @@ int imap_session_open_job(const struct proto_job_run *job,
     struct sync_result *res);
 /* Sends LOGOUT (best effort), closes and frees. */
 void imap_session_close(struct imap_session **s);
+/*
+ * A job's session: the account's session kept in conns by an earlier job
+ * (c may be NULL) when it still answers a NOOP, with this job's time
+ * limit; else a new one from imap_session_open_job(). Failures as there.
+ */
+int imap_session_acquire(const struct proto_job_run *job,
+    const struct sync_limits *l, struct sync_conns *c,
+    struct imap_session **s_r, struct sync_result *res);
+/*
+ * Ends a job's use of *s (NULL after; nothing when already NULL): kept in
+ * c for the account's next job when the job ended well (res->status 0),
+ * the server offers UNSELECT and it closes the mailbox (no EXPUNGE, unlike
+ * CLOSE); else LOGOUT and closed.
+ */
+void imap_session_release(struct sync_conns *c,
+    const struct proto_job_run *job, struct imap_session **s,
+    const struct sync_result *res);
 uint32_t imap_session_caps(const struct imap_session *s);
 /*
  * Ends the session without LOGOUT and hands its connection to the caller
@@ -293,10 +311,11 @@ int sync_vanished_add(struct sync_batcher *b, const char *mailbox,
 int sync_vanished_flush(struct sync_batcher *b, const char *mailbox,
     struct buf *v);
 
-/* The IMAP job; called by sync_run for protocol "imap". */
+/* The IMAP job; called by sync_run for protocol "imap" (conns: where the
+ * session is taken from and kept, may be NULL). */
 int sync_imap_run(const struct proto_job_run *job,
-    const struct sync_limits *l, const struct sync_sink *sink,
-    struct sync_result *res);
+    const struct sync_limits *l, struct sync_conns *conns,
+    const struct sync_sink *sink, struct sync_result *res);
 
 /* Bodies (imap_body.c) ---------------------------------------------------- */
 
@@ -327,8 +346,8 @@ int sync_batcher_send_bodies(struct sync_batcher *b,
 
 /* The fetch_body job; called by sync_run for protocol "imap". */
 int sync_imap_fetch_body(const struct proto_job_run *job,
-    const struct sync_limits *l, const struct sync_sink *sink,
-    struct sync_result *res);
+    const struct sync_limits *l, struct sync_conns *conns,
+    const struct sync_sink *sink, struct sync_result *res);
 
 /*
  * The sync job's prefetch hook, with mailbox (UTF-8 name, borrowed)

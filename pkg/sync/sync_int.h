@@ -40,7 +40,7 @@ void sync_sasl_oauth_status(const char *b64, size_t len, char *status,
 
 /* Connections kept between jobs (conns.c) ------------------------------ */
 
-enum sync_conn_kind { SYNC_CONN_JMAP };
+enum sync_conn_kind { SYNC_CONN_JMAP, SYNC_CONN_IMAP };
 
 /* The SHA-256 (32 bytes into digest) of what decides how job's account
  * is reached: protocol, server, user, secret, auth, CA, plaintext and

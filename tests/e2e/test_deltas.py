@@ -6,14 +6,12 @@ its rows (same messages.id) under the new name; a deleted folder goes, a
 new one appears; a UIDVALIDITY change resets the mailbox; a no-change
 resync of ten mailboxes opens none of them (counted by a TCP proxy)."""
 import os
-import re
-import socket
 import subprocess
-import threading
 import unittest
 
 import mailfixture as fx
 from harness import Dovecot, Pipeline
+from tcpproxy import TcpProxy
 from test_push import CapDovecot
 
 NO_QRESYNC = ("IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS LIST-EXTENDED "
@@ -231,67 +229,6 @@ class BigVanishedTest(unittest.TestCase):
             dov.stop()
 
 
-class CountingProxy:
-    """Forwards one TCP port to another and counts the client's IMAP
-    commands by name (EXAMINE, STATUS, ...)."""
-
-    CMD = re.compile(rb"^[A-Za-z0-9.]+ (?:UID )?([A-Za-z]+)")
-
-    def __init__(self, port):
-        self.target = port
-        self.counts = {}
-        self.lock = threading.Lock()
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(16)
-        self.port = self.ls.getsockname()[1]
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            s = socket.create_connection(("127.0.0.1", self.target))
-            threading.Thread(target=self.pipe, args=(s, c, False), daemon=True).start()
-            threading.Thread(target=self.pipe, args=(c, s, True), daemon=True).start()
-
-    def pipe(self, src, dst, count):
-        pending = b""
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if count:
-                    pending += data
-                    *lines, pending = pending.split(b"\r\n")
-                    for line in lines:
-                        mo = self.CMD.match(line)
-                        if mo:
-                            with self.lock:
-                                k = mo.group(1).upper().decode()
-                                self.counts[k] = self.counts.get(k, 0) + 1
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for x in (src, dst):
-                try:
-                    x.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def take(self):
-        with self.lock:
-            c, self.counts = self.counts, {}
-        return c
-
-    def close(self):
-        self.ls.close()
-
-
 class NoChangeBase:
     """Ten mailboxes; a resync without changes must open none of them
     (CONDSTORE: STATUS from the LIST round trip) and keep every row."""
@@ -307,7 +244,7 @@ class NoChangeBase:
         m.logout()
         for k, b in enumerate(cls.boxes):
             fx.fast_append(cls.dovecot.port, "ten", b, [fx.make_message(10 * k + j)[0] for j in range(3)])
-        cls.proxy = CountingProxy(cls.dovecot.port)
+        cls.proxy = TcpProxy(cls.dovecot.port)
         cls.p = Pipeline(workers=1, lease=10, batch_rows=100)
         pw = cls.p.password_file()
         cls.p.submit("account", "add", "ten", "--imap", "imap://127.0.0.1:%d" % cls.proxy.port,
@@ -317,7 +254,7 @@ class NoChangeBase:
     @classmethod
     def tearDownClass(cls):
         cls.p.stop()
-        cls.proxy.close()
+        cls.proxy.stop()
         cls.dovecot.stop()
         cls.p.cleanup()
 
