@@ -9,7 +9,8 @@ one at a time and with as many clients at once as there are workers (the
 workers share the machine's cores with Dovecot, so the fair floor is the
 one measured under the same concurrency).
 
-Usage: python3 bench/many_accounts.py [N] [WORKERS]
+Usage: python3 bench/many_accounts.py [N] [WORKERS] [KEEP]   (KEEP: each
+worker's --keep-connections; its default when absent)
 """
 import os
 import re
@@ -68,6 +69,9 @@ def pct(xs, p):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     workers = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    # sessions each worker keeps between jobs (its --keep-connections);
+    # default: the worker's own default
+    keep = sys.argv[3] if len(sys.argv) > 3 else None
     dov = Dovecot()
     p = None
     try:
@@ -78,7 +82,8 @@ def main():
         sample = ["u%d" % i for i in range(min(n, 200))]
         floors = [floor_seconds(dov.port, u) for u in sample]
         cfloors = concurrent_floors(dov.port, sample, workers)
-        p = Pipeline(workers=workers, lease=120, batch_rows=500)
+        p = Pipeline(workers=workers, lease=120, batch_rows=500,
+                     worker_args=("--keep-connections", keep) if keep else ())
         pw = p.password_file()
         for i in range(n):
             p.submit("account", "add", "u%d" % i, "--imap", "imap://127.0.0.1:%d" % dov.port,
