@@ -1,80 +1,15 @@
 """End-to-end: a worker keeps a JMAP account's HTTP connection between
-jobs (real Cyrus 3.6 behind a TCP proxy that counts connections): later
+jobs (real Cyrus 3.6 behind tcpproxy.py, which counts connections): later
 jobs of the account open none, a connection the server side dropped is
 replaced without failing the job, and --keep-connections 0 keeps none."""
 import os
-import socket
 import subprocess
-import threading
 import unittest
 
 import mailfixture as fx
 from cyrus import Cyrus
 from harness import BIN, Pipeline
-
-
-class CountingProxy:
-    """Forwards TCP connections to target; counts them and can cut every
-    open one (as a server or a middlebox closing idle connections)."""
-
-    def __init__(self, target):
-        self.target = target
-        self.accepted = 0
-        self.open = []
-        self.lock = threading.Lock()
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            u = socket.create_connection(("127.0.0.1", self.target))
-            with self.lock:
-                self.accepted += 1
-                self.open += [c, u]
-            for src, dst in ((c, u), (u, c)):
-                threading.Thread(target=self.pipe, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def pipe(a, b):
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                b.sendall(d)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def cut_all(self):
-        with self.lock:
-            socks, self.open = self.open, []
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    @property
-    def session_url(self):
-        return "http://127.0.0.1:%d/.well-known/jmap" % self.port
-
-    def stop(self):
-        self.ls.close()
-        self.cut_all()
+from tcpproxy import TcpProxy
 
 
 class JmapConnsTest(unittest.TestCase):
@@ -89,7 +24,7 @@ class JmapConnsTest(unittest.TestCase):
         cls.cy.stop()
 
     def setUp(self):
-        self.proxy = CountingProxy(self.cy.http_port)
+        self.proxy = TcpProxy(self.cy.http_port)
         self.p = None
 
     def tearDown(self):
@@ -102,7 +37,8 @@ class JmapConnsTest(unittest.TestCase):
         # one worker, so every job of the account meets the kept connection
         self.p = Pipeline(workers=1, lease=30, worker_args=worker_args)
         pw = self.p.password_file("carolpw")
-        self.p.submit("account", "add", "jc", "--jmap", self.proxy.session_url, "--plaintext",
+        self.p.submit("account", "add", "jc", "--jmap",
+                      "http://127.0.0.1:%d/.well-known/jmap" % self.proxy.port, "--plaintext",
                       "--user", "carol", "--password-file", pw, check=0)
         self.sync()
         self.assertEqual(self.count(), 5)
