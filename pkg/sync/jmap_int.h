@@ -73,6 +73,30 @@ const struct sync_jmap_mailbox *sync_jmap_mailbox_by_role(
 int sync_jmap_get_mailboxes(struct jmap_client *cl,
     struct sync_jmap_mailboxes *m, struct sync_result *res);
 
+/* Mailbox table from the lease (jmap_table.c) ------------------------- */
+
+/* A JMAP role as the store keeps it: inbox, sent, drafts, trash, junk,
+ * archive (a static string), else NULL. */
+const char *sync_jmap_known_role(const char *role);
+/*
+ * The store's mailboxes (the lease's checkpoints with their Mailbox ids
+ * and roles) as the table in *m, with state (copied); *ok_r false (m
+ * empty) when there is none or one lacks an id (then Mailbox/get reads
+ * the table). sync_jmap_mailboxes_release frees.
+ */
+int sync_jmap_lease_table(const struct proto_job_run *job, const char *state,
+    struct sync_jmap_mailboxes *m, bool *ok_r);
+/*
+ * Do the answers to Mailbox/changes ("mc") and Mailbox/get of its updated
+ * ids ("mu") in resp leave table t as it is? Then *state_r is the new
+ * Mailbox state (borrowed from resp). A method error (logged with
+ * job_id), more changes, a created or destroyed mailbox, or an updated
+ * one renamed, moved or given another role: false.
+ */
+bool sync_jmap_mailboxes_unchanged(json_t *resp,
+    const struct sync_jmap_mailboxes *t, uint64_t job_id,
+    const char **state_r);
+
 /* The state string of resource ("Email") among the job's states, or NULL
  * (a first sync). Borrowed from job; not NUL-terminated: *len_r. */
 const char *sync_jmap_job_state(

@@ -40,8 +40,6 @@
 /* Emails asked for in one Email/get (capped by maxObjectsInGet). */
 #define JSYNC_PAGE 1024u
 
-static const char *const jsync_roles[]
-    = { "inbox", "sent", "drafts", "trash", "junk", "archive" };
 
 static const char *const jsync_props[] = { "id", "blobId", "mailboxIds",
 	"keywords", "messageId", "subject", "from", "to", "cc", "receivedAt",
@@ -484,7 +482,7 @@ static int
 add_mailboxes(struct jsync *x, bool reset)
 {
 	struct proto_mailbox_row r;
-	size_t i, k;
+	size_t i;
 	int rv;
 
 	for (i = 0; i < x->mb.n; i++) {
@@ -493,13 +491,7 @@ add_mailboxes(struct jsync *x, bool reset)
 		r.delimiter = pstr(SYNC_JMAP_DELIM);
 		r.remote_id = pstr(x->mb.v[i].id);
 		r.reset = reset;
-		for (k = 0;
-		     x->mb.v[i].role != NULL && k < ARRAY_LEN(jsync_roles);
-		     k++) {
-			if (strcmp(x->mb.v[i].role, jsync_roles[k]) == 0) {
-				r.role = pstr(jsync_roles[k]);
-			}
-		}
+		r.role = pstr(sync_jmap_known_role(x->mb.v[i].role));
 		rv = sync_batcher_add_mailbox(x->b, &r);
 		if (rv != 0) {
 			return (rv);
@@ -849,149 +841,6 @@ finish(struct jsync *x)
 	return (ERR_OK);
 }
 
-/* Lease table --------------------------------------------------------- */
-
-/* A JMAP role as the store keeps it: one of jsync_roles, else NULL. */
-static const char *
-known_role(const char *role)
-{
-	size_t k;
-
-	for (k = 0; role != NULL && k < ARRAY_LEN(jsync_roles); k++) {
-		if (strcmp(role, jsync_roles[k]) == 0) {
-			return (jsync_roles[k]);
-		}
-	}
-	return (NULL);
-}
-
-/*
- * The store's mailboxes (the lease's checkpoints with their Mailbox ids)
- * as the table in *m, with state; *ok_r false (m empty) when there is
- * none or one lacks an id (then Mailbox/get reads the table).
- * sync_jmap_mailboxes_release frees.
- */
-static int
-lease_table(const struct proto_job_run *job, const char *state,
-    struct sync_jmap_mailboxes *m, bool *ok_r)
-{
-	const struct proto_checkpoint *cp;
-	size_t i;
-
-	memset(m, 0, sizeof(*m));
-	*ok_r = false;
-	for (i = 0; i < job->ncheckpoints; i++) {
-		if (job->checkpoints[i].remote_id.len == 0) {
-			return (ERR_OK);
-		}
-	}
-	if (job->ncheckpoints == 0) {
-		return (ERR_OK);
-	}
-	m->v = calloc(job->ncheckpoints, sizeof(*m->v));
-	m->state = xstrdup(state);
-	if (m->v == NULL || m->state == NULL) {
-		sync_jmap_mailboxes_release(m);
-		return (ERR_NOMEM);
-	}
-	for (i = 0; i < job->ncheckpoints; i++) {
-		cp = &job->checkpoints[i];
-		m->v[i].id = xstrndup(cp->remote_id.p, cp->remote_id.len);
-		m->v[i].name = xstrndup(cp->mailbox.p, cp->mailbox.len);
-		m->v[i].role = cp->role.p != NULL
-		    ? xstrndup(cp->role.p, cp->role.len)
-		    : NULL;
-		m->n = i + 1;
-		if (m->v[i].id == NULL || m->v[i].name == NULL
-		    || (cp->role.p != NULL && m->v[i].role == NULL)) {
-			sync_jmap_mailboxes_release(m);
-			return (ERR_NOMEM);
-		}
-	}
-	*ok_r = true;
-	return (ERR_OK);
-}
-
-/* Is o (a Mailbox/get entry) the mailbox t holds under its id: same full
- * name (its parent's full name in t, "/", its name) and role? */
-static bool
-mailbox_same(const struct sync_jmap_mailboxes *t, json_t *o)
-{
-	const char *id = json_string_value(json_object_get(o, "id"));
-	const char *name = json_string_value(json_object_get(o, "name"));
-	const char *parent
-	    = json_string_value(json_object_get(o, "parentId"));
-	const char *role = known_role(
-	    json_string_value(json_object_get(o, "role")));
-	const struct sync_jmap_mailbox *cur, *up = NULL;
-	size_t pl = 0;
-
-	cur = id != NULL ? sync_jmap_mailbox_by_id(t, id) : NULL;
-	if (cur == NULL || name == NULL
-	    || (parent != NULL
-	        && (up = sync_jmap_mailbox_by_id(t, parent)) == NULL)) {
-		return (false);
-	}
-	if (up != NULL) {
-		pl = strlen(up->name);
-		if (strncmp(cur->name, up->name, pl) != 0
-		    || strncmp(cur->name + pl, SYNC_JMAP_DELIM,
-		           strlen(SYNC_JMAP_DELIM))
-		        != 0) {
-			return (false);
-		}
-		pl += strlen(SYNC_JMAP_DELIM);
-	}
-	return (strcmp(cur->name + pl, name) == 0
-	    && ((role == NULL && cur->role == NULL)
-	        || (role != NULL && cur->role != NULL
-	            && strcmp(role, cur->role) == 0)));
-}
-
-/*
- * Does the answer to Mailbox/changes ("mc") and Mailbox/get of its
- * updated ids ("mu") in resp leave table t as it is? Then *state_r is
- * its newState (borrowed from resp). Any method error, more changes, a
- * created or destroyed mailbox, or an updated one renamed, moved or given
- * another role: no.
- */
-static bool
-mailboxes_unchanged(struct jsync *x, json_t *resp,
-    const struct sync_jmap_mailboxes *t, const char **state_r)
-{
-	struct jmap_err e;
-	json_t *mc, *mu, *o;
-	size_t i;
-
-	*state_r = NULL;
-	memset(&e, 0, sizeof(e));
-	if (jmap_response(resp, "mc", "Mailbox/changes", &mc, NULL, 0, &e)
-	        != 0
-	    || jmap_response(resp, "mu", "Mailbox/get", &mu, NULL, 0, &e)
-	        != 0) {
-		log_info("job=%llu event=jmap_mailbox_changes_refused "
-		         "error=\"%s\"",
-		    (unsigned long long)x->job->job_id, e.text);
-		return (false);
-	}
-	if (json_is_true(json_object_get(mc, "hasMoreChanges"))
-	    || json_array_size(json_object_get(mc, "created")) > 0
-	    || json_array_size(json_object_get(mc, "destroyed")) > 0
-	    || json_array_size(json_object_get(mu, "notFound")) > 0
-	    || json_array_size(json_object_get(mu, "list"))
-	        != json_array_size(json_object_get(mc, "updated"))) {
-		return (false);
-	}
-	json_array_foreach(json_object_get(mu, "list"), i, o)
-	{
-		if (!mailbox_same(t, o)) {
-			return (false);
-		}
-	}
-	*state_r = json_string_value(json_object_get(mc, "newState"));
-	return (*state_r != NULL);
-}
-
 /*
  * A later sync's first request, when the lease holds the mailbox table:
  * Mailbox/changes since mstate, Mailbox/get of its updated ids and the
@@ -1030,7 +879,8 @@ begin_changes(struct jsync *x, struct sync_jmap_mailboxes *lease,
 	if (rv != 0) {
 		return (rv);
 	}
-	same = mailboxes_unchanged(x, mresp, lease, &st);
+	same = sync_jmap_mailboxes_unchanged(
+	    mresp, lease, x->job->job_id, &st);
 	if (same) {
 		x->mb = *lease;
 		memset(lease, 0, sizeof(*lease)); /* moved to x->mb */
@@ -1072,7 +922,7 @@ jsync_body(struct jsync *x)
 		}
 	}
 	if (rv == 0 && mstate != NULL) {
-		rv = lease_table(x->job, mstate, &lease, &use_lease);
+		rv = sync_jmap_lease_table(x->job, mstate, &lease, &use_lease);
 	}
 	if (rv != 0) {
 		free(since);

@@ -243,6 +243,8 @@ int imap_session_acquire(const struct proto_job_run *job,
 void imap_session_release(struct sync_conns *c,
     const struct proto_job_run *job, struct imap_session **s,
     const struct sync_result *res);
+/* A kept session's limits and time limit set anew for the job (l). */
+void imap_session_renew(struct imap_session *s, const struct sync_limits *l);
 uint32_t imap_session_caps(const struct imap_session *s);
 /*
  * Ends the session without LOGOUT and hands its connection to the caller
