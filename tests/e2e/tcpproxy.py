@@ -30,7 +30,11 @@ class TcpProxy:
                 c, _ = self.ls.accept()
             except OSError:
                 return
-            u = socket.create_connection(("127.0.0.1", self.target))
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:  # the target is gone: so is this connection
+                c.close()
+                continue
             with self.lock:
                 self.accepted += 1
                 self.open += [c, u]
@@ -82,5 +86,11 @@ class TcpProxy:
                 pass
 
     def stop(self):
+        # shutdown wakes the thread blocked in accept(); close alone would
+        # leave it blocked on a socket that still listens
+        try:
+            self.ls.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.ls.close()
         self.cut_all()
