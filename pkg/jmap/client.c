@@ -1,7 +1,7 @@
 /*
  * client.c: the JMAP client's I/O through libcurl: the session GET and
  * API POSTs, and the request machinery that transfer.c (blob upload and
- * download, the EventSource stream) shares through client_int.h.
+ * download) and es.c (the EventSource stream) share through client_int.h.
  *
  * One easy handle per client, reset before every request (curl keeps its
  * connection cache across a reset), so consecutive requests reuse the
@@ -85,14 +85,14 @@ static const struct {
 };
 
 static int
-curl_failed(const struct jmap_client *cl, CURLcode cc, const char *shown,
+curl_failed(const struct xfer *x, CURLcode cc, const char *shown,
     struct jmap_err *e)
 {
 	const char *detail
-	    = cl->errbuf[0] != '\0' ? cl->errbuf : curl_easy_strerror(cc);
+	    = x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(cc);
 	size_t i;
 
-	if (cc == CURLE_UNSUPPORTED_PROTOCOL && !cl->plaintext) {
+	if (cc == CURLE_UNSUPPORTED_PROTOCOL && !x->cl->plaintext) {
 		/* an http:// redirect, as the first URL was checked */
 		return (jmap_err_set(e, ERR_CONFIG, RETRY_NEVER,
 		    "%s: redirected to a URL refused without plaintext (%s)",
@@ -205,15 +205,14 @@ xfer_start(struct xfer *x, long code)
 	}
 	x->body.max = JMAP_MAX_RESPONSE;
 	if (x->mode == XFER_SSE) {
-		curl_easy_getinfo(x->cl->h, CURLINFO_CONTENT_TYPE, &ct);
+		curl_easy_getinfo(x->h, CURLINFO_CONTENT_TYPE, &ct);
 		if (!jmap_is_event_stream(ct)) {
 			x->stop = STOP_UNSUPPORTED;
 			return (false);
 		}
 	}
 	/* an announced size over the limit fails before any byte */
-	curl_easy_getinfo(
-	    x->cl->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+	curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
 	if (announced > 0
 	    && ((x->mode == XFER_JSON && (uint64_t)announced > x->body.max)
 	        || (x->mode == XFER_STREAM && x->max != 0
@@ -235,7 +234,7 @@ xfer_write(char *p, size_t size, size_t nmemb, void *arg)
 	if (n == 0) {
 		return (0);
 	}
-	curl_easy_getinfo(x->cl->h, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
 	if ((!x->started || code != x->code) && !xfer_start(x, code)) {
 		return (0);
 	}
@@ -292,15 +291,15 @@ jmap_http_setup(struct jmap_client *cl, const char *url, struct xfer *x)
 	const char *protos = cl->plaintext ? "http,https" : "https";
 	CURLcode cc = CURLE_OK;
 
-	curl_easy_reset(cl->h);
-	cl->errbuf[0] = '\0';
+	curl_easy_reset(x->h);
+	x->errbuf[0] = '\0';
 #define SET_(opt, val)                                                        \
 	do {                                                                  \
 		if (cc == CURLE_OK) {                                         \
-			cc = curl_easy_setopt(cl->h, opt, val);               \
+			cc = curl_easy_setopt(x->h, opt, val);                \
 		}                                                             \
 	} while (0)
-	SET_(CURLOPT_ERRORBUFFER, cl->errbuf);
+	SET_(CURLOPT_ERRORBUFFER, x->errbuf);
 	SET_(CURLOPT_NOSIGNAL, 1L);
 	SET_(CURLOPT_URL, url);
 	SET_(CURLOPT_PROTOCOLS_STR, protos);
@@ -333,23 +332,30 @@ jmap_http_setup(struct jmap_client *cl, const char *url, struct xfer *x)
 	return (cc);
 }
 
-/*
- * Runs the request set up on cl->h and classifies the outcome: 0 with a
- * 2xx answer in x (its body in x->body for XFER_JSON), or the error in e.
- * An XFER_STREAM/XFER_SSE function's error is returned as is, e left
- * untouched, so the caller can tell its own failure from the server's.
- */
+/* Runs the request set up on x->h and classifies the outcome. */
 int
 jmap_http_perform(struct jmap_client *cl, const char *url, struct xfer *x,
     struct jmap_err *e)
 {
+	(void)cl;
+	return (jmap_http_classify(x, url, curl_easy_perform(x->h), e));
+}
+
+/*
+ * The outcome of the transfer on x->h that ended with cc: 0 with a 2xx
+ * answer in x (its body in x->body for XFER_JSON), or the error in e.
+ * An XFER_STREAM/XFER_SSE function's error is returned as is, e left
+ * untouched, so the caller can tell its own failure from the server's.
+ */
+int
+jmap_http_classify(
+    struct xfer *x, const char *url, CURLcode cc, struct jmap_err *e)
+{
 	char shown[JMAP_URL_SHOWN + 8];
-	CURLcode cc;
 
 	jmap_url_shown(url, shown, sizeof(shown));
-	cc = curl_easy_perform(cl->h);
 	/* the last response's status, with or without a body */
-	curl_easy_getinfo(cl->h, CURLINFO_RESPONSE_CODE, &x->code);
+	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->code);
 	if (cc == CURLE_FILESIZE_EXCEEDED) {
 		x->stop = STOP_TOOBIG; /* announced, refused by curl itself */
 	}
@@ -381,7 +387,7 @@ jmap_http_perform(struct jmap_client *cl, const char *url, struct xfer *x,
 	}
 	/* then curl's verdict: a refused or endless redirect ends on 3xx */
 	if (cc != CURLE_OK) {
-		return (curl_failed(cl, cc, shown, e));
+		return (curl_failed(x, cc, shown, e));
 	}
 	if (x->code < 200 || x->code > 299) {
 		return (http_failed(x->code, &x->body, shown, e));
@@ -412,6 +418,8 @@ jmap_xfer_init(struct xfer *x, struct jmap_client *cl, enum xfer_mode mode)
 {
 	memset(x, 0, sizeof(*x));
 	x->cl = cl;
+	x->h = cl->h;
+	x->errbuf = cl->errbuf;
 	x->mode = mode;
 	buf_init(&x->body, JMAP_MAX_RESPONSE);
 }
@@ -651,7 +659,8 @@ jmap_post_json(struct jmap_client *cl, const char *url, const char *ct,
 		cc = curl_easy_setopt(cl->h, CURLOPT_MAXFILESIZE_LARGE,
 		    (curl_off_t)JMAP_MAX_RESPONSE);
 	}
-	rv = cc != CURLE_OK ? jmap_option_failed(cc, e) : jmap_http_perform(cl, url, &x, e);
+	rv = cc != CURLE_OK ? jmap_option_failed(cc, e)
+	                    : jmap_http_perform(cl, url, &x, e);
 	if (rv == 0) {
 		rv = parse_json(&x, url, root_r, e);
 	}

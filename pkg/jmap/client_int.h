@@ -1,7 +1,8 @@
 /*
  * client_int.h: the client's state and one transfer, shared by client.c
- * (session, API calls, the request machinery) and transfer.c (blobs and
- * the EventSource stream). Nothing outside pkg/jmap includes it.
+ * (session, API calls, the request machinery), transfer.c (blobs) and
+ * es.c (the EventSource stream, blocking or on a curl multi handle).
+ * Nothing outside pkg/jmap includes it.
  */
 #ifndef MAILSYNC_JMAP_CLIENT_INT_H
 #define MAILSYNC_JMAP_CLIENT_INT_H
@@ -45,6 +46,11 @@ enum xfer_stop {
 
 struct xfer {
 	struct jmap_client *cl;
+	/* The easy handle and its error buffer: the client's own (cl->h,
+	 * cl->errbuf), or an EventSource's (es.c), which has its own so
+	 * that the client stays free for API requests. */
+	CURL *h;
+	char *errbuf;
 	enum xfer_mode mode;
 	bool started; /* the first callback looked at status and type */
 	long code;
@@ -59,14 +65,21 @@ struct xfer {
 };
 
 /* Options every request has (URL, protocols, TLS, timeouts, auth, the
- * write callback of x); strings are copied by curl. */
+ * write callback of x), on x->h after a reset; strings are copied by
+ * curl. */
 CURLcode jmap_http_setup(
     struct jmap_client *cl, const char *url, struct xfer *x);
-/* Runs the request set up; maps curl, HTTP and callback failures into e
- * (a failure of the caller's function is returned with e untouched). */
+/* Runs the request set up on x->h, then jmap_http_classify(). */
 int jmap_http_perform(struct jmap_client *cl, const char *url, struct xfer *x,
     struct jmap_err *e);
-/* A transfer of mode for cl; x->body is released by the caller. */
+/* Maps the end of x's transfer (cc: curl's result) into e: curl, HTTP
+ * and callback failures (a failure of the caller's function is returned
+ * with e untouched). Shared by the blocking perform and a transfer run
+ * by a curl multi handle (es.c). */
+int jmap_http_classify(
+    struct xfer *x, const char *url, CURLcode cc, struct jmap_err *e);
+/* A transfer of mode for cl on the client's handle; x->body is released
+ * by the caller. */
 void jmap_xfer_init(
     struct xfer *x, struct jmap_client *cl, enum xfer_mode mode);
 /* e for an option libcurl refused. */

@@ -9,6 +9,7 @@
  *   url.c      URL templates (RFC 6570 level 1) and relative URLs (pure)
  *   resp.c     finding one method's answer in methodResponses (pure)
  *   sse.c      the text/event-stream parser (pure, incremental, bounded)
+ *   es.c       the EventSource stream: blocking, or on a curl multi handle
  *
  * Errors: every fallible call returns an enum err and fills struct
  * jmap_err with the retry advice and a human text that never holds a
@@ -204,5 +205,49 @@ int jmap_state_change_parse(const char *data, size_t len,
  */
 int jmap_event_source(struct jmap_client *cl, int ping_s, int timeout_ms,
     struct jmap_sse *p, struct jmap_err *e);
+
+/* EventSource on a curl multi handle (es.c) ------------------------------ */
+
+/*
+ * One EventSource stream (types=*, closeafter=no, ping=ping_s) run by the
+ * caller's curl multi handle, so that one thread holds many. It has its
+ * own easy handle: the client stays free for API requests meanwhile.
+ * What arrives is fed to p as in jmap_event_source(), from inside the
+ * caller's curl_multi_socket_action() (p's function must not touch the
+ * multi handle). A stream silent for ping_s plus the client's I/O timeout
+ * is dead (ping_s 0: silence is normal, no such check).
+ *
+ * cl and p are borrowed and must outlive the stream; *es_r is freed by
+ * jmap_es_free(). ERR_UNSUPPORTED, RETRY_NEVER when the session offers no
+ * eventSourceUrl; *es_r is NULL on failure.
+ */
+struct jmap_es;
+int jmap_es_start(struct jmap_client *cl, int ping_s, struct jmap_sse *p,
+    struct jmap_es **es_r, struct jmap_err *e);
+/* The stream's easy handle, a CURL * (opaque here to keep curl.h out of
+ * this header), borrowed from es: the caller adds it to its multi handle
+ * and removes it again before jmap_es_free(). */
+void *jmap_es_easy(struct jmap_es *es);
+/* True once the server answered 2xx with text/event-stream (the stream
+ * is up, before any event). */
+bool jmap_es_up(const struct jmap_es *es);
+/* The HTTP status of the answer (0 before one). */
+long jmap_es_http_status(const struct jmap_es *es);
+/*
+ * Why the stream ended, once the multi handle reported its transfer done
+ * with result (a CURLcode). Never 0, as the stream is endless:
+ *  - ERR_UNSUPPORTED, RETRY_NEVER: 204 No Content, an answer that is not
+ *    text/event-stream, HTTP 404/405/501 (poll instead; Cyrus 3.6);
+ *  - ERR_TOOBIG, RETRY_LATER: an event or line over JMAP_SSE_MAX_EVENT;
+ *  - RETRY_LATER: the server ended the stream (ERR_IO), no byte for ping_s
+ *    plus the I/O timeout (ERR_TIMEOUT), curl and HTTP errors as for every
+ *    request (a 401 is ERR_AUTH, RETRY_NEVER);
+ *  - p's function's own error, with e saying so (RETRY_LATER).
+ * Exactly the classification of jmap_event_source() (same code).
+ */
+int jmap_es_finish(struct jmap_es *es, int result, struct jmap_err *e);
+/* Frees es and its easy handle; NULLs *es. The handle must no longer be
+ * in a multi handle. */
+void jmap_es_free(struct jmap_es **es);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * transfer.c: blobs (upload, streamed download) and the EventSource
- * stream, on the request machinery of client.c (client_int.h).
+ * transfer.c: blobs (upload, streamed download), on the request
+ * machinery of client.c (client_int.h). The EventSource stream is in
+ * es.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,85 +92,6 @@ jmap_download(struct jmap_client *cl, const char *blob_id, uint64_t max,
 	if (total_r != NULL) {
 		*total_r = x.total;
 	}
-	buf_release(&x.body);
-	free(url);
-	return (rv);
-}
-
-/* EventSource ------------------------------------------------------------- */
-
-int
-jmap_event_source(struct jmap_client *cl, int ping_s, int timeout_ms,
-    struct jmap_sse *p, struct jmap_err *e)
-{
-	const char *names[] = { "types", "closeafter", "ping" };
-	char ping[16], shown[JMAP_URL_SHOWN + 8];
-	const char *values[] = { "*", "no", ping };
-	struct curl_slist *hdrs = NULL, *t;
-	struct xfer x;
-	char *url = NULL;
-	int64_t start;
-	CURLcode cc;
-	int rv;
-
-	memset(e, 0, sizeof(*e));
-	if (cl->s.event_source_url == NULL) {
-		return (jmap_err_set(e, ERR_UNSUPPORTED, RETRY_NEVER,
-		    "JMAP: the session offers no eventSourceUrl"));
-	}
-	snprintf(ping, sizeof(ping), "%d", ping_s > 0 ? ping_s : 0);
-	rv = jmap_url_expand(cl->s.event_source_url, names, values, 3, &url);
-	if (rv != 0) {
-		return (jmap_err_set(e, rv == ERR_NOMEM ? rv : ERR_PROTO,
-		    RETRY_LATER, "JMAP: eventSourceUrl cannot be expanded: %s",
-		    err_str(rv)));
-	}
-	jmap_url_shown(url, shown, sizeof(shown));
-	jmap_xfer_init(&x, cl, XFER_SSE);
-	x.sse = p;
-	t = curl_slist_append(NULL, "Accept: text/event-stream");
-	hdrs = t;
-	t = t == NULL ? NULL
-	              : curl_slist_append(hdrs, "Cache-Control: no-cache");
-	cc = t == NULL ? CURLE_OUT_OF_MEMORY : jmap_http_setup(cl, url, &x);
-	if (cc == CURLE_OK) {
-		cc = curl_easy_setopt(cl->h, CURLOPT_HTTPHEADER, hdrs);
-	}
-	/* Silence is normal without pings; with them, a ping missed by
-	 * more than the I/O timeout means the stream is dead. */
-	if (cc == CURLE_OK) {
-		cc = curl_easy_setopt(cl->h, CURLOPT_LOW_SPEED_TIME,
-		    ping_s > 0 ? (long)ping_s + cl->io_timeout_s : 0L);
-	}
-	if (cc == CURLE_OK && timeout_ms > 0) {
-		cc = curl_easy_setopt(
-		    cl->h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	}
-	start = clock_mono_ms();
-	rv = cc != CURLE_OK ? jmap_option_failed(cc, e)
-	                    : jmap_http_perform(cl, url, &x, e);
-	if (rv == ERR_TIMEOUT && timeout_ms > 0
-	    && clock_mono_ms() - start >= timeout_ms) {
-		rv = ERR_OK; /* our own deadline, not a stalled server */
-		memset(e, 0, sizeof(*e));
-	} else if (rv == 0 && x.code == 204) {
-		rv = jmap_err_set(e, ERR_UNSUPPORTED, RETRY_NEVER,
-		    "%s: 204 No Content (no push from this server)", shown);
-	} else if (rv == 0 && !x.started) {
-		/* 200 without a byte: no callback saw the type */
-		char *ct = NULL;
-
-		curl_easy_getinfo(cl->h, CURLINFO_CONTENT_TYPE, &ct);
-		if (!jmap_is_event_stream(ct)) {
-			rv = jmap_err_set(e, ERR_UNSUPPORTED, RETRY_NEVER,
-			    "%s: not an event stream", shown);
-		}
-	} else if (rv != 0 && e->status == rv
-	    && (x.code == 404 || x.code == 405 || x.code == 501)) {
-		rv = jmap_err_set(e, ERR_UNSUPPORTED, RETRY_NEVER,
-		    "%s: HTTP %ld (no push from this server)", shown, x.code);
-	}
-	curl_slist_free_all(hdrs);
 	buf_release(&x.body);
 	free(url);
 	return (rv);

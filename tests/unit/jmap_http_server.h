@@ -45,7 +45,15 @@ enum api_mode {
 	API_NEW_SESSION /* API_OK's answer with another sessionState */
 };
 enum dl_mode { DL_CHUNKS, DL_CHUNKS_LEN, DL_404 };
-enum es_mode { ES_204, ES_HTML, ES_STREAM_CLOSE, ES_STREAM_HOLD };
+enum es_mode {
+	ES_204,
+	ES_HTML,
+	ES_STREAM_CLOSE,
+	ES_STREAM_HOLD,
+	ES_STREAM_TRICKLE, /* two events in small pieces, then held */
+	ES_STREAM_TOOBIG, /* one data line over JMAP_SSE_MAX_EVENT */
+	ES_STREAM_SILENT, /* headers only, then held: no ping ever */
+};
 
 struct req {
 	char line[256]; /* "GET /jmap HTTP/1.1" */
@@ -67,6 +75,7 @@ struct server {
 	enum api_mode api;
 	enum dl_mode dl;
 	enum es_mode es;
+	bool no_push; /* the session has no eventSourceUrl */
 	/* filled by the thread */
 	int conns;
 	struct req reqs[MAX_REQS];
@@ -84,6 +93,15 @@ static const char session_json[]
       "\"state\":\"0\",\"capabilities\":{\"urn:ietf:params:jmap:core\":{"
       "\"maxCallsInRequest\":50},\"urn:ietf:params:jmap:mail\":{}},"
       "\"accounts\":{\"u1\":{}},"
+      "\"primaryAccounts\":{\"urn:ietf:params:jmap:mail\":\"u1\"}}";
+
+/* The same without eventSourceUrl (a server without push). */
+static const char session_json_no_push[]
+    = "{\"apiUrl\":\"/jmap/\","
+      "\"downloadUrl\":\"/jmap/download/{accountId}/{blobId}/{name}\","
+      "\"uploadUrl\":\"/jmap/upload/{accountId}/\","
+      "\"state\":\"0\",\"capabilities\":{\"urn:ietf:params:jmap:core\":{},"
+      "\"urn:ietf:params:jmap:mail\":{}},\"accounts\":{\"u1\":{}},"
       "\"primaryAccounts\":{\"urn:ietf:params:jmap:mail\":\"u1\"}}";
 
 /* The blob the download serves, in 5 pieces. */
@@ -328,6 +346,40 @@ serve_events(struct server *sv, int fd)
 		send_str(fd, ": ping\r\n\r\n");
 		wait_close(fd);
 		return (false);
+	case ES_STREAM_TRICKLE:
+		send_all(fd, head, strlen(head));
+		usleep(50000); /* the headers alone first: up before any event */
+		for (size_t i = 0; i < 2; i++) {
+			size_t n = strlen(stream_events), k, off;
+
+			/* 7-byte pieces: CRLFs and the blank line straddle them */
+			for (off = 0; off < n; off += k) {
+				k = n - off < 7 ? n - off : 7;
+				send_all(fd, stream_events + off, k);
+				usleep(2000);
+			}
+		}
+		wait_close(fd);
+		return (false);
+	case ES_STREAM_TOOBIG: {
+		static char block[65536];
+		size_t sent;
+
+		send_all(fd, head, strlen(head));
+		send_str(fd, "event: state\r\ndata: ");
+		memset(block, 'x', sizeof(block));
+		for (sent = 0; sent <= JMAP_SSE_MAX_EVENT; sent += sizeof(block)) {
+			if (!send_all(fd, block, sizeof(block))) {
+				break;
+			}
+		}
+		wait_close(fd);
+		return (false);
+	}
+	case ES_STREAM_SILENT:
+		send_all(fd, head, strlen(head));
+		wait_close(fd);
+		return (false);
 	}
 	return (false);
 }
@@ -356,7 +408,8 @@ serve_one(struct server *sv, int fd, int conn)
 			    "WWW-Authenticate: Basic realm=\"localhost\"\r\n",
 			    "denied"));
 		}
-		return (reply(fd, "200 OK", json_ct, session_json));
+		return (reply(fd, "200 OK", json_ct,
+		    sv->no_push ? session_json_no_push : session_json));
 	}
 	if (strncmp(r->line, "POST /jmap/ ", 12) == 0) {
 		return (serve_api(sv, fd));
@@ -376,8 +429,8 @@ serve_one(struct server *sv, int fd, int conn)
 	/* RFC 6570 level 1 encodes everything but unreserved: '*' too */
 	if (strncmp(r->line,
 	        "GET /jmap/eventsource/?types=%2A&closeafter=no"
-	        "&ping=30 ",
-	        55)
+	        "&ping=",
+	        52)
 	    == 0) {
 		return (serve_events(sv, fd));
 	}
