@@ -12,6 +12,10 @@
  * silent connection is closed and reopened after watch_backoff_ms()
  * (1 s .. 60 s, jittered). A job whose lease was lost (the store
  * published its end) is dropped.
+ *
+ * JMAP accounts (jwatch.c): the EventSource stream of each is held open on
+ * one curl multi handle (cmulti.c) in the same loop; a server without one
+ * is polled for its state strings.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -31,6 +35,7 @@
 #include "sync/sync.h"
 #include "watch/watch.h"
 
+#include "cmulti.h"
 #include "jwatch.h"
 
 #define SEND_TIMEOUT_MS 1000
@@ -62,10 +67,9 @@ struct entry {
 	struct imap_parser *parser;
 	struct watch_sm sm;
 	struct buf out;
-	/* JMAP accounts: the state poller instead of a connection */
+	/* JMAP accounts: stream and state poller instead of a connection */
 	bool jmap;
 	struct jwatch *jw;
-	int64_t next_poll; /* monotonic */
 };
 
 struct watcher {
@@ -76,11 +80,13 @@ struct watcher {
 	struct sync_limits lim;
 	int64_t cycle_ms;
 	int64_t jmap_poll_ms;
+	int jmap_ping_s;
+	struct cmulti cm; /* the JMAP EventSource streams */
 	uint64_t rng;
 	uint64_t changes;
 };
 
-static int tag_jobs, tag_events; /* epoll markers */
+static int tag_jobs, tag_events, tag_curl; /* epoll markers */
 
 static uint32_t
 wrand(struct watcher *w)
@@ -239,19 +245,33 @@ give_up(struct watcher *w, size_t i, const struct sync_result *res)
 	entry_remove(w, i);
 }
 
-/* A JMAP account: opens the session and starts polling its states. */
+/* A JMAP account: opens the session, reads its states; its stream (or
+ * its polls) start in jmap_tick. */
 static void
 jmap_open(struct watcher *w, size_t i)
 {
 	struct entry *e = w->v[i];
-	struct jwatch_conf c = { e->server, e->user, e->pass, e->ca_pem,
-		e->oauth2, e->plaintext };
+	struct jwatch_conf c;
 	struct sync_result res;
+	char tag[64];
 	int rv;
 
 	memset(&res, 0, sizeof(res));
+	snprintf(tag, sizeof(tag), "job=%llu account=%llu",
+	    (unsigned long long)e->job_id, (unsigned long long)e->account_id);
+	memset(&c, 0, sizeof(c));
+	c.url = e->server;
+	c.user = e->user;
+	c.secret = e->pass;
+	c.ca_pem = e->ca_pem;
+	c.bearer = e->oauth2;
+	c.plaintext = e->plaintext;
+	c.poll_ms = w->jmap_poll_ms;
+	c.ping_s = w->jmap_ping_s;
+	c.tag = tag;
+	c.seed = ((uint64_t)wrand(w) << 32) | wrand(w);
 	e->reconnect_at = 0;
-	rv = jwatch_open(&c, &w->lim, &e->jw, &res);
+	rv = jwatch_open(&c, &w->lim, &w->cm, &e->jw, &res);
 	if (rv != 0) {
 		if (res.retry == RETRY_NEVER) {
 			give_up(w, i, &res);
@@ -260,19 +280,15 @@ jmap_open(struct watcher *w, size_t i)
 		}
 		return;
 	}
-	log_info("job=%llu account=%llu event=watching mode=jmap_poll "
-	         "poll_ms=%lld",
-	    (unsigned long long)e->job_id, (unsigned long long)e->account_id,
-	    (long long)w->jmap_poll_ms);
 	e->fails = 0;
-	e->next_poll = clock_mono_ms() + w->jmap_poll_ms;
 	if (e->had_conn || e->attempt > 1) {
 		send_event(w, e, true, "*");
 	}
 	e->had_conn = true;
 }
 
-/* One state poll of a JMAP account, when due. */
+/* A JMAP account's due work: a change its stream announced, its stream
+ * (re)opened, its state polled. */
 static void
 jmap_tick(struct watcher *w, struct entry *e, int64_t now)
 {
@@ -280,12 +296,11 @@ jmap_tick(struct watcher *w, struct entry *e, int64_t now)
 	bool changed = false;
 	int rv;
 
-	if (e->jw == NULL || now < e->next_poll) {
+	if (e->jw == NULL) {
 		return;
 	}
 	memset(&res, 0, sizeof(res));
-	rv = jwatch_poll(e->jw, &changed, &res);
-	e->next_poll = clock_mono_ms() + w->jmap_poll_ms;
+	rv = jwatch_tick(e->jw, now, &changed, &res);
 	if (rv != 0) {
 		conn_fail(w, e, rv, res.error);
 		return;
@@ -630,8 +645,17 @@ drain_events(struct watcher *w)
 	}
 }
 
-/* Timers: beats, reconnects, state machine deadlines. Returns the ms
- * until the next one. */
+/* A JMAP stream's transfer ended (out of the multi handle already);
+ * owner is its account's jwatch, alive as long as the transfer was in. */
+static void
+on_stream_done(void *owner, int result, void *arg)
+{
+	(void)arg;
+	jwatch_stream_done(owner, result, clock_mono_ms());
+}
+
+/* Timers: curl's, beats, reconnects, state machine deadlines, JMAP
+ * polls. Returns the ms until the next one. */
 static int
 run_timers(struct watcher *w)
 {
@@ -640,6 +664,7 @@ run_timers(struct watcher *w)
 	size_t i;
 	int rv;
 
+	cmulti_timer(&w->cm, now, on_stream_done, w);
 	for (i = 0; i < w->n && !watch_stop; i++) {
 		e = w->v[i];
 		if (now >= e->next_beat) {
@@ -671,14 +696,18 @@ run_timers(struct watcher *w)
 		    && e->reconnect_at < t) {
 			t = e->reconnect_at;
 		}
-		if (e->jw != NULL && e->next_poll < t) {
-			t = e->next_poll;
+		if (e->jw != NULL && jwatch_next(e->jw) < t) {
+			t = jwatch_next(e->jw);
 		}
 		if (t < next) {
 			next = t;
 		}
 	}
 	now = clock_mono_ms();
+	t = cmulti_timeout_ms(&w->cm, now);
+	if (t >= 0 && now + t < next) {
+		next = now + t;
+	}
 	return (next <= now ? 0 : (int)(next - now));
 }
 
@@ -704,7 +733,8 @@ usage(void)
 	    "usage: mailsync-watch [--dir DIR] [--watch URL] [--results URL]\n"
 	    "                      [--events URL] [--poll SECONDS] "
 	    "[--jmap-poll SECONDS]\n"
-	    "                      [--io-timeout SECONDS] [--verbose]\n");
+	    "                      [--jmap-ping SECONDS] "
+	    "[--io-timeout SECONDS] [--verbose]\n");
 	exit(2);
 }
 
@@ -718,6 +748,7 @@ main(int argc, char **argv)
 		{ "events", required_argument, NULL, 'e' },
 		{ "poll", required_argument, NULL, 'p' },
 		{ "jmap-poll", required_argument, NULL, 'j' },
+		{ "jmap-ping", required_argument, NULL, 'P' },
 		{ "io-timeout", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -742,6 +773,7 @@ main(int argc, char **argv)
 	w.lim.job_timeout_ms = 0;
 	w.cycle_ms = 60000;
 	w.jmap_poll_ms = 2000;
+	w.jmap_ping_s = 30;
 	while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
@@ -771,6 +803,14 @@ main(int argc, char **argv)
 				exit(2);
 			}
 			w.jmap_poll_ms = (int64_t)v * 1000;
+			break;
+		case 'P':
+			if (parse_u64(optarg, 3600, &v) != 0) {
+				fprintf(stderr, "mailsync-watch: --jmap-ping "
+						"must be 0..3600 seconds\n");
+				exit(2);
+			}
+			w.jmap_ping_s = (int)v;
 			break;
 		case 't':
 			if (parse_u64(optarg, 3600, &v) != 0 || v == 0) {
@@ -837,8 +877,19 @@ main(int argc, char **argv)
 	    || add_nng_fd(&w, w.events, &tag_events) != 0) {
 		fatalx("cannot poll the nng sockets");
 	}
-	log_info("event=started watch=%s results=%s events=%s poll_s=%lld",
-	    urls[0], urls[1], urls[2], (long long)(w.cycle_ms / 1000));
+	if (cmulti_init(&w.cm) != 0) {
+		fatalx("cannot set up the curl multi handle");
+	}
+	memset(&evs[0], 0, sizeof(evs[0]));
+	evs[0].events = EPOLLIN;
+	evs[0].data.ptr = &tag_curl;
+	if (epoll_ctl(w.ep, EPOLL_CTL_ADD, cmulti_fd(&w.cm), &evs[0]) != 0) {
+		fatal("epoll_ctl (curl)");
+	}
+	log_info("event=started watch=%s results=%s events=%s poll_s=%lld "
+	         "jmap_poll_s=%lld jmap_ping_s=%d",
+	    urls[0], urls[1], urls[2], (long long)(w.cycle_ms / 1000),
+	    (long long)(w.jmap_poll_ms / 1000), w.jmap_ping_s);
 
 	tmo = 0;
 	while (!watch_stop) {
@@ -848,6 +899,8 @@ main(int argc, char **argv)
 				drain_jobs(&w);
 			} else if (evs[i].data.ptr == &tag_events) {
 				drain_events(&w);
+			} else if (evs[i].data.ptr == &tag_curl) {
+				cmulti_sockets(&w.cm, on_stream_done, &w);
 			} else {
 				size_t k;
 
@@ -866,8 +919,9 @@ main(int argc, char **argv)
 	log_info("event=stopping watches=%zu changes=%llu", w.n,
 	    (unsigned long long)w.changes);
 	while (w.n > 0) {
-		entry_remove(&w, w.n - 1);
+		entry_remove(&w, w.n - 1); /* streams leave the multi handle */
 	}
+	cmulti_release(&w.cm);
 	free(w.v);
 	close(w.ep);
 	nng_close(w.jobs);
