@@ -8,20 +8,17 @@ an Email another client moved away is dead and adds no membership),
 2,000 flag changes under small session limits (split requests), and a
 cannotCalculateChanges resync that keeps the rows of pending changes.
 Server state through cyrus.py's JMAP client, local state in SQLite."""
-import http.client
-import http.server
 import json
 import os
 import re
 import signal
-import socketserver
-import threading
 import time
 import unittest
 
 import mailfixture as fx
 from cyrus import Cyrus
 from harness import Pipeline, wait_for
+from jmapproxy import Proxy, methods
 
 MSGID_RE = re.compile(rb"Message-ID:\s*(<[^>]*>)", re.I)
 
@@ -36,96 +33,6 @@ def message_bytes(msgid, subject="JMAP drain", bcc=None):
              "Message-ID: %s" % msgid, "MIME-Version: 1.0",
              "Content-Type: text/plain; charset=utf-8"]
     return ("\r\n".join(hdrs) + "\r\n\r\nHello Bob,\r\n.a dot line\r\nAlice\r\n").encode()
-
-
-class Proxy:
-    """An HTTP proxy in front of Cyrus's JMAP port for what a real server
-    does not do on demand. before(calls) runs before a JMAP API request is
-    forwarded (calls: its methodCalls); drop(calls) true: the request is
-    forwarded, then the connection closed with no answer."""
-
-    def __init__(self, port):
-        self.target = port
-        self.before = lambda calls: None
-        self.drop = lambda calls: False
-        self.seen = []  # the methods of every API request, in order
-        self.session = lambda obj: obj  # rewrites the session object
-        self.answer = lambda resps: resps  # rewrites methodResponses
-        self.fail = lambda calls: False  # true: 503, nothing forwarded
-        self.requests = []  # (bytes, calls, largest Email/set) per request
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def forward(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else None
-                calls = []
-                if body and self.headers.get("Content-Type", "").startswith("application/json"):
-                    calls = json.loads(body).get("methodCalls", [])
-                    proxy.seen.append(methods(calls))
-                    proxy.requests.append((len(body), len(calls), max(
-                        [len(c[1].get("update") or {}) + len(c[1].get("destroy") or [])
-                         for c in calls if c[0] == "Email/set"] or [0])))
-                    proxy.before(calls)
-                if calls and proxy.fail(calls):
-                    self.send_response(503)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                c = http.client.HTTPConnection("127.0.0.1", proxy.target, timeout=60)
-                hdrs = dict((k, v) for k, v in self.headers.items()
-                            if k.lower() not in ("host", "connection"))
-                c.request(self.command, self.path, body, hdrs)
-                r = c.getresponse()
-                data = r.read()
-                c.close()
-                if (self.command == "GET" and r.status == 200 and b'"capabilities"' in data[:4096]
-                        and r.getheader("Content-Type", "").startswith("application/json")):
-                    data = json.dumps(proxy.session(json.loads(data))).encode()
-                if calls and r.status == 200:
-                    obj = json.loads(data)
-                    obj["methodResponses"] = proxy.answer(obj["methodResponses"])
-                    data = json.dumps(obj).encode()
-                if calls and proxy.drop(calls):
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
-                self.send_response(r.status)
-                for k, v in r.getheaders():
-                    if k.lower() in ("transfer-encoding", "connection", "content-length"):
-                        continue
-                    if k.lower() == "location":
-                        v = v.replace(":%d" % proxy.target, ":%d" % proxy.port)
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = forward
-
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.srv = Server(("127.0.0.1", 0), Handler)
-        self.port = self.srv.server_address[1]
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    @property
-    def session_url(self):
-        return "http://127.0.0.1:%d/.well-known/jmap" % self.port
-
-    def stop(self):
-        self.srv.shutdown()
-        self.srv.server_close()
-
-
-def methods(calls):
-    return [c[0] for c in calls]
 
 
 class JmapDrainTest(unittest.TestCase):
