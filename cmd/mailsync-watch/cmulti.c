@@ -34,7 +34,9 @@ on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
 	        || epoll_ctl(cm->ep, EPOLL_CTL_ADD, s, &ev) != 0)) {
 		log_warnx("event=curl_socket_unwatched fd=%d errno=%d", (int)s,
 		    errno);
-		return (-1); /* curl fails the transfer */
+		/* curl then stops its transfers: each stream is reopened
+		 * after its backoff */
+		return (-1);
 	}
 	return (0);
 }
