@@ -10,6 +10,7 @@ so, pings as the client asked, and can be cut, held back or answered 204.
                                   # "close" (a stream that ends at once)
     proxy.state_change({accountId: {"Email": "s1"}})
     proxy.cut()                   # the open streams end (server closed)
+    proxy.stall()                 # the open streams fall silent (no pings)
     proxy.es_gate.clear()         # new stream requests wait (set() frees)
     len(proxy.es_requests)        # EventSource requests seen
 """
@@ -17,8 +18,11 @@ import http.client
 import http.server
 import json
 import queue
+import select
+import socket
 import socketserver
 import threading
+import time
 import urllib.parse
 
 class Proxy:
@@ -42,7 +46,7 @@ class Proxy:
         self.es_requests = []  # the path of every EventSource request
         self.es_gate = threading.Event()  # cleared: stream requests wait
         self.es_gate.set()
-        self.es_ping = True  # false: the streams stop pinging (stall)
+        self.es_client_closed = 0  # streams the client ended
         self._streams = []  # a queue per open stream (None: end it)
         self._lock = threading.Lock()
         proxy = self
@@ -120,19 +124,29 @@ class Proxy:
                     self.send_header("Connection", "close")
                     self.end_headers()
                     self.wfile.flush()
+                    last = time.time()
+                    pinging = True
                     while proxy.es_mode != "close":
                         try:
-                            item = mine.get(timeout=ping if ping > 0 else 1)
+                            item = mine.get(timeout=0.2)
                         except queue.Empty:
-                            if ping > 0 and proxy.es_ping:
+                            item = b""
+                            r, _, _ = select.select([self.connection], [], [], 0)
+                            if r and not self.connection.recv(1, socket.MSG_PEEK):
+                                proxy.es_client_closed += 1
+                                break  # the client closed the stream
+                            if ping > 0 and pinging and time.time() - last >= ping:
                                 item = ('event: ping\r\ndata: {"interval":%d}\r\n\r\n'
                                         % ping).encode()
-                            else:
-                                continue
                         if item is None:
                             break
-                        self.wfile.write(item)
-                        self.wfile.flush()
+                        if item == "stall":
+                            pinging = False
+                            continue
+                        if item:
+                            self.wfile.write(item)
+                            self.wfile.flush()
+                            last = time.time()
                 except OSError:
                     pass  # the client went away
                 finally:
@@ -177,6 +191,13 @@ class Proxy:
         with self._lock:
             for q in self._streams:
                 q.put(text.encode())
+
+    def stall(self):
+        """The open streams stay open but send nothing more, not even
+        pings (a server or path that died silently)."""
+        with self._lock:
+            for q in self._streams:
+                q.put("stall")
 
     def cut(self):
         """Ends every open stream (as a server that closed it)."""

@@ -6,11 +6,16 @@ behind jmapproxy.py, which answers the eventSourceUrl itself (Cyrus gives
   - stream mode: with --jmap-poll 3600 only push can bring a change in;
   - the stream cut by the server: one poll at once, a reconnect after a
     backoff, and a change made while no stream was up still arrives;
+  - streams that die at once are reopened with a backoff, not in a loop;
   - a StateChange for another account or another type queues no sync;
+  - a lost watch lease takes the stream out (closed), the re-leased job
+    opens a new one;
+  - a stream that falls silent (no pings) is found dead and reopened;
   - 204 (and a session without eventSourceUrl): polling, said once with
     why, and no stream retried in a loop.
 """
 import os
+import signal
 import time
 import unittest
 
@@ -165,6 +170,36 @@ class JmapPushStreamTest(PushBase):
         # the same stream, the right account and type: a sync
         proxy.state_change({jid: {"Mailbox": "y2"}})
         wait_for(lambda: self.rows(acct) == 1, 15, "the Email after a Mailbox StateChange")
+
+    def test_e_lease_lost_closes_the_stream(self):
+        """The watcher stalls past its lease (SIGSTOP): the store re-queues
+        the watch job, the resumed watcher drops the account (its stream
+        leaves the multi handle and is closed) and holds the job again
+        when it comes back, with a new stream."""
+        proxy, acct, jid = self.account("pe", "stream")
+        self.wait_log(acct, "event=watching mode=jmap_push")
+        self.p.send_signal("watch", signal.SIGSTOP)
+        try:
+            time.sleep(12)  # lease 5 s
+        finally:
+            self.p.send_signal("watch", signal.SIGCONT)
+        wait_for(lambda: "event=lease_lost" in self.p.log_text("watch"), 20, "lease_lost")
+        wait_for(lambda: proxy.es_client_closed >= 1, 20, "the watcher to close the stream")
+        self.wait_log(acct, "event=watching mode=jmap_push", n=2, timeout=30)
+        self.assertEqual(proxy.open_streams(), 1)
+
+    def test_f_silent_stream_is_dead(self):
+        """The server stops pinging: after --jmap-ping + --io-timeout
+        (2 + 5 s) of silence the stream is dead, polled and reopened."""
+        proxy, acct, jid = self.account("pf", "stream")
+        self.wait_log(acct, "event=watching mode=jmap_push")
+        time.sleep(3)  # pings every 2 s: alive
+        proxy.stall()
+        time.sleep(3)
+        self.assertEqual(self.log_lines(acct, "event=stream_lost"), [])
+        self.wait_log(acct, "event=stream_lost err=ERR_TIMEOUT", timeout=15)
+        self.wait_log(acct, "event=watching mode=jmap_push", n=2, timeout=15)
+        self.assertEqual(len(proxy.es_requests), 2)
 
 
 class JmapNoPushTest(PushBase):
