@@ -85,8 +85,8 @@ static const struct {
 };
 
 static int
-curl_failed(const struct xfer *x, CURLcode cc, const char *shown,
-    struct jmap_err *e)
+curl_failed(
+    const struct xfer *x, CURLcode cc, const char *shown, struct jmap_err *e)
 {
 	const char *detail
 	    = x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(cc);
@@ -212,7 +212,8 @@ xfer_start(struct xfer *x, long code)
 		}
 	}
 	/* an announced size over the limit fails before any byte */
-	curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+	curl_easy_getinfo(
+	    x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
 	if (announced > 0
 	    && ((x->mode == XFER_JSON && (uint64_t)announced > x->body.max)
 	        || (x->mode == XFER_STREAM && x->max != 0
