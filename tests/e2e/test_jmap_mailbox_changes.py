@@ -11,7 +11,7 @@ import unittest
 import mailfixture as fx
 from cyrus import Cyrus
 from harness import Pipeline
-from test_jmap_drain import Proxy, methods
+from jmapproxy import Proxy, methods
 from test_jmap_sync import local_state, server_state
 
 # a later sync's first request when the store holds the mailbox table

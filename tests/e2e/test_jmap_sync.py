@@ -244,7 +244,7 @@ class JmapPushTest(unittest.TestCase):
         the watcher backs off instead of polling each second, and once
         the server is back a change made meanwhile still reaches SQLite
         without a periodic sync."""
-        from test_jmap_drain import Proxy
+        from jmapproxy import Proxy
         self.cy.add_user("olga", "olgapw")
         proxy = Proxy(self.cy.http_port)
         self.addCleanup(proxy.stop)
