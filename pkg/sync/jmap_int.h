@@ -73,6 +73,23 @@ const struct sync_jmap_mailbox *sync_jmap_mailbox_by_role(
 int sync_jmap_get_mailboxes(struct jmap_client *cl,
     struct sync_jmap_mailboxes *m, struct sync_result *res);
 
+/* Email -> row fields (jmap_erow.c) ------------------------------------ */
+
+/* The row fields of an Email shared by its rows in every mailbox: m's
+ * strings point into the other members (and into the Email's JSON). */
+struct sync_jmap_erow {
+	struct proto_message_row m;
+	char *from, *to, *cc, *kw, *msgid, *ids;
+};
+/* Fills *r from Email e (borrowed: r must not outlive it); release it
+ * with sync_jmap_erow_release, also after a failure. */
+int sync_jmap_erow_fill(struct sync_jmap_erow *r, json_t *e);
+void sync_jmap_erow_release(struct sync_jmap_erow *r);
+/* The attachment rows of e for its row in mailbox (Email id id), at most
+ * SYNC_MAX_ATTACHMENTS, added to b. */
+int sync_jmap_add_attachments(
+    struct sync_batcher *b, json_t *e, const char *mailbox, const char *id);
+
 /* Mailbox table from the lease (jmap_table.c) ------------------------- */
 
 /* A JMAP role as the store keeps it: inbox, sent, drafts, trash, junk,
