@@ -17,7 +17,6 @@
  * one curl multi handle (cmulti.c) in the same loop; a server without one
  * is polled for its state strings.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +35,7 @@
 #include "watch/watch.h"
 
 #include "cmulti.h"
+#include "flags.h"
 #include "jwatch.h"
 
 #define SEND_TIMEOUT_MS 1000
@@ -726,124 +726,26 @@ add_nng_fd(struct watcher *w, nng_socket s, void *tag)
 	return (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : ERR_IO);
 }
 
-static void
-usage(void)
-{
-	fprintf(stderr,
-	    "usage: mailsync-watch [--dir DIR] [--watch URL] [--results URL]\n"
-	    "                      [--events URL] [--poll SECONDS] "
-	    "[--jmap-poll SECONDS]\n"
-	    "                      [--jmap-ping SECONDS] "
-	    "[--io-timeout SECONDS] [--verbose]\n");
-	exit(2);
-}
-
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "dir", required_argument, NULL, 'd' },
-		{ "watch", required_argument, NULL, 'w' },
-		{ "results", required_argument, NULL, 'r' },
-		{ "events", required_argument, NULL, 'e' },
-		{ "poll", required_argument, NULL, 'p' },
-		{ "jmap-poll", required_argument, NULL, 'j' },
-		{ "jmap-ping", required_argument, NULL, 'P' },
-		{ "io-timeout", required_argument, NULL, 't' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *dir = "./mailsync-data";
-	const char *urls[3] = { NULL, NULL, NULL };
-	char defs[3][1100], errbuf[256];
-	static const enum ipc_endpoint eps[3]
-	    = { IPC_WATCH, IPC_RESULTS, IPC_EVENTS };
 	struct epoll_event evs[MAX_EVENTS];
+	struct watch_flags f;
 	struct sigaction sa;
 	struct watcher w;
-	uint64_t v;
-	bool verbose = false;
-	int c, i, n, rv, tmo;
+	char errbuf[256];
+	int i, n, rv, tmo;
 
+	watch_flags_parse(argc, argv, &f);
 	memset(&w, 0, sizeof(w));
-	sync_limits_default(&w.lim);
-	w.lim.io_timeout_ms = 30000;
-	w.lim.connect_timeout_ms = 10000;
-	w.lim.job_timeout_ms = 0;
-	w.cycle_ms = 60000;
-	w.jmap_poll_ms = 2000;
-	w.jmap_ping_s = 30;
-	while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			dir = optarg;
-			break;
-		case 'w':
-			urls[0] = optarg;
-			break;
-		case 'r':
-			urls[1] = optarg;
-			break;
-		case 'e':
-			urls[2] = optarg;
-			break;
-		case 'p':
-			if (parse_u64(optarg, 3600, &v) != 0 || v == 0) {
-				fprintf(stderr, "mailsync-watch: --poll must "
-						"be 1..3600 seconds\n");
-				exit(2);
-			}
-			w.cycle_ms = (int64_t)v * 1000;
-			break;
-		case 'j':
-			if (parse_u64(optarg, 3600, &v) != 0 || v == 0) {
-				fprintf(stderr, "mailsync-watch: --jmap-poll "
-						"must be 1..3600 seconds\n");
-				exit(2);
-			}
-			w.jmap_poll_ms = (int64_t)v * 1000;
-			break;
-		case 'P':
-			if (parse_u64(optarg, 3600, &v) != 0) {
-				fprintf(stderr, "mailsync-watch: --jmap-ping "
-						"must be 0..3600 seconds\n");
-				exit(2);
-			}
-			w.jmap_ping_s = (int)v;
-			break;
-		case 't':
-			if (parse_u64(optarg, 3600, &v) != 0 || v == 0) {
-				fprintf(stderr, "mailsync-watch: --io-timeout "
-						"must be 1..3600 seconds\n");
-				exit(2);
-			}
-			w.lim.io_timeout_ms = (int)v * 1000;
-			w.lim.connect_timeout_ms = (int)v * 1000;
-			break;
-		case 'v':
-			verbose = true;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc) {
-		usage();
-	}
-	log_init("mailsync-watch", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	w.lim = f.lim;
+	w.cycle_ms = f.cycle_ms;
+	w.jmap_poll_ms = f.jmap_poll_ms;
+	w.jmap_ping_s = f.jmap_ping_s;
+	log_init("mailsync-watch", f.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	/* libcurl (SMTP, JMAP): once, before any thread or handle */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fatalx("curl_global_init failed");
-	}
-	for (i = 0; i < 3; i++) {
-		if (urls[i] == NULL) {
-			if (ipc_default_url(dir, eps[i], defs[i],
-				sizeof(defs[i])) != 0) {
-				fatalx("data directory path too long");
-			}
-			urls[i] = defs[i];
-		}
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
@@ -854,20 +756,20 @@ main(int argc, char **argv)
 	w.rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32)
 	    ^ 0x9e3779b97f4a7c15ULL;
 
-	rv = ipc_open(IPC_WATCH, IPC_DIAL, urls[0], &w.jobs, errbuf,
+	rv = ipc_open(IPC_WATCH, IPC_DIAL, f.urls[0], &w.jobs, errbuf,
 	    sizeof(errbuf));
 	if (rv != 0) {
-		fatalx("watch socket %s: %s", urls[0], errbuf);
+		fatalx("watch socket %s: %s", f.urls[0], errbuf);
 	}
-	rv = ipc_open(IPC_RESULTS, IPC_DIAL, urls[1], &w.results, errbuf,
+	rv = ipc_open(IPC_RESULTS, IPC_DIAL, f.urls[1], &w.results, errbuf,
 	    sizeof(errbuf));
 	if (rv != 0) {
-		fatalx("results socket %s: %s", urls[1], errbuf);
+		fatalx("results socket %s: %s", f.urls[1], errbuf);
 	}
-	rv = ipc_open(IPC_EVENTS, IPC_DIAL, urls[2], &w.events, errbuf,
+	rv = ipc_open(IPC_EVENTS, IPC_DIAL, f.urls[2], &w.events, errbuf,
 	    sizeof(errbuf));
 	if (rv != 0) {
-		fatalx("events socket %s: %s", urls[2], errbuf);
+		fatalx("events socket %s: %s", f.urls[2], errbuf);
 	}
 	w.ep = epoll_create1(EPOLL_CLOEXEC);
 	if (w.ep < 0) {
@@ -888,7 +790,7 @@ main(int argc, char **argv)
 	}
 	log_info("event=started watch=%s results=%s events=%s poll_s=%lld "
 	         "jmap_poll_s=%lld jmap_ping_s=%d",
-	    urls[0], urls[1], urls[2], (long long)(w.cycle_ms / 1000),
+	    f.urls[0], f.urls[1], f.urls[2], (long long)(w.cycle_ms / 1000),
 	    (long long)(w.jmap_poll_ms / 1000), w.jmap_ping_s);
 
 	tmo = 0;

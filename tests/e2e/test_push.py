@@ -139,5 +139,21 @@ class PushIdleTest(PushBase, unittest.TestCase):
     mode = "idle"
 
 
+class WatchFlagsTest(unittest.TestCase):
+    """A bad mailsync-watch flag exits 2 with what was wrong."""
+
+    def test_bad_flags(self):
+        for args, want in ((["--poll", "0"], "--poll must be 1..3600 seconds"),
+                           (["--jmap-poll", "x"], "--jmap-poll must be 1..3600 seconds"),
+                           (["--jmap-ping", "3601"], "--jmap-ping must be 0..3600 seconds"),
+                           (["--io-timeout", "-1"], "--io-timeout must be 1..3600 seconds"),
+                           (["--bogus"], "usage: mailsync-watch"),
+                           (["stray"], "usage: mailsync-watch")):
+            r = subprocess.run([os.path.join(BIN, "mailsync-watch")] + args,
+                               capture_output=True, text=True, timeout=10)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertIn(want, r.stderr, args)
+
+
 if __name__ == "__main__":
     unittest.main()
