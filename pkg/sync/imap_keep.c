@@ -66,6 +66,12 @@ imap_session_release(struct sync_conns *c, const struct proto_job_run *job,
 		imap_session_close(&s);
 		return;
 	}
+	if (!imap_session_selected(s)) {
+		/* a no-change sync (LIST-STATUS only) opened no mailbox */
+		sync_conns_put(c, SYNC_CONN_IMAP, job, s, session_drop,
+		    clock_mono_ms());
+		return;
+	}
 	memset(&unselect, 0, sizeof(unselect));
 	unselect.text = "UNSELECT";
 	memset(&r2, 0, sizeof(r2));

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "net/net.h"
 #include "sync_int.h"
@@ -32,6 +33,7 @@ struct imap_session {
 	uint32_t caps;
 	uint32_t caps_learned; /* times the server told its capabilities */
 	uint32_t tagn;
+	bool selected; /* a SELECT or EXAMINE was sent since the last UNSELECT */
 	int64_t deadline_ms; /* monotonic; 0: none (lim.job_timeout_ms) */
 	char rbuf[SESSION_RBUF];
 	size_t roff, rlen;
@@ -226,6 +228,21 @@ session_write_literal(struct imap_session *s, const struct imap_cmd *c,
 			: ERR_OK);
 }
 
+/* Tracks whether a mailbox may be selected, so that a kept session's
+ * UNSELECT is sent only when needed. A failed SELECT counts as selected:
+ * some servers keep the previous mailbox open after one. */
+static void
+session_note_selection(struct imap_session *s, const char *text)
+{
+	if (strncasecmp(text, "SELECT ", 7) == 0
+	    || strncasecmp(text, "EXAMINE ", 8) == 0) {
+		s->selected = true;
+	} else if (strcasecmp(text, "UNSELECT") == 0
+	    || strcasecmp(text, "CLOSE") == 0) {
+		s->selected = false;
+	}
+}
+
 /*
  * Writes cmds[*next..n) (tags from first), stopping after a command whose
  * synchronising literal must wait for "+" (*wait_r = its index, else
@@ -242,6 +259,7 @@ session_queue(struct imap_session *s, struct imap_cmd *cmds, size_t n,
 	*wait_r = SIZE_MAX;
 	while (rv == 0 && *next < n && *wait_r == SIZE_MAX) {
 		c = &cmds[(*next)++];
+		session_note_selection(s, c->text);
 		rv = buf_printf(&s->wbuf, "A%u %s", first + (uint32_t)(c - cmds),
 		    c->text);
 		if (rv == 0 && c->literal == NULL) {
@@ -837,6 +855,12 @@ uint32_t
 imap_session_caps(const struct imap_session *s)
 {
 	return (s->caps);
+}
+
+bool
+imap_session_selected(const struct imap_session *s)
+{
+	return (s->selected);
 }
 
 int

@@ -246,6 +246,8 @@ void imap_session_release(struct sync_conns *c,
 /* A kept session's limits and time limit set anew for the job (l). */
 void imap_session_renew(struct imap_session *s, const struct sync_limits *l);
 uint32_t imap_session_caps(const struct imap_session *s);
+/* Whether a SELECT or EXAMINE was sent since the last UNSELECT or CLOSE. */
+bool imap_session_selected(const struct imap_session *s);
 /*
  * Ends the session without LOGOUT and hands its connection to the caller
  * (mailsync-watch's event loop): *conn_r takes the net_conn; bytes read
