@@ -18,7 +18,8 @@ usage(void)
 	    "                      [--events URL] [--poll SECONDS] "
 	    "[--jmap-poll SECONDS]\n"
 	    "                      [--jmap-ping SECONDS] "
-	    "[--io-timeout SECONDS] [--verbose]\n");
+	    "[--io-timeout SECONDS] [--dialers N]\n"
+	    "                      [--verbose]\n");
 	exit(2);
 }
 
@@ -63,6 +64,7 @@ watch_flags_parse(int argc, char **argv, struct watch_flags *f)
 		{ "jmap-poll", required_argument, NULL, 'j' },
 		{ "jmap-ping", required_argument, NULL, 'P' },
 		{ "io-timeout", required_argument, NULL, 't' },
+		{ "dialers", required_argument, NULL, 'D' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -70,6 +72,7 @@ watch_flags_parse(int argc, char **argv, struct watch_flags *f)
 	static const enum ipc_endpoint eps[3]
 	    = { IPC_WATCH, IPC_RESULTS, IPC_EVENTS };
 	const char *dir = "./mailsync-data";
+	uint64_t n;
 	int c, i;
 
 	memset(f, 0, sizeof(*f));
@@ -80,6 +83,7 @@ watch_flags_parse(int argc, char **argv, struct watch_flags *f)
 	f->cycle_ms = 60000;
 	f->jmap_poll_ms = 2000;
 	f->jmap_ping_s = 30;
+	f->dialers = 4;
 	while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
@@ -106,6 +110,14 @@ watch_flags_parse(int argc, char **argv, struct watch_flags *f)
 		case 't':
 			f->lim.io_timeout_ms = (int)seconds(c, optarg) * 1000;
 			f->lim.connect_timeout_ms = f->lim.io_timeout_ms;
+			break;
+		case 'D':
+			if (parse_u64(optarg, 64, &n) != 0 || n == 0) {
+				fprintf(stderr, "mailsync-watch: --dialers must "
+				                "be 1..64\n");
+				exit(2);
+			}
+			f->dialers = (size_t)n;
 			break;
 		case 'v':
 			f->verbose = true;

@@ -18,6 +18,7 @@ struct watch_flags {
 	int64_t cycle_ms;	/* --poll: the CONDSTORE check cycle */
 	int64_t jmap_poll_ms;	/* --jmap-poll */
 	int jmap_ping_s;	/* --jmap-ping, 0: none */
+	size_t dialers;		/* --dialers: IMAP set-up threads */
 	bool verbose;
 };
 

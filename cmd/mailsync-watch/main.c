@@ -7,8 +7,9 @@
  * true when something changed (the store queues a sync), changed = false
  * as the lease heartbeat. One epoll loop over the non-blocking sockets
  * and nng's pollable descriptors; pkg/watch's state machine per
- * connection. Login and the setup commands run blocking (bounded by
- * --connect-timeout) before the connection joins the loop. A dead or
+ * connection. Connect, login and the setup commands run on a few dialer
+ * threads (dial.c), so a slow server never stalls the loop; the finished
+ * connection then joins the loop. A dead or
  * silent connection is closed and reopened after watch_backoff_ms()
  * (1 s .. 60 s, jittered). A job whose lease was lost (the store
  * published its end) is dropped.
@@ -35,6 +36,7 @@
 #include "watch/watch.h"
 
 #include "cmulti.h"
+#include "dial.h"
 #include "flags.h"
 #include "jwatch.h"
 
@@ -64,6 +66,7 @@ struct entry {
 	uint32_t fails;
 	bool had_conn; /* a connection existed: catch up after reconnect */
 	struct net_conn *conn;
+	struct dial *dial; /* being set up on a dialer thread */
 	struct imap_parser *parser;
 	struct watch_sm sm;
 	struct buf out;
@@ -82,11 +85,12 @@ struct watcher {
 	int64_t jmap_poll_ms;
 	int jmap_ping_s;
 	struct cmulti cm; /* the JMAP EventSource streams */
+	struct dialer dl; /* IMAP connections being set up */
 	uint64_t rng;
 	uint64_t changes;
 };
 
-static int tag_jobs, tag_events, tag_curl; /* epoll markers */
+static int tag_jobs, tag_events, tag_curl, tag_dial; /* epoll markers */
 
 static uint32_t
 wrand(struct watcher *w)
@@ -166,6 +170,14 @@ conn_fail(struct watcher *w, struct entry *e, int rv, const char *what)
 static void
 entry_free(struct watcher *w, struct entry *e)
 {
+	if (e->dial != NULL) {
+		if (dialer_cancel(&w->dl, e->dial)) {
+			dial_free(&e->dial);
+		} else {
+			e->dial->owner = NULL; /* freed when it comes back */
+			e->dial = NULL;
+		}
+	}
 	conn_close(w, e);
 	buf_release(&e->out);
 	if (e->pass != NULL) {
@@ -196,29 +208,6 @@ flush_out(struct entry *e)
 		buf_reset(&e->out);
 	}
 	return (rv);
-}
-
-static int
-setup_untagged(const struct imap_resp *r, void *arg)
-{
-	return (watch_sm_baseline(arg, r));
-}
-
-/* One blocking setup command; 0 when it completed OK. */
-static int
-run1(struct imap_session *s, const char *text, struct entry *e,
-    struct sync_result *res)
-{
-	struct imap_cmd c;
-	int rv;
-
-	memset(&c, 0, sizeof(c));
-	c.text = text;
-	rv = imap_session_run(s, &c, 1, setup_untagged, &e->sm, res);
-	if (rv != 0) {
-		return (rv);
-	}
-	return (c.status == IMAP_ST_OK ? ERR_OK : ERR_SERVER);
 }
 
 static int feed(struct watcher *w, struct entry *e, const char *p, size_t n);
@@ -314,126 +303,57 @@ jmap_tick(struct watcher *w, struct entry *e, int64_t now)
 	}
 }
 
-/* Connects, logs in, sets up NOTIFY or IDLE; joins the loop. */
+/* Starts an IMAP connection's set-up on a dialer thread (a JMAP
+ * account opens its session here); dialed() takes it over. */
 static void
 conn_open(struct watcher *w, size_t i)
 {
 	struct entry *e = w->v[i];
-	struct imap_session_conf c;
-	struct imap_session *s = NULL;
-	struct sync_result res;
-	struct watch_opts o;
-	struct net_url u;
-	struct imap_limits il;
-	struct epoll_event ev;
-	char errbuf[256], rest[8192];
-	size_t nrest = 0;
-	uint32_t caps;
-	int rv;
 
 	if (e->jmap) {
 		jmap_open(w, i);
 		return;
 	}
-	memset(&res, 0, sizeof(res));
 	e->reconnect_at = 0;
-	if (net_url_parse(e->server, &u, errbuf, sizeof(errbuf)) != 0) {
-		sync_fail(&res, ERR_CONFIG, RETRY_NEVER, "%s", errbuf);
-		give_up(w, i, &res);
-		return;
+	e->dial = dial_new(e->server, e->user, e->pass, e->ca_pem,
+	    e->starttls, e->plaintext, e->oauth2, &w->lim, w->cycle_ms);
+	if (e->dial == NULL) {
+		fatalx("out of memory");
 	}
-	memset(&c, 0, sizeof(c));
-	c.host = u.host;
-	c.port = u.port;
-	c.tls = strcmp(u.scheme, "imaps") == 0;
-	c.starttls = e->starttls;
-	c.plaintext = e->plaintext;
-	c.ca_pem = e->ca_pem;
-	c.username = e->user;
-	c.password = e->pass;
-	c.oauth2 = e->oauth2;
-	rv = imap_session_open(&c, &w->lim, &s, &res);
-	if (rv != 0) {
-		if (res.retry == RETRY_NEVER) {
-			give_up(w, i, &res);
-		} else {
-			conn_fail(w, e, rv, res.error);
-		}
-		return;
-	}
-	caps = imap_session_caps(s);
-	memset(&o, 0, sizeof(o));
-	o.cycle_ms = w->cycle_ms;
-	o.reply_ms = w->lim.io_timeout_ms;
-	o.list_status = (caps & SYNC_CAP_LIST_STATUS) != 0;
-	o.condstore = (caps & SYNC_CAP_CONDSTORE) != 0;
-	watch_sm_init(&e->sm, WATCH_MODE_NOTIFY, &o);
-	rv = ERR_SERVER;
-	if (caps & SYNC_CAP_NOTIFY) {
-		rv = run1(s,
-		    "NOTIFY SET (personal (MessageNew MessageExpunge "
-		    "FlagChange MailboxName))",
-		    e, &res);
-	}
-	if (rv == ERR_SERVER) {
-		if (!(caps & SYNC_CAP_IDLE)) {
-			imap_session_close(&s);
-			sync_fail(&res, ERR_SERVER, RETRY_NEVER,
-			    "server offers neither NOTIFY nor IDLE");
-			give_up(w, i, &res);
-			return;
-		}
-		e->sm.mode = WATCH_MODE_IDLE;
-		rv = ERR_OK;
-	}
-	if (rv == 0) {
-		rv = run1(s,
-		    o.list_status
-			? (o.condstore ? "LIST \"\" \"*\" RETURN (STATUS "
-					 "(UIDNEXT MESSAGES HIGHESTMODSEQ))"
-				       : "LIST \"\" \"*\" RETURN (STATUS "
-					 "(UIDNEXT MESSAGES))")
-			: "LIST \"\" \"*\"",
-		    e, &res);
-	}
-	if (rv == 0 && !o.list_status && e->sm.mode == WATCH_MODE_IDLE) {
-		size_t k;
-		struct buf cmd;
+	e->dial->owner = e;
+	dialer_submit(&w->dl, e->dial);
+}
 
-		buf_init(&cmd, 4096);
-		for (k = 0; rv == 0 && k < e->sm.nmb; k++) {
-			buf_reset(&cmd);
-			rv = buf_addstr(&cmd, "STATUS ");
-			if (rv == 0) {
-				rv = imap_append_astring(&cmd, e->sm.mb[k].raw,
-				    strlen(e->sm.mb[k].raw), false);
-			}
-			if (rv == 0) {
-				rv = buf_addstr(&cmd, " (UIDNEXT MESSAGES)");
-			}
-			if (rv == 0) {
-				rv = run1(s, cmd.data, e, &res);
-			}
+/* A dial came back for entry i: the connection joins the loop, or the
+ * failure is retried later (or given up on for good). */
+static void
+dialed(struct watcher *w, size_t i, struct dial *x)
+{
+	struct entry *e = w->v[i];
+	struct epoll_event ev;
+	struct imap_limits il;
+	int rv;
+
+	e->dial = NULL;
+	if (x->rv != 0) {
+		if (x->res.retry == RETRY_NEVER) {
+			give_up(w, i, &x->res);
+		} else {
+			conn_fail(w, e, x->rv, x->res.error);
 		}
-		buf_release(&cmd);
-	}
-	if (rv == 0 && e->sm.mode == WATCH_MODE_IDLE) {
-		rv = run1(s, "EXAMINE INBOX", e, &res);
-	}
-	if (rv != 0) {
-		imap_session_close(&s);
-		conn_fail(w, e, rv, res.status != 0 ? res.error : "setup");
+		dial_free(&x);
 		return;
 	}
-	rv = imap_session_detach(&s, &e->conn, rest, sizeof(rest), &nrest);
-	if (rv == 0) {
-		imap_limits_default(&il);
-		il.max_line = 65536;
-		il.max_literal = 65536;
-		il.max_response = 262144;
-		il.max_tokens = 20000;
-		rv = imap_parser_new(&il, &e->parser);
-	}
+	e->conn = x->conn;
+	x->conn = NULL;
+	e->sm = x->sm; /* the baselines move to the entry */
+	memset(&x->sm, 0, sizeof(x->sm));
+	imap_limits_default(&il);
+	il.max_line = 65536;
+	il.max_literal = 65536;
+	il.max_response = 262144;
+	il.max_tokens = 20000;
+	rv = imap_parser_new(&il, &e->parser);
 	if (rv == 0) {
 		rv = watch_sm_start(&e->sm, clock_mono_ms(), &e->out);
 	}
@@ -450,6 +370,7 @@ conn_open(struct watcher *w, size_t i)
 		}
 	}
 	if (rv != 0) {
+		dial_free(&x);
 		conn_fail(w, e, rv, "handing over the connection");
 		return;
 	}
@@ -462,8 +383,29 @@ conn_open(struct watcher *w, size_t i)
 		send_event(w, e, true, "*");
 	}
 	e->had_conn = true;
-	if (nrest > 0) {
-		(void)feed(w, e, rest, nrest);
+	if (x->nrest > 0) {
+		(void)feed(w, e, x->rest, x->nrest);
+	}
+	dial_free(&x);
+}
+
+/* Every dial that came back; an abandoned one (its entry removed) is
+ * only freed. */
+static void
+drain_dials(struct watcher *w)
+{
+	struct dial *x;
+	size_t i;
+
+	while ((x = dialer_take(&w->dl)) != NULL) {
+		for (i = 0; x->owner != NULL && i < w->n; i++) {
+			if (w->v[i] == x->owner) {
+				dialed(w, i, x);
+				x = NULL;
+				break;
+			}
+		}
+		dial_free(&x);
 	}
 }
 
@@ -788,10 +730,19 @@ main(int argc, char **argv)
 	if (epoll_ctl(w.ep, EPOLL_CTL_ADD, cmulti_fd(&w.cm), &evs[0]) != 0) {
 		fatal("epoll_ctl (curl)");
 	}
+	if (dialer_init(&w.dl, f.dialers) != 0) {
+		fatalx("cannot start the dialer threads");
+	}
+	memset(&evs[0], 0, sizeof(evs[0]));
+	evs[0].events = EPOLLIN;
+	evs[0].data.ptr = &tag_dial;
+	if (epoll_ctl(w.ep, EPOLL_CTL_ADD, dialer_fd(&w.dl), &evs[0]) != 0) {
+		fatal("epoll_ctl (dialer)");
+	}
 	log_info("event=started watch=%s results=%s events=%s poll_s=%lld "
-	         "jmap_poll_s=%lld jmap_ping_s=%d",
+	         "jmap_poll_s=%lld jmap_ping_s=%d dialers=%zu",
 	    f.urls[0], f.urls[1], f.urls[2], (long long)(w.cycle_ms / 1000),
-	    (long long)(w.jmap_poll_ms / 1000), w.jmap_ping_s);
+	    (long long)(w.jmap_poll_ms / 1000), w.jmap_ping_s, f.dialers);
 
 	tmo = 0;
 	while (!watch_stop) {
@@ -801,6 +752,8 @@ main(int argc, char **argv)
 				drain_jobs(&w);
 			} else if (evs[i].data.ptr == &tag_events) {
 				drain_events(&w);
+			} else if (evs[i].data.ptr == &tag_dial) {
+				drain_dials(&w);
 			} else if (evs[i].data.ptr == &tag_curl) {
 				cmulti_sockets(&w.cm, on_stream_done, &w);
 			} else {
@@ -823,6 +776,9 @@ main(int argc, char **argv)
 	while (w.n > 0) {
 		entry_remove(&w, w.n - 1); /* streams leave the multi handle */
 	}
+	/* a dial blocked on a hanging server is not waited for: stopping
+	 * must not take up to --io-timeout */
+	dialer_release(&w.dl, 1000);
 	cmulti_release(&w.cm);
 	free(w.v);
 	close(w.ep);

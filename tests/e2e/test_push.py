@@ -2,7 +2,9 @@
 change on the server reaches SQLite without any `mailsync-submit sync`."""
 import os
 import signal
+import socket
 import subprocess
+import threading
 import time
 import unittest
 
@@ -38,8 +40,9 @@ def restart_dovecot(d, down_s=2.0):
 
 
 class WatchPipeline(Pipeline):
-    def __init__(self, poll=2, **kw):
+    def __init__(self, poll=2, watch_args=("--io-timeout", "5"), **kw):
         self.poll = poll
+        self.watch_args = list(watch_args)
         super().__init__(watch=True, **kw)
         wait_for(lambda: os.path.exists(os.path.join(self.dir, "watch.sock")), 10,
                  "the scheduler's watch socket")
@@ -48,7 +51,7 @@ class WatchPipeline(Pipeline):
     def argv(self, name):
         if name == "watch":
             return [os.path.join(BIN, "mailsync-watch"), "--dir", self.dir,
-                    "--poll", str(self.poll), "--io-timeout", "5"]
+                    "--poll", str(self.poll)] + self.watch_args
         return super().argv(name)
 
 
@@ -139,6 +142,80 @@ class PushIdleTest(PushBase, unittest.TestCase):
     mode = "idle"
 
 
+class MuteServer:
+    """Accepts IMAP connections and never says a word (not even the
+    greeting): a server that hangs."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+    def stop(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+class SlowServerTest(unittest.TestCase):
+    """An account whose server hangs during set-up does not hold up the
+    others: connections are set up off the watcher's loop."""
+
+    IO_TIMEOUT = 20
+
+    @classmethod
+    def setUpClass(cls):
+        cls.mute = MuteServer()
+        cls.dovecot = Dovecot()
+        fx.seed_standard(cls.dovecot.port, "pat", per_folder=1)
+        # the workers give up on the mute server quickly, so its syncs never
+        # hold both workers (this test is about the watcher)
+        cls.p = WatchPipeline(workers=2, lease=5, worker_args=("--io-timeout", "2"),
+                              watch_args=("--io-timeout", str(cls.IO_TIMEOUT)))
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.p.stop()
+        finally:
+            cls.dovecot.stop()
+            cls.mute.stop()
+        cls.p.cleanup()
+
+    def test_a_hanging_server_blocks_no_other_account(self):
+        pw = self.p.password_file()
+        self.p.submit("account", "add", "mute", "--imap", "imap://127.0.0.1:%d" % self.mute.port,
+                      "--user", "mute", "--password-file", pw, "--plaintext", check=0)
+        wait_for(lambda: len(self.mute.conns) >= 1 and "name=mute" in self.p.log_text("watch"),
+                 30, "the watcher to dial the mute server")
+        t0 = time.time()
+        self.p.submit("account", "add", "pat", "--imap",
+                      "imap://127.0.0.1:%d" % self.dovecot.port,
+                      "--user", "pat", "--password-file", pw, "--plaintext", check=0)
+        wait_for(lambda: "event=watching" in self.p.log_text("watch"), 15,
+                 "pat to be watched while mute's set-up hangs")
+        append(self.dovecot.port, "pat", "Sent", "past-the-mute-one")
+        wait_for(lambda: self.p.query("SELECT 1 FROM messages WHERE subject = ?",
+                                      "past-the-mute-one"), 15, "the pushed row")
+        # all of it before the mute server's set-up could time out
+        self.assertLess(time.time() - t0, self.IO_TIMEOUT)
+        self.assertNotIn("event=connection_lost", self.p.log_text("watch"))
+        # and the mute one is retried once its greeting times out
+        wait_for(lambda: "event=connection_lost" in self.p.log_text("watch"), self.IO_TIMEOUT + 15,
+                 "the mute server's set-up to time out")
+
+
 class WatchFlagsTest(unittest.TestCase):
     """A bad mailsync-watch flag exits 2 with what was wrong."""
 
@@ -147,6 +224,7 @@ class WatchFlagsTest(unittest.TestCase):
                            (["--jmap-poll", "x"], "--jmap-poll must be 1..3600 seconds"),
                            (["--jmap-ping", "3601"], "--jmap-ping must be 0..3600 seconds"),
                            (["--io-timeout", "-1"], "--io-timeout must be 1..3600 seconds"),
+                           (["--dialers", "0"], "--dialers must be 1..64"),
                            (["--bogus"], "usage: mailsync-watch"),
                            (["stray"], "usage: mailsync-watch")):
             r = subprocess.run([os.path.join(BIN, "mailsync-watch")] + args,
