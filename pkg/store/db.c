@@ -132,10 +132,44 @@ store_tx(struct store *st, const char *sql)
 	return (store_stmt_exec(stmt));
 }
 
+/* synchronous=FULL (a commit waits for the WAL fsync) or NORMAL (the
+ * WAL is synced at the next FULL commit or checkpoint); set outside a
+ * transaction, and only when it changes. */
+static int
+store_durability(struct store *st, bool relaxed)
+{
+	sqlite3_stmt *stmt;
+	int rv;
+
+	if (st->relaxed == relaxed) {
+		return (ERR_OK);
+	}
+	rv = store_stmt(st,
+	    relaxed ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL",
+	    &stmt);
+	if (rv == 0) {
+		rv = store_stmt_exec(stmt);
+	}
+	if (rv == 0) {
+		st->relaxed = relaxed;
+	}
+	return (rv);
+}
+
 int
 store_begin(struct store *st)
 {
-	return (store_tx(st, SQL_BEGIN));
+	int rv = store_durability(st, false);
+
+	return (rv != 0 ? rv : store_tx(st, SQL_BEGIN));
+}
+
+int
+store_begin_relaxed(struct store *st)
+{
+	int rv = store_durability(st, true);
+
+	return (rv != 0 ? rv : store_tx(st, SQL_BEGIN));
 }
 
 int

@@ -239,6 +239,23 @@ static const struct store_migration store_migrations[] = {
 	    "CREATE INDEX messages_account_remote"
 	    "  ON messages(account_id, remote_id)"
 	    "  WHERE remote_id IS NOT NULL;" },
+	/* WITHOUT ROWID keeps at most ~1 KB of a row in a 4 KiB b-tree page:
+	 * a typical 2 KB body took a leaf share plus a mostly empty overflow
+	 * page. As a rowid table a chunk up to 4 KB sits in its leaf: half
+	 * the pages written, twice the speed (docs/performance.md). */
+	{ "body_chunks as a rowid table",
+	    "CREATE TABLE body_chunks_v5 ("
+	    "  message_id INTEGER NOT NULL"
+	    "    REFERENCES messages(id) ON DELETE CASCADE,"
+	    "  offset INTEGER NOT NULL CHECK (offset >= 0),"
+	    "  data BLOB NOT NULL,"
+	    "  PRIMARY KEY (message_id, offset)"
+	    ");"
+	    "INSERT INTO body_chunks_v5(message_id, offset, data)"
+	    "  SELECT message_id, offset, data FROM body_chunks"
+	    "  ORDER BY message_id, offset;"
+	    "DROP TABLE body_chunks;"
+	    "ALTER TABLE body_chunks_v5 RENAME TO body_chunks;" },
 };
 
 static int

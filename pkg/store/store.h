@@ -26,7 +26,7 @@
 #include "secret/secret.h"
 
 /* The schema version this code writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 #define STORE_DEFAULT_INTERVAL_S 300u
 #define STORE_DEFAULT_MAX_ATTEMPTS 5u

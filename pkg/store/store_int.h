@@ -47,6 +47,7 @@ struct store {
 	size_t nstmts;
 	/* EV_JOB_PROGRESS rate limit, by job_id % STORE_PROGRESS_SLOTS */
 	struct store_progress_slot progress[STORE_PROGRESS_SLOTS];
+	bool relaxed; /* synchronous=NORMAL now (store_begin_relaxed) */
 };
 
 /* db.c ------------------------------------------------------------------ */
@@ -61,6 +62,13 @@ void store_stmt_done(sqlite3_stmt *stmt);
 int store_stmt_exec(sqlite3_stmt *stmt);
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK (rollback never fails visibly). */
 int store_begin(struct store *st);
+/*
+ * BEGIN for a commit that need not wait for the disk (synchronous=NORMAL):
+ * only for writes that a later durable commit vouches for (sync batches:
+ * their job's done is durable, and a WAL fsync covers every earlier
+ * commit). Every other begin restores synchronous=FULL.
+ */
+int store_begin_relaxed(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
 /* Binds a proto_str as TEXT (nil -> NULL); borrowed until the next reset */

@@ -13,6 +13,23 @@
 #include <cmocka.h>
 
 #include "store_fixture.h"
+#include "store/store_int.h"
+
+/* PRAGMA synchronous on the store's own connection: 1 NORMAL, 2 FULL. */
+static int
+store_synchronous(struct fx *f)
+{
+	sqlite3_stmt *stmt = NULL;
+	int v;
+
+	assert_int_equal(sqlite3_prepare_v2(f->st->db, "PRAGMA synchronous",
+	                     -1, &stmt, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	v = sqlite3_column_int(stmt, 0);
+	sqlite3_finalize(stmt);
+	return (v);
+}
 
 /* A full row in INBOX: uid, flags, subject. */
 static struct proto_message_row
@@ -377,6 +394,8 @@ test_done_success(void **state)
 	                     "SELECT uidnext FROM mailboxes WHERE "
 	                     "name = 'INBOX'"),
 	    -2);
+	/* server rows commit without an fsync of their own ... */
+	assert_int_equal(store_synchronous(f), 1);
 
 	d = done_ok(j, 1, 2, &cp, 1);
 	d.mailbox_list_complete = true;
@@ -385,6 +404,8 @@ test_done_success(void **state)
 	d.messages = 4;
 	assert_int_equal(
 	    store_apply_done(f->st, &d, T0 + 9000, 0, fx_out(f)), 0);
+	/* ... the done that moves the checkpoints waits for the disk */
+	assert_int_equal(store_synchronous(f), 2);
 	assert_int_equal(f->out.nevents, 1);
 	assert_int_equal(f->out.events[0].kind, EV_JOB_FINISHED);
 	assert_int_equal(f->out.events[0].state, JOB_DONE);

@@ -364,12 +364,63 @@ test_body_policy(void **state)
 	    1);
 }
 
+/* Migration 5 turns a version 4 database's WITHOUT ROWID body_chunks
+ * into a rowid table and keeps every chunk. The version 4 table is
+ * rebuilt by hand on a current database set back to user_version 4. */
+static void
+test_body_chunks_migration(void **state)
+{
+	struct fx *f = *state;
+	struct proto_body_chunk c[2] = { chunk(1, 0, "Hello, ", false, 12),
+		chunk(1, 7, "world", true, 12) };
+	struct proto_batch b;
+	char buf[256];
+	uint64_t j;
+
+	setup_msgs(f, &j);
+	b = bbatch(j, 1, 2, c, 2);
+	apply_ok(f, &b);
+	store_free(&f->st);
+	assert_int_equal(fx_exec(f,
+	                     "CREATE TABLE old_chunks AS SELECT * FROM body_chunks;"
+	                     "DROP TABLE body_chunks;"
+	                     "CREATE TABLE body_chunks (message_id INTEGER NOT NULL"
+	                     " REFERENCES messages(id) ON DELETE CASCADE,"
+	                     " offset INTEGER NOT NULL CHECK (offset >= 0),"
+	                     " data BLOB NOT NULL, PRIMARY KEY (message_id, offset)"
+	                     ") WITHOUT ROWID;"
+	                     "INSERT INTO body_chunks SELECT * FROM old_chunks;"
+	                     "DROP TABLE old_chunks;"
+	                     "PRAGMA user_version = 4;"),
+	    SQLITE_OK);
+	assert_int_equal(fx_q(f, "SELECT wr FROM pragma_table_list"
+	                         " WHERE name = 'body_chunks'"),
+	    1);
+	fx_open(f);
+	assert_int_equal(fx_q(f, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(fx_q(f, "SELECT wr FROM pragma_table_list"
+	                         " WHERE name = 'body_chunks'"),
+	    0);
+	assert_string_equal(body_of(f, buf, sizeof(buf), 1), "Hello, world");
+	/* the key still holds, and a deleted message takes its chunks */
+	assert_int_not_equal(fx_exec(f, "INSERT INTO body_chunks"
+	                                " SELECT message_id, 0, x'00'"
+	                                " FROM body_chunks LIMIT 1"),
+	    SQLITE_OK);
+	assert_int_equal(fx_exec(f, "PRAGMA foreign_keys = ON;"
+	                            "DELETE FROM messages WHERE uid = 1"),
+	    SQLITE_OK);
+	assert_int_equal(fx_q(f, "SELECT count(*) FROM body_chunks"), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 		    test_body_chunks, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_body_chunks_migration, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_body_errors, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(

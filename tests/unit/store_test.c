@@ -63,7 +63,7 @@ test_schema_newer_refused(void **state)
 	/* untouched: still 99, tables intact */
 	assert_int_equal(fx_q(f, "PRAGMA user_version"), 99);
 	assert_int_equal(fx_exec(f, "PRAGMA user_version = "
-				    "4" /* STORE_SCHEMA_VERSION */),
+				    "5" /* STORE_SCHEMA_VERSION */),
 	    SQLITE_OK);
 	fx_open(f);
 }
