@@ -3,6 +3,7 @@ pipeline into SQLite: first sync, server-side changes by another client
 (new, destroyed, moved, keywords, a mailbox renamed and one destroyed),
 a worker killed mid-sync, bodies on demand, and push by state polling."""
 import os
+import re
 import time
 import unittest
 
@@ -229,14 +230,18 @@ class JmapPushTest(unittest.TestCase):
         pw = self.p.password_file("carolpw")
         self.p.submit("account", "add", "jp", "--jmap", self.cy.session_url, "--plaintext",
                       "--user", "carol", "--password-file", pw, check=0)
+        # every query names this account: the other test of the class
+        # leaves an account (and an Email) of its own behind
+        acct = self.p.query("SELECT id FROM accounts WHERE name = 'jp'")[0]["id"]
         wait_for(lambda: self.p.query("SELECT count(*) AS n FROM jobs WHERE kind = 'sync' "
-                                      "AND state = 'done'")[0]["n"] >= 1, 30, "the first sync")
-        wait_for(lambda: "mode=jmap_poll" in self.p.log_text("watch"), 30,
-                 "the watcher to poll")
+                                      "AND state = 'done' AND account_id = ?", acct)[0]["n"] >= 1,
+                 30, "the first sync")
+        wait_for(lambda: re.search(r"account=%d .*mode=jmap_poll" % acct,
+                                   self.p.log_text("watch")), 30, "the watcher to poll")
         t0 = time.time()
         self.cy.import_messages("carol", "Archive", [fx.make_message(7)[0]], [])
-        wait_for(lambda: self.p.query("SELECT count(*) AS n FROM messages")[0]["n"] == 1, 30,
-                 "the new Email to reach SQLite")
+        wait_for(lambda: self.p.query("SELECT count(*) AS n FROM messages WHERE account_id = ?",
+                                      acct)[0]["n"] == 1, 30, "the new Email to reach SQLite")
         self.assertLess(time.time() - t0, 15)
 
     def test_poll_outage_backs_off_and_recovers(self):
