@@ -30,29 +30,51 @@ dup_or_null(const char *s, bool *oom)
 	return (p);
 }
 
+int
+dial_account_copy(struct dial_account *dst, const struct dial_account *src)
+{
+	bool oom = false;
+
+	*dst = *src;
+	dst->server = dup_or_null(src->server, &oom);
+	dst->user = dup_or_null(src->user, &oom);
+	dst->pass = dup_or_null(src->pass, &oom);
+	dst->ca_pem = dup_or_null(src->ca_pem, &oom);
+	if (oom) {
+		dial_account_release(dst);
+		return (ERR_NOMEM);
+	}
+	return (ERR_OK);
+}
+
+void
+dial_account_release(struct dial_account *a)
+{
+	if (a->pass != NULL) {
+		mem_wipe(a->pass, strlen(a->pass));
+	}
+	free(a->pass);
+	free(a->server);
+	free(a->user);
+	free(a->ca_pem);
+	memset(a, 0, sizeof(*a));
+}
+
 struct dial *
-dial_new(const char *server, const char *user, const char *pass,
-    const char *ca_pem, bool starttls, bool plaintext, bool oauth2,
-    const struct sync_limits *lim, int64_t cycle_ms)
+dial_new(const struct dial_account *a, const struct sync_limits *lim,
+    int64_t cycle_ms)
 {
 	struct dial *x = calloc(1, sizeof(*x));
-	bool oom = false;
 
 	if (x == NULL) {
 		return (NULL);
 	}
-	x->server = dup_or_null(server, &oom);
-	x->user = dup_or_null(user, &oom);
-	x->pass = dup_or_null(pass, &oom);
-	x->ca_pem = dup_or_null(ca_pem, &oom);
-	x->starttls = starttls;
-	x->plaintext = plaintext;
-	x->oauth2 = oauth2;
+	if (dial_account_copy(&x->a, a) != 0) {
+		free(x);
+		return (NULL);
+	}
 	x->lim = *lim;
 	x->cycle_ms = cycle_ms;
-	if (oom) {
-		dial_free(&x);
-	}
 	return (x);
 }
 
@@ -67,13 +89,7 @@ dial_free(struct dial **dp)
 	net_close(&x->conn);
 	watch_sm_release(&x->sm);
 	sync_result_release(&x->res);
-	if (x->pass != NULL) {
-		mem_wipe(x->pass, strlen(x->pass));
-	}
-	free(x->pass);
-	free(x->server);
-	free(x->user);
-	free(x->ca_pem);
+	dial_account_release(&x->a);
 	free(x);
 	*dp = NULL;
 }
@@ -213,7 +229,7 @@ dial_run(struct dialer *d, struct dial *x)
 	char errbuf[256];
 	int rv;
 
-	if (net_url_parse(x->server, &u, errbuf, sizeof(errbuf)) != 0) {
+	if (net_url_parse(x->a.server, &u, errbuf, sizeof(errbuf)) != 0) {
 		x->rv = sync_fail(
 		    &x->res, ERR_CONFIG, RETRY_NEVER, "%s", errbuf);
 		return;
@@ -222,12 +238,12 @@ dial_run(struct dialer *d, struct dial *x)
 	c.host = u.host;
 	c.port = u.port;
 	c.tls = strcmp(u.scheme, "imaps") == 0;
-	c.starttls = x->starttls;
-	c.plaintext = x->plaintext;
-	c.ca_pem = x->ca_pem;
-	c.username = x->user;
-	c.password = x->pass;
-	c.oauth2 = x->oauth2;
+	c.starttls = x->a.starttls;
+	c.plaintext = x->a.plaintext;
+	c.ca_pem = x->a.ca_pem;
+	c.username = x->a.user;
+	c.password = x->a.pass;
+	c.oauth2 = x->a.oauth2;
 	rv = imap_session_open(&c, &x->lim, &s, &x->res);
 	if (rv == 0) {
 		rv = setup(d, s, x);

@@ -22,10 +22,22 @@
  * response); handed to the loop's parser with the connection. */
 #define DIAL_REST 8192
 
-struct dial {
-	/* in: set by dial_new, owned by the dial, read by the dialer */
+/* An account's connection settings, as its watch job carried them; the
+ * strings are owned (pass is wiped on release). */
+struct dial_account {
 	char *server, *user, *pass, *ca_pem;
 	bool starttls, plaintext, oauth2;
+};
+
+/* A deep copy of src into *dst: 0 or ERR_NOMEM (*dst then empty). */
+int dial_account_copy(
+    struct dial_account *dst, const struct dial_account *src);
+/* Frees the strings (wiping pass) and zeroes *a; NULL fields are fine. */
+void dial_account_release(struct dial_account *a);
+
+struct dial {
+	/* in: set by dial_new, owned by the dial, read by the dialer */
+	struct dial_account a;
 	struct sync_limits lim;
 	int64_t cycle_ms;
 	/* out: written by the dialer, read after dialer_take */
@@ -40,10 +52,9 @@ struct dial {
 	struct dial *next; /* the dialer's queues */
 };
 
-/* A dial for one account (strings copied; pass is wiped when freed);
- * NULL when out of memory. dial_free frees it. */
-struct dial *dial_new(const char *server, const char *user, const char *pass,
-    const char *ca_pem, bool starttls, bool plaintext, bool oauth2,
+/* A dial for one account (a is copied); NULL when out of memory.
+ * dial_free frees it. */
+struct dial *dial_new(const struct dial_account *a,
     const struct sync_limits *lim, int64_t cycle_ms);
 /* Frees *dp, its connection, its baselines; NULL-safe. */
 void dial_free(struct dial **dp);

@@ -58,8 +58,8 @@ struct entry {
 	uint64_t job_id;
 	uint64_t account_id;
 	uint32_t attempt;
-	char *name, *server, *user, *pass, *ca_pem;
-	bool starttls, plaintext, oauth2;
+	char *name;
+	struct dial_account a; /* its server and credentials */
 	int64_t beat_ms;
 	int64_t next_beat;    /* monotonic */
 	int64_t reconnect_at; /* monotonic; 0: connected or connecting now */
@@ -180,14 +180,8 @@ entry_free(struct watcher *w, struct entry *e)
 	}
 	conn_close(w, e);
 	buf_release(&e->out);
-	if (e->pass != NULL) {
-		mem_wipe(e->pass, strlen(e->pass));
-	}
-	free(e->pass);
+	dial_account_release(&e->a);
 	free(e->name);
-	free(e->server);
-	free(e->user);
-	free(e->ca_pem);
 	free(e);
 }
 
@@ -249,12 +243,12 @@ jmap_open(struct watcher *w, size_t i)
 	snprintf(tag, sizeof(tag), "job=%llu account=%llu",
 	    (unsigned long long)e->job_id, (unsigned long long)e->account_id);
 	memset(&c, 0, sizeof(c));
-	c.url = e->server;
-	c.user = e->user;
-	c.secret = e->pass;
-	c.ca_pem = e->ca_pem;
-	c.bearer = e->oauth2;
-	c.plaintext = e->plaintext;
+	c.url = e->a.server;
+	c.user = e->a.user;
+	c.secret = e->a.pass;
+	c.ca_pem = e->a.ca_pem;
+	c.bearer = e->a.oauth2;
+	c.plaintext = e->a.plaintext;
 	c.poll_ms = w->jmap_poll_ms;
 	c.ping_s = w->jmap_ping_s;
 	c.tag = tag;
@@ -315,8 +309,7 @@ conn_open(struct watcher *w, size_t i)
 		return;
 	}
 	e->reconnect_at = 0;
-	e->dial = dial_new(e->server, e->user, e->pass, e->ca_pem,
-	    e->starttls, e->plaintext, e->oauth2, &w->lim, w->cycle_ms);
+	e->dial = dial_new(&e->a, &w->lim, w->cycle_ms);
 	if (e->dial == NULL) {
 		fatalx("out of memory");
 	}
@@ -508,15 +501,15 @@ on_job(struct watcher *w, const struct proto_job_run *j)
 	e->account_id = j->account_id;
 	e->attempt = j->attempt;
 	e->name = dupstr(j->account);
-	e->server = dupstr(j->server);
-	e->user = dupstr(j->username);
-	e->pass = dupstr(j->password);
-	e->ca_pem = dupstr(j->tls_ca_pem);
-	e->starttls = j->starttls;
-	e->plaintext = j->plaintext;
-	e->oauth2 = proto_str_eq(j->auth, "oauth2");
+	e->a.server = dupstr(j->server);
+	e->a.user = dupstr(j->username);
+	e->a.pass = dupstr(j->password);
+	e->a.ca_pem = dupstr(j->tls_ca_pem);
+	e->a.starttls = j->starttls;
+	e->a.plaintext = j->plaintext;
+	e->a.oauth2 = proto_str_eq(j->auth, "oauth2");
 	e->jmap = proto_str_eq(j->protocol, "jmap");
-	if (e->server == NULL || e->user == NULL) {
+	if (e->a.server == NULL || e->a.user == NULL) {
 		fatalx("out of memory");
 	}
 	buf_init(&e->out, MAX_OUT);
