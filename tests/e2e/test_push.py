@@ -1,6 +1,7 @@
 """End-to-end push: mailsync-watch holds IDLE/NOTIFY connections and a
 change on the server reaches SQLite without any `mailsync-submit sync`."""
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -214,6 +215,43 @@ class SlowServerTest(unittest.TestCase):
         # and the mute one is retried once its greeting times out
         wait_for(lambda: "event=connection_lost" in self.p.log_text("watch"), self.IO_TIMEOUT + 15,
                  "the mute server's set-up to time out")
+
+
+class WatchAuthFailsTest(unittest.TestCase):
+    """A refused login on a dialer thread ends the watch job for good
+    (the scheduler re-creates it later) and is said once in the log;
+    another account on the same watcher is still watched."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dovecot = Dovecot()
+        fx.seed_standard(cls.dovecot.port, "pat", per_folder=1)
+        cls.p = WatchPipeline(workers=1, lease=5)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.p.stop()
+        finally:
+            cls.dovecot.stop()
+        cls.p.cleanup()
+
+    def test_wrong_password_gives_up(self):
+        url = "imap://127.0.0.1:%d" % self.dovecot.port
+        self.p.submit("account", "add", "bad", "--imap", url, "--user", "pat",
+                      "--password-file", self.p.password_file("wrong"), "--plaintext", check=0)
+        self.p.submit("account", "add", "good", "--imap", url, "--user", "pat",
+                      "--password-file", self.p.password_file(), "--plaintext", check=0)
+        bad = self.p.query("SELECT id FROM accounts WHERE name = 'bad'")[0]["id"]
+        good = self.p.query("SELECT id FROM accounts WHERE name = 'good'")[0]["id"]
+        wait_for(lambda: re.search(r"account=%d event=watch_failed err=ERR_AUTH" % bad,
+                                   self.p.log_text("watch")), 60, "the refused login to end the watch")
+        wait_for(lambda: "account=%d event=watching" % good in self.p.log_text("watch"), 30,
+                 "the other account to be watched")
+        self.assertNotIn("account=%d event=watching" % bad, self.p.log_text("watch"))
+        wait_for(lambda: self.p.query("SELECT 1 FROM jobs WHERE account_id = ? AND kind = 'watch'"
+                                      " AND last_error LIKE '%authentication%'", bad),
+                 30, "the watch job to carry the error")
 
 
 class WatchFlagsTest(unittest.TestCase):
