@@ -1,6 +1,7 @@
 """A TCP proxy on 127.0.0.1 for end-to-end tests: forwards every
 connection to a target port, counts the connections and the client's IMAP
-commands by name (EXAMINE, STATUS, NOOP, ...), and can cut every open
+commands by name (EXAMINE, STATUS, NOOP, ...), keeps their order (the
+text after the tag, credentials left out), and can cut every open
 connection, as a server restart or a middlebox closing idle connections
 would."""
 import re
@@ -10,11 +11,16 @@ import threading
 CMD = re.compile(rb"^[A-Za-z0-9.]+ (?:UID )?([A-Za-z]+)")
 
 
+SECRET = ("LOGIN", "AUTHENTICATE")
+MAX_LINES = 10000
+
+
 class TcpProxy:
     def __init__(self, target):
         self.target = target
         self.accepted = 0  # connections so far
         self.counts = {}  # IMAP command name -> times seen
+        self.lines = []  # the commands in order, at most MAX_LINES
         self.open = []
         self.lock = threading.Lock()
         self.ls = socket.socket()
@@ -67,13 +73,22 @@ class TcpProxy:
             mo = CMD.match(line)
             if mo:
                 k = mo.group(1).upper().decode()
+                text = k if k in SECRET else line.split(b" ", 1)[1].decode("utf-8", "replace")
                 with self.lock:
                     self.counts[k] = self.counts.get(k, 0) + 1
+                    if len(self.lines) < MAX_LINES:
+                        self.lines.append(text)
 
     def take(self):
         """The command counts since the last take."""
         with self.lock:
             c, self.counts = self.counts, {}
+        return c
+
+    def take_lines(self):
+        """The commands since the last take_lines, in order."""
+        with self.lock:
+            c, self.lines = self.lines, []
         return c
 
     def cut_all(self):

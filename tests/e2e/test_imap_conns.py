@@ -121,3 +121,56 @@ class ImapConnsNoUnselectTest(ImapConnsBase, unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FirstSyncOrderTest(unittest.TestCase):
+    """A first sync opens INBOX in the LIST's round trip, before the LIST
+    (Dovecot re-scans a maildir on any open after a LIST in the session);
+    a later sync lists first and leaves an unchanged INBOX closed."""
+
+    def test_inbox_is_opened_before_the_list_only_on_a_first_sync(self):
+        dov = Dovecot()
+        proxy = TcpProxy(dov.port)
+        p = Pipeline(workers=1, lease=10)
+        try:
+            m = fx.connect(dov.port, "fo")
+            fx.create(m, "Work")
+            m.logout()
+            fx.fast_append(dov.port, "fo", "INBOX", [fx.make_message(i)[0] for i in range(5)])
+            fx.fast_append(dov.port, "fo", "Work", [fx.make_message(10)[0]])
+            pw = p.password_file()
+            p.submit("account", "add", "fo", "--imap", "imap://127.0.0.1:%d" % proxy.port,
+                     "--user", "fo", "--password-file", pw, "--plaintext", check=0)
+            wait_for(lambda: p.query("SELECT 1 FROM jobs WHERE kind = 'sync' AND state = 'done'"),
+                     60, "the first sync")
+            first = proxy.take_lines()
+            lists = [i for i, c in enumerate(first) if c.startswith("LIST ")]
+            inbox = [i for i, c in enumerate(first) if c.startswith("EXAMINE INBOX")]
+            self.assertEqual(len(lists), 1, first)
+            self.assertEqual(len(inbox), 1, first)
+            self.assertLess(inbox[0], lists[0], first)
+            # INBOX is fetched while still selected: no other EXAMINE between
+            fetches = [i for i, c in enumerate(first) if c.startswith("UID FETCH")]
+            self.assertTrue(fetches and fetches[0] > lists[0], first)
+            self.assertFalse([c for c in first[inbox[0] + 1:fetches[0]] if c.startswith("EXAMINE")], first)
+            rows = p.query("SELECT b.name, count(*) AS n FROM messages m JOIN mailboxes b"
+                           " ON b.id = m.mailbox_id GROUP BY b.name ORDER BY b.name")
+            self.assertEqual([(r["name"], r["n"]) for r in rows], [("INBOX", 5), ("Work", 1)])
+
+            fx.fast_append(dov.port, "fo", "Work", [fx.make_message(11)[0]])
+            p.submit("sync", "fo", "--wait", "--timeout", "60", check=0)
+            later = proxy.take_lines()
+            lists = [i for i, c in enumerate(later) if c.startswith("LIST ")]
+            examines = [c for c in later if c.startswith("EXAMINE")]
+            self.assertEqual(len(lists), 1, later)
+            self.assertEqual(examines, [c for c in examines if c.startswith("EXAMINE Work")], later)
+            self.assertEqual(len(examines), 1, later)
+            self.assertLess(lists[0], later.index(examines[0]), later)
+            self.assertEqual(p.query("SELECT count(*) AS n FROM messages")[0]["n"], 7)
+        finally:
+            try:
+                p.stop()
+            finally:
+                proxy.stop()
+                dov.stop()
+            p.cleanup()
