@@ -357,12 +357,15 @@ store_bind_columns(sqlite3_stmt *stmt, const struct proto_message_row *m)
 	sqlite3_bind_int(stmt, 20, m->has_attachments ? 1 : 0);
 }
 
-/* Applies one message row; *applied_r is 1 when a row was written. */
+/* Applies one message row; *applied_r is 1 when a row was written,
+ * *inserted_r true when it is a new row (the upsert's update path leaves
+ * sqlite3_last_insert_rowid() alone). */
 static int
 store_apply_message(struct store *st, uint64_t account_id, int64_t mbox_id,
-    const struct proto_message_row *m, int *applied_r)
+    const struct proto_message_row *m, int *applied_r, bool *inserted_r)
 {
 	sqlite3_stmt *stmt = NULL;
+	int64_t last = sqlite3_last_insert_rowid(st->db);
 	int rv;
 
 	if (m->full) {
@@ -386,6 +389,8 @@ store_apply_message(struct store *st, uint64_t account_id, int64_t mbox_id,
 	}
 	rv = store_stmt_exec(stmt);
 	*applied_r = rv == 0 && sqlite3_changes(st->db) > 0;
+	*inserted_r = rv == 0 && m->full &&
+	    sqlite3_last_insert_rowid(st->db) != last;
 	return (rv);
 }
 
@@ -439,6 +444,7 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 	uint64_t account_id;
 	int64_t mbox_id = 0, lease_until = 0;
 	uint64_t applied = 0;
+	bool *fresh = NULL; /* fresh[i]: messages[i] inserted a new row */
 	size_t i;
 	bool skip = false;
 	int one, rc, rv;
@@ -514,6 +520,11 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 	}
 	/* NULL (one query) when the account has no active change */
 	if (b->nmessages > 0) {
+		fresh = calloc(b->nmessages, sizeof(*fresh));
+		if (fresh == NULL) {
+			rv = ERR_NOMEM;
+			goto dbfail;
+		}
 		rv = store_guard_load(st, account_id, &guard);
 		if (rv != 0) {
 			goto dbfail;
@@ -556,7 +567,8 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 				continue;
 			}
 		}
-		rv = store_apply_message(st, account_id, mbox_id, m, &one);
+		rv = store_apply_message(
+		    st, account_id, mbox_id, m, &one, &fresh[i]);
 		if (rv == 0 && guard != NULL && one) {
 			rv = store_guard_after(st, guard, mbox_id, m);
 		}
@@ -566,7 +578,9 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 		applied += (uint64_t)one;
 	}
 	store_guard_free(&guard);
-	rv = store_attach_apply(st, account_id, b); /* attach.c */
+	rv = store_attach_apply(st, account_id, b, fresh); /* attach.c */
+	free(fresh);
+	fresh = NULL;
 	if (rv != 0) {
 		goto dbfail;
 	}
@@ -617,6 +631,7 @@ store_apply_batch(struct store *st, const struct proto_batch *b,
 dbfail:
 	store_out_dbfail(out, st, rv, "applying batch");
 fail:
+	free(fresh);
 	store_guard_free(&guard);
 	store_rollback(st);
 	return (rv);

@@ -197,8 +197,8 @@ store_attach_check(const struct proto_batch *b, struct store_out *out)
 }
 
 int
-store_attach_apply(
-    struct store *st, uint64_t account_id, const struct proto_batch *b)
+store_attach_apply(struct store *st, uint64_t account_id,
+    const struct proto_batch *b, const bool *fresh)
 {
 	static const struct proto_str octets = { "application/octet-stream",
 		sizeof("application/octet-stream") - 1 };
@@ -208,10 +208,13 @@ store_attach_apply(
 	size_t i;
 	int rv;
 
-	/* Replace, not merge: every full row clears its message's list. */
+	/* Replace, not merge: every full row clears its message's list, but
+	 * a row this batch inserted has none (a deleted message's rows went
+	 * with it: ON DELETE CASCADE), which spares a first sync one DELETE
+	 * per message. */
 	for (i = 0; i < b->nmessages; i++) {
 		m = &b->messages[i];
-		if (!m->full) {
+		if (!m->full || (fresh != NULL && fresh[i])) {
 			continue;
 		}
 		rv = attach_stmt(

@@ -155,9 +155,10 @@ int store_rename_check(const struct proto_batch *b, struct store_out *out);
 int store_rename_apply(struct store *st, uint64_t account_id,
     uint64_t job_id, const struct proto_mailbox_row *mb, int64_t now_ms);
 /* Inside the batch's transaction, after its message rows: each full
- * message row's attachments become exactly b's rows for it. */
-int store_attach_apply(
-    struct store *st, uint64_t account_id, const struct proto_batch *b);
+ * message row's attachments become exactly b's rows for it. fresh
+ * (borrowed, NULL: none) marks the messages[i] that were new rows. */
+int store_attach_apply(struct store *st, uint64_t account_id,
+    const struct proto_batch *b, const bool *fresh);
 
 /* apply.c: the id of the account's mailbox named name; 0 when none. */
 int store_mailbox_find(struct store *st, uint64_t account_id,

@@ -206,6 +206,55 @@ test_attach_replaced_and_cascade(void **state)
 }
 
 static void
+test_attach_new_rows(void **state)
+{
+	struct fx *f = *state;
+	struct proto_message_row m[3] = { msg(1, true), msg(2, true),
+		msg(3, true) };
+	struct proto_attachment_row a[3] = {
+		att(1, "2", "a.pdf", 1),
+		att(2, "2", "b.pdf", 2),
+		att(3, "2", "c.pdf", 3),
+	};
+	struct proto_message_row m2[3];
+	struct proto_attachment_row a2[1];
+	struct proto_batch b;
+	char buf[256];
+	uint64_t j;
+
+	/* A new row skips the DELETE of its (empty) list: a rowid reused
+	 * after the highest message was deleted finds none either. */
+	j = leased_job(f);
+	b = batch(j, 1, &inbox, m, 3, a, 3);
+	apply_ok(f, &b);
+	assert_int_equal(fx_exec(f, "DELETE FROM messages WHERE uid = 3"),
+	    SQLITE_OK);
+	m2[0] = msg(4, true);
+	m2[0].has_attachments = false;
+	b = batch(j, 2, NULL, m2, 1, NULL, 0);
+	apply_ok(f, &b);
+	assert_int_equal(fx_q(f, "SELECT count(*) FROM messages m JOIN"
+				 " attachments a ON a.message_id = m.id"
+				 " WHERE m.uid = 4"),
+	    0);
+	assert_int_equal(fx_q(f, "SELECT count(*) FROM attachments"), 2);
+
+	/* A message new to the batch and then repeated in it (the second
+	 * row updates): its list is the batch's rows for it; an old row
+	 * next to it is still replaced. */
+	m2[0] = msg(5, true);
+	m2[1] = msg(5, true);
+	m2[2] = msg(1, true);
+	m2[2].has_attachments = false;
+	a2[0] = att(5, "3", "e.pdf", 6);
+	b = batch(j, 3, NULL, m2, 3, a2, 1);
+	apply_ok(f, &b);
+	assert_string_equal(list(f, buf, sizeof(buf), 5), "3:e.pdf:6");
+	assert_string_equal(list(f, buf, sizeof(buf), 1), "");
+	assert_string_equal(list(f, buf, sizeof(buf), 2), "2:b.pdf:2");
+}
+
+static void
 test_attach_rejected(void **state)
 {
 	struct fx *f = *state;
@@ -269,6 +318,8 @@ main(void)
 		    test_attach_stored_and_idempotent, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_attach_replaced_and_cascade, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_attach_new_rows, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_attach_rejected, fx_setup, fx_teardown),
 	};
