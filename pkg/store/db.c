@@ -349,6 +349,15 @@ store_open(const char *path, const uint8_t key[SECRET_KEY_LEN],
 	if (rv != 0) {
 		goto fail;
 	}
+	/* A checkpoint stalls the commit that triggers it on two fsyncs
+	 * (WAL, then the database): every 32 MiB of WAL instead of SQLite's
+	 * 4 MiB makes a bulk first sync stall 8x less often, for the same
+	 * pages written (docs/schema.md, "Connection settings"). */
+	rv = store_pragma(
+	    st, "PRAGMA wal_autocheckpoint=8192", NULL, errbuf, errlen);
+	if (rv != 0) {
+		goto fail;
+	}
 	rv = store_pragma(st, "PRAGMA foreign_keys=ON", NULL, errbuf, errlen);
 	if (rv != 0) {
 		goto fail;
