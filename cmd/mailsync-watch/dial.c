@@ -225,26 +225,16 @@ dial_run(struct dialer *d, struct dial *x)
 {
 	struct imap_session_conf c;
 	struct imap_session *s = NULL;
-	struct net_url u;
-	char errbuf[256];
 	int rv;
 
-	if (net_url_parse(x->a.server, &u, errbuf, sizeof(errbuf)) != 0) {
-		x->rv = sync_fail(
-		    &x->res, ERR_CONFIG, RETRY_NEVER, "%s", errbuf);
-		return;
-	}
 	memset(&c, 0, sizeof(c));
-	c.host = u.host;
-	c.port = u.port;
-	c.tls = strcmp(u.scheme, "imaps") == 0;
 	c.starttls = x->a.starttls;
 	c.plaintext = x->a.plaintext;
 	c.ca_pem = x->a.ca_pem;
 	c.username = x->a.user;
 	c.password = x->a.pass;
 	c.oauth2 = x->a.oauth2;
-	rv = imap_session_open(&c, &x->lim, &s, &x->res);
+	rv = imap_session_open_url(x->a.server, &c, &x->lim, &s, &x->res);
 	if (rv == 0) {
 		rv = setup(d, s, x);
 	}

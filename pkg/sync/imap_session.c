@@ -746,15 +746,40 @@ fail:
 }
 
 int
+imap_session_open_url(const char *server, const struct imap_session_conf *c,
+    const struct sync_limits *l, struct imap_session **s_r,
+    struct sync_result *res)
+{
+	struct imap_session_conf conf = *c;
+	struct net_url url;
+	char errbuf[256];
+	int rv;
+
+	*s_r = NULL;
+	rv = net_url_parse(server, &url, errbuf, sizeof(errbuf));
+	if (rv != 0
+	    || (strcmp(url.scheme, "imap") != 0
+	        && strcmp(url.scheme, "imaps") != 0)) {
+		return (sync_fail(res, ERR_CONFIG, RETRY_NEVER,
+		    "bad IMAP server URL '%s': %s", server,
+		    rv != 0 ? errbuf : "scheme must be imap or imaps"));
+	}
+	conf.host = url.host;
+	conf.port = url.port;
+	conf.tls = strcmp(url.scheme, "imaps") == 0;
+	conf.starttls = !conf.tls && c->starttls;
+	return (imap_session_open(&conf, l, s_r, res));
+}
+
+int
 imap_session_open_job(const struct proto_job_run *job, const struct sync_limits *l,
     struct imap_session **s_r, struct sync_result *res)
 {
 	struct imap_session_conf conf;
-	struct net_url url;
 	char *server, *user, *pass, *ca;
-	char errbuf[256];
 	int rv;
 
+	*s_r = NULL;
 	server = proto_str_dup(job->server);
 	user = proto_str_dup(job->username);
 	pass = proto_str_dup(job->password);
@@ -764,15 +789,6 @@ imap_session_open_job(const struct proto_job_run *job, const struct sync_limits 
 		rv = sync_fail(res, ERR_NOMEM, RETRY_LATER, "out of memory");
 		goto out;
 	}
-	rv = net_url_parse(server, &url, errbuf, sizeof(errbuf));
-	if (rv != 0
-	    || (strcmp(url.scheme, "imap") != 0
-	        && strcmp(url.scheme, "imaps") != 0)) {
-		rv = sync_fail(res, ERR_CONFIG, RETRY_NEVER,
-		    "bad IMAP server URL '%s': %s", server,
-		    rv != 0 ? errbuf : "scheme must be imap or imaps");
-		goto out;
-	}
 	if (job->auth.p != NULL && !proto_str_eq(job->auth, "password")
 	    && !proto_str_eq(job->auth, "oauth2")) {
 		rv = sync_fail(res, ERR_CONFIG, RETRY_NEVER,
@@ -780,16 +796,13 @@ imap_session_open_job(const struct proto_job_run *job, const struct sync_limits 
 		goto out;
 	}
 	memset(&conf, 0, sizeof(conf));
-	conf.host = url.host;
-	conf.port = url.port;
-	conf.tls = strcmp(url.scheme, "imaps") == 0;
-	conf.starttls = !conf.tls && job->starttls;
+	conf.starttls = job->starttls;
 	conf.plaintext = job->plaintext;
 	conf.ca_pem = ca;
 	conf.username = user;
 	conf.password = pass;
 	conf.oauth2 = proto_str_eq(job->auth, "oauth2");
-	rv = imap_session_open(&conf, l, s_r, res);
+	rv = imap_session_open_url(server, &conf, l, s_r, res);
 out:
 	if (pass != NULL) {
 		mem_wipe(pass, strlen(pass));

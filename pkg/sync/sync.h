@@ -217,7 +217,15 @@ int imap_session_open(const struct imap_session_conf *c,
     const struct sync_limits *l, struct imap_session **s_r,
     struct sync_result *res);
 /*
- * imap_session_open() for a job's account: the server URL must be imap://
+ * imap_session_open() for an imap:// or imaps:// URL (ERR_CONFIG,
+ * RETRY_NEVER otherwise): host, port and TLS come from server, the rest
+ * from c (its host, port and tls are ignored; starttls only for imap://).
+ */
+int imap_session_open_url(const char *server,
+    const struct imap_session_conf *c, const struct sync_limits *l,
+    struct imap_session **s_r, struct sync_result *res);
+/*
+ * imap_session_open_url() for a job's account: the server URL must be imap://
  * or imaps:// (ERR_CONFIG, RETRY_NEVER otherwise), auth "password" or
  * "oauth2". job is borrowed; the copies of its credentials are wiped.
  */
