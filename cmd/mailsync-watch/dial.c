@@ -137,34 +137,62 @@ run1(
 	return (ERR_OK);
 }
 
-/* Without LIST-STATUS an IDLE watch takes its baselines one STATUS per
- * mailbox (LIST named them). */
+/* Without LIST-STATUS an IDLE watch takes its baselines with one STATUS
+ * per mailbox (LIST named them), pipelined in one round trip. */
 static int
 status_each(struct dialer *d, struct imap_session *s, struct dial *x)
 {
-	struct buf cmd;
-	size_t k;
+	struct imap_cmd *c = NULL;
+	struct buf *t = NULL;
+	size_t k, n = x->sm.nmb;
 	int rv = ERR_OK;
 
-	buf_init(&cmd, 4096);
-	for (k = 0; rv == 0 && k < x->sm.nmb; k++) {
-		buf_reset(&cmd);
-		rv = buf_addstr(&cmd, "STATUS ");
+	if (n == 0) {
+		return (ERR_OK);
+	}
+	if (stopping(d)) {
+		return (sync_fail(&x->res, ERR_CLOSED, RETRY_LATER,
+		    "the watcher is stopping"));
+	}
+	c = calloc(n, sizeof(*c));
+	t = calloc(n, sizeof(*t));
+	if (c == NULL || t == NULL) {
+		free(c);
+		free(t);
+		return (sync_fail(&x->res, ERR_NOMEM, RETRY_LATER,
+		    "out of memory"));
+	}
+	for (k = 0; k < n; k++) {
+		buf_init(&t[k], 4096);
 		if (rv == 0) {
-			rv = imap_append_astring(&cmd, x->sm.mb[k].raw,
+			rv = buf_addstr(&t[k], "STATUS ");
+		}
+		if (rv == 0) {
+			rv = imap_append_astring(&t[k], x->sm.mb[k].raw,
 			    strlen(x->sm.mb[k].raw), false);
 		}
 		if (rv == 0) {
-			rv = buf_addstr(&cmd, " (UIDNEXT MESSAGES)");
+			rv = buf_addstr(&t[k], " (UIDNEXT MESSAGES)");
 		}
-		if (rv != 0) {
-			rv = sync_fail(&x->res, rv, RETRY_LATER,
-			    "mailbox name too long for STATUS");
-		} else {
-			rv = run1(d, s, cmd.data, x);
+		c[k].text = t[k].data;
+	}
+	if (rv != 0) {
+		rv = sync_fail(&x->res, rv, RETRY_LATER,
+		    "mailbox name too long for STATUS");
+	} else {
+		rv = imap_session_run(s, c, n, setup_untagged, &x->sm, &x->res);
+	}
+	for (k = 0; rv == 0 && k < n; k++) {
+		if (c[k].status != IMAP_ST_OK) {
+			rv = sync_fail(&x->res, ERR_SERVER, RETRY_LATER,
+			    "%.40s: %s", c[k].text, c[k].resp_text);
 		}
 	}
-	buf_release(&cmd);
+	for (k = 0; k < n; k++) {
+		buf_release(&t[k]);
+	}
+	free(c);
+	free(t);
 	return (rv);
 }
 

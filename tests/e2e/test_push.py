@@ -16,6 +16,8 @@ from harness import BIN, HERE, Dovecot, Pipeline, free_port, wait_for
 NO_NOTIFY = ("IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT LITERAL+ "
              "UIDPLUS LIST-EXTENDED CONDSTORE QRESYNC ESEARCH LIST-STATUS MOVE "
              "SPECIAL-USE NAMESPACE CHILDREN UNSELECT")
+# ... and without LIST-STATUS (baselines from one pipelined STATUS each).
+NO_NOTIFY_NO_LIST_STATUS = NO_NOTIFY.replace(" LIST-STATUS", "")
 
 
 class CapDovecot(Dovecot):
@@ -140,6 +142,11 @@ class PushNotifyTest(PushBase, unittest.TestCase):
 
 class PushIdleTest(PushBase, unittest.TestCase):
     caps = NO_NOTIFY
+    mode = "idle"
+
+
+class PushIdleStatusTest(PushBase, unittest.TestCase):
+    caps = NO_NOTIFY_NO_LIST_STATUS
     mode = "idle"
 
 
