@@ -71,6 +71,12 @@ struct isync_mbx {
 	struct imap_mbox_status st;
 };
 
+/* A selected mailbox's counters, from EXAMINE (and EXISTS after it). */
+struct isync_sel {
+	uint32_t uidvalidity, uidnext, exists;
+	uint64_t highestmodseq;
+};
+
 struct isync {
 	const struct proto_job_run *job;
 	const struct sync_limits *lim;
@@ -83,8 +89,7 @@ struct isync {
 	const char *cur;
 	uint32_t from_uid; /* UIDs below are flag-only rows */
 	uint32_t max_uid;
-	uint32_t uidvalidity, uidnext, exists;
-	uint64_t highestmodseq;
+	struct isync_sel sel; /* what its EXAMINE said */
 	int cb_err;
 	/* Expunge detection for the mailbox being synced. */
 	struct buf vanished; /* QRESYNC VANISHED sets, comma-joined */
@@ -92,8 +97,7 @@ struct isync {
 	struct sync_renames *renames; /* imap_delta.c */
 	/* INBOX opened before the LIST (first sync): what EXAMINE said. */
 	bool inbox_open;
-	uint32_t inbox_uidvalidity, inbox_uidnext, inbox_exists;
-	uint64_t inbox_highestmodseq;
+	struct isync_sel inbox;
 };
 
 static bool
@@ -183,16 +187,16 @@ on_examine(const struct imap_resp *r, void *arg)
 	if (r->status == IMAP_ST_OK && r->code != NULL &&
 	    r->code_args != NULL && imap_tok_u64(r->code_args, &v) == 0) {
 		if (strcmp(r->code, "UIDVALIDITY") == 0 && v <= UINT32_MAX) {
-			x->uidvalidity = (uint32_t)v;
+			x->sel.uidvalidity = (uint32_t)v;
 		} else if (strcmp(r->code, "UIDNEXT") == 0 &&
 		    v <= UINT32_MAX) {
-			x->uidnext = (uint32_t)v;
+			x->sel.uidnext = (uint32_t)v;
 		} else if (strcmp(r->code, "HIGHESTMODSEQ") == 0) {
-			x->highestmodseq = v;
+			x->sel.highestmodseq = v;
 		}
 	} else if (r->status == IMAP_ST_NONE && r->has_number &&
 	    r->name != NULL && strcmp(r->name, "EXISTS") == 0) {
-		x->exists = r->number;
+		x->sel.exists = r->number;
 	} else if (r->status == IMAP_ST_NONE && r->name != NULL &&
 	    strcmp(r->name, "VANISHED") == 0) {
 		const char *set;
@@ -259,7 +263,7 @@ on_fetch(const struct imap_resp *r, void *arg)
 		return (ERR_OK);
 	}
 	if (strcmp(r->name, "EXISTS") == 0 && r->has_number) {
-		x->exists = r->number;
+		x->sel.exists = r->number;
 		return (ERR_OK);
 	}
 	if (strcmp(r->name, "FETCH") != 0) {
@@ -443,8 +447,8 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 	condstore = (imap_session_caps(x->s) & SYNC_CAP_CONDSTORE) != 0;
 	esearch = (imap_session_caps(x->s) & SYNC_CAP_ESEARCH) != 0;
 	x->cur = m->item.name;
-	x->uidvalidity = x->uidnext = x->exists = x->max_uid = 0;
-	x->highestmodseq = 0;
+	memset(&x->sel, 0, sizeof(x->sel));
+	x->max_uid = 0;
 	cp = find_checkpoint(x->job, m->item.name);
 	if (cp != NULL && cp->uidnext == 0) {
 		cp = NULL; /* a first sync that never completed */
@@ -483,10 +487,7 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 	buf_reset(&x->vanished);
 
 	if (opened) {
-		x->uidvalidity = x->inbox_uidvalidity;
-		x->uidnext = x->inbox_uidnext;
-		x->exists = x->inbox_exists;
-		x->highestmodseq = x->inbox_highestmodseq;
+		x->sel = x->inbox;
 		x->from_uid = 1;
 	} else {
 		rv = examine(x, m, cp, qresync, condstore);
@@ -497,14 +498,14 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 	if (cp == NULL) {
 		/* No STATUS (no CONDSTORE, or opened before the LIST):
 		 * EXAMINE tells UIDVALIDITY. */
-		renamed = cp = sync_renames_claim(x->renames, x->uidvalidity);
+		renamed = cp = sync_renames_claim(x->renames, x->sel.uidvalidity);
 		x->from_uid = cp != NULL ? cp->uidnext : 1;
 	}
 
 	reset = cp != NULL && cp->uidvalidity != 0 &&
-	    cp->uidvalidity != x->uidvalidity;
+	    cp->uidvalidity != x->sel.uidvalidity;
 	full = cp == NULL || reset;
-	rv = send_mailbox_row(x, m, x->uidvalidity, reset, renamed);
+	rv = send_mailbox_row(x, m, x->sel.uidvalidity, reset, renamed);
 	if (rv != 0) {
 		return (rv);
 	}
@@ -516,17 +517,17 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 	memset(cmds, 0, sizeof(cmds));
 	if (full) {
 		x->from_uid = 1;
-		if (x->exists > 0) {
+		if (x->sel.exists > 0) {
 			snprintf(c0, sizeof(c0), "UID FETCH 1:* (%s%s)",
 			    FULL_ITEMS, condstore ? " MODSEQ" : "");
 			cmds[n++].text = c0;
 		}
 	} else if (condstore && cp->highestmodseq != 0 &&
-	    cp->highestmodseq == x->highestmodseq &&
-	    cp->uidnext == x->uidnext) {
+	    cp->highestmodseq == x->sel.highestmodseq &&
+	    cp->uidnext == x->sel.uidnext) {
 		/* Nothing changed since the checkpoint. */
 	} else {
-		if (x->exists > 0) {
+		if (x->sel.exists > 0) {
 			snprintf(c0, sizeof(c0), "UID FETCH %u:* (%s%s)",
 			    cp->uidnext, FULL_ITEMS,
 			    condstore ? " MODSEQ" : "");
@@ -534,7 +535,7 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 		}
 		/* QRESYNC already sent changed flags and VANISHED; with
 		 * CONDSTORE one command asks for the changed flags. */
-		if (!qresync && cp->uidnext > 1 && x->exists > 0 &&
+		if (!qresync && cp->uidnext > 1 && x->sel.exists > 0 &&
 		    condstore && cp->highestmodseq != 0) {
 			snprintf(c1, sizeof(c1),
 			    "UID FETCH 1:%u (UID FLAGS MODSEQ) "
@@ -558,8 +559,8 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 	}
 	if (!full && !qresync && cp->uidnext > 1 &&
 	    !(condstore && cp->highestmodseq != 0 &&
-	    cp->highestmodseq == x->highestmodseq &&
-	    cp->uidnext == x->uidnext)) {
+	    cp->highestmodseq == x->sel.highestmodseq &&
+	    cp->uidnext == x->sel.uidnext)) {
 		/* Which known UIDs still exist (and, without CONDSTORE,
 		 * their flags), range by range (imap_delta.c). */
 		rv = sync_imap_scan_old(x->s, x->b, x->cur, cp->uidnext,
@@ -578,8 +579,8 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 		}
 	}
 	cp_out->mailbox = pstr(m->item.name);
-	cp_out->uidvalidity = x->uidvalidity;
-	cp_out->uidnext = x->uidnext;
+	cp_out->uidvalidity = x->sel.uidvalidity;
+	cp_out->uidnext = x->sel.uidnext;
 	if (x->max_uid != 0 && x->max_uid + 1 > cp_out->uidnext) {
 		cp_out->uidnext = x->max_uid + 1;
 	}
@@ -589,7 +590,7 @@ sync_mailbox(struct isync *x, struct isync_mbx *m,
 	if (cp_out->uidnext == 0) {
 		cp_out->uidnext = 1;
 	}
-	cp_out->highestmodseq = condstore ? x->highestmodseq : 0;
+	cp_out->highestmodseq = condstore ? x->sel.highestmodseq : 0;
 	return (ERR_OK);
 }
 
@@ -709,10 +710,7 @@ list_mailboxes(struct isync *x, struct imap_cmd *list)
 	if (inbox != NULL) {
 		/* A NO: INBOX is opened (and found gone) in its turn. */
 		x->inbox_open = rv == 0 && inbox->status == IMAP_ST_OK;
-		x->inbox_uidvalidity = x->uidvalidity;
-		x->inbox_uidnext = x->uidnext;
-		x->inbox_exists = x->exists;
-		x->inbox_highestmodseq = x->highestmodseq;
+		x->inbox = x->sel;
 		buf_release(&ex);
 	}
 	n = 0;
