@@ -187,10 +187,6 @@ jmap_es_start(struct jmap_client *cl, int ping_s, struct jmap_sse *p,
 
 	*es_r = NULL;
 	memset(e, 0, sizeof(*e));
-	if (cl->s.event_source_url == NULL) {
-		return (jmap_err_set(e, ERR_UNSUPPORTED, RETRY_NEVER,
-		    "JMAP: the session offers no eventSourceUrl"));
-	}
 	es = calloc(1, sizeof(*es));
 	if (es == NULL || (es->h = curl_easy_init()) == NULL) {
 		free(es);
